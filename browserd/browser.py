@@ -1,0 +1,358 @@
+"""One browser: a chromedriver process, its Chromium, and the WebDriver session on it.
+
+chromedriver is started by us, not by Selenium's ``Service``: with ``--port=0`` it picks
+its own port and prints it (no check-then-use race, STYLE trap 8); it runs in a new
+session so that it and every Chromium process it starts share one process group; its
+output goes to a file, so no pipe of ours can go stale across the daemon's fork.
+Each browser gets a private working directory (profile, XDG config, crash database):
+every process of the browser, crashpad's double-forked handler included, is found by
+that recorded group and path, never by process name. Liveness is read from /proc, since
+after daemonizing the browsers started before the fork are no longer our children.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+import psutil
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
+from selenium.webdriver.remote.client_config import ClientConfig
+
+logger = logging.getLogger(__name__)
+
+HEADLESS_ARGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-extensions",
+    "--disable-default-apps", "--mute-audio", "--password-store=basic",
+)
+_PORT_LINE = re.compile(rb"started successfully on port (\d+)")
+
+
+class BrowserStartError(RuntimeError):
+    """A browser could not be started; the message is one line and says why."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What every browser of a pool is started with (derived once from the Config)."""
+
+    chromium: str
+    chromedriver: str | None       # None for a Grid
+    grid_url: str | None
+    extra_args: tuple = ()
+    command_timeout: float = 90.0  # HTTP timeout of every WebDriver command
+    start_timeout: float = 60.0
+
+
+def chrome_options(spec: LaunchSpec, profile_dir: str | None) -> webdriver.ChromeOptions:
+    options = webdriver.ChromeOptions()
+    if spec.chromium:
+        options.binary_location = spec.chromium
+    for arg in HEADLESS_ARGS + tuple(spec.extra_args):
+        options.add_argument(arg)
+    if profile_dir:
+        options.add_argument(f"--user-data-dir={profile_dir}")
+    options.page_load_strategy = "normal"
+    options.set_capability("webSocketUrl", False)
+    return options
+
+
+def _alive(pid: int, create_time: float) -> bool:
+    """True if ``pid`` is the same process we recorded and it is not a zombie."""
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def processes_of(pgid: int, workdir: str) -> list[psutil.Process]:
+    """Live processes of one browser: members of its process group that carry its
+    working directory on their command line or environment, plus any process with that
+    directory on its command line (crashpad leaves the group). Zombies are left out:
+    they are already dead."""
+    found = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(proc.cmdline())
+            if workdir in cmdline:
+                found.append(proc)
+            elif os.getpgid(proc.pid) == pgid and workdir in proc.environ().get("XDG_CONFIG_HOME", ""):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def kill_group_and_strays(pgid: int, procs: list[psutil.Process], sig: int) -> None:
+    """Signal the group (atomic for its members, even ones forked a moment ago) when a
+    process found to be ours is in it, so a reused group number is never signalled;
+    then each process found, for those that left the group."""
+    for proc in procs:
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                os.killpg(pgid, sig)
+                break
+        except (ProcessLookupError, PermissionError):
+            continue
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+
+
+def kill_recorded(record: dict, sig: int = signal.SIGKILL) -> int:
+    """Signal every live process of a browser described by :meth:`Browser.record`.
+    Used for a dead daemon's leftovers; returns how many processes were signalled."""
+    if not record.get("workdir"):
+        return 0
+    procs = processes_of(record.get("pgid", -1), record["workdir"])
+    kill_group_and_strays(record.get("pgid", -1), procs, sig)
+    return len(procs)
+
+
+class Browser:
+    """A started browser. Only the thread holding its checkout may use ``driver``."""
+
+    def __init__(self, browser_id: str, spec: LaunchSpec, workdir: str | None):
+        self.id = browser_id
+        self.spec = spec
+        self.workdir = workdir
+        self.driver: webdriver.Remote | None = None
+        self.popen: subprocess.Popen | None = None
+        self.driver_pid = 0
+        self.driver_create_time = 0.0
+        self.chromium_pid = 0
+        self.chromium_create_time = 0.0
+        self.port = 0
+        self.spawned_by = os.getpid()
+        self.started_at = 0.0
+        self.start_seconds = 0.0
+        self.jobs = 0
+        self.session_site: str | None = None  # site whose session state this browser carries
+        self.killed = False
+
+    # -- start --------------------------------------------------------------------------
+
+    def start(self) -> "Browser":
+        """Start chromedriver and a session; on any failure stop what was started, raise."""
+        t0 = time.monotonic()
+        try:
+            if self.spec.grid_url:
+                executor = self.spec.grid_url
+            else:
+                os.makedirs(self.workdir, exist_ok=True)
+                executor = f"http://127.0.0.1:{self._start_chromedriver()}"
+            config = ClientConfig(remote_server_addr=executor, keep_alive=True,
+                                  timeout=self.spec.command_timeout)
+            connection = ChromiumRemoteConnection(
+                remote_server_addr=executor, vendor_prefix="goog", browser_name="chrome",
+                ignore_proxy=True, client_config=config,
+            )
+            profile = os.path.join(self.workdir, "profile") if self.workdir else None
+            self.driver = webdriver.Remote(command_executor=connection,
+                                           options=chrome_options(self.spec, profile))
+            self._find_chromium()
+        except BaseException as exc:
+            self.kill()
+            self.cleanup_workdir()
+            if isinstance(exc, BrowserStartError):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BrowserStartError(f"browser {self.id} failed to start: {first}") from exc
+        self.started_at = time.time()
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _start_chromedriver(self) -> int:
+        log_path = os.path.join(self.workdir, "chromedriver.log")
+        env = dict(os.environ)
+        env["XDG_CONFIG_HOME"] = os.path.join(self.workdir, "xdg-config")
+        env["XDG_CACHE_HOME"] = os.path.join(self.workdir, "xdg-cache")
+        with open(log_path, "wb") as log:
+            self.popen = subprocess.Popen(
+                [self.spec.chromedriver, "--port=0", "--log-level=WARNING"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True, env=env, cwd=self.workdir,
+            )
+        self.driver_pid = self.popen.pid
+        self.driver_create_time = psutil.Process(self.driver_pid).create_time()
+        deadline = time.monotonic() + self.spec.start_timeout
+        delay = 0.005
+        while time.monotonic() < deadline:
+            with open(log_path, "rb") as f:
+                match = _PORT_LINE.search(f.read())
+            if match:
+                self.port = int(match.group(1))
+                return self.port
+            if self.popen.poll() is not None:
+                raise BrowserStartError(
+                    f"chromedriver exited with status {self.popen.returncode}: {self._log_tail(log_path)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        raise BrowserStartError(f"chromedriver did not report its port within {self.spec.start_timeout:.0f}s")
+
+    @staticmethod
+    def _log_tail(path: str) -> str:
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").strip().splitlines()
+            return lines[-1] if lines else "(no output)"
+        except OSError:
+            return "(no log)"
+
+    def _find_chromium(self) -> None:
+        if not self.driver_pid:
+            return
+        for child in psutil.Process(self.driver_pid).children():
+            try:
+                if self.workdir in " ".join(child.cmdline()):
+                    self.chromium_pid, self.chromium_create_time = child.pid, child.create_time()
+                    return
+            except psutil.NoSuchProcess:
+                continue
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def pgid(self) -> int:
+        return self.driver_pid  # chromedriver leads its own session and group
+
+    def record(self) -> dict:
+        """What a later ``start`` needs to end this browser if our daemon dies."""
+        return {"id": self.id, "driver_pid": self.driver_pid, "pgid": self.pgid,
+                "chromium_pid": self.chromium_pid, "workdir": self.workdir,
+                "create_time": self.driver_create_time, "port": self.port}
+
+    def alive(self) -> bool:
+        """Cheap /proc check that chromedriver and Chromium are still running."""
+        if self.killed or self.driver is None:
+            return False
+        if self.spec.grid_url:
+            return True  # remote: only a command can tell (see healthy())
+        self._reap()
+        return _alive(self.driver_pid, self.driver_create_time) and (
+            not self.chromium_pid or _alive(self.chromium_pid, self.chromium_create_time)
+        )
+
+    def healthy(self) -> bool:
+        """A round trip through chromedriver to Chromium."""
+        if not self.alive():
+            return False
+        try:
+            self.driver.execute_script("return 1")
+            return True
+        except Exception:
+            return False
+
+    def drop_http_connections(self) -> None:
+        """Close Selenium's keep-alive sockets to chromedriver. Called before the daemon
+        fork: DaemonContext closes them and a later socket could reuse their numbers."""
+        if self.driver is not None:
+            self.driver.command_executor.close()
+
+    # -- end --------------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Collect chromedriver's exit status if it is our own child (no zombie)."""
+        if self.popen is not None and self.spawned_by == os.getpid():
+            self.popen.poll()
+
+    def kill(self) -> None:
+        """SIGKILL every process of this browser at once. Safe from any thread."""
+        self.killed = True
+        if self.spec.grid_url or not self.driver_pid:
+            return
+        kill_group_and_strays(self.pgid, processes_of(self.pgid, self.workdir), signal.SIGKILL)
+        self._reap()
+
+    def quit(self, timeout: float = 5.0) -> None:
+        """Polite quit, then TERM to the group, a bounded wait, then KILL; each step logged."""
+        t0 = time.monotonic()
+        if self.driver is not None and not self.killed:
+            try:
+                self.driver.quit()
+            except Exception as exc:
+                logger.info("browser=%s quit failed: %s", self.id, str(exc).splitlines()[0] if str(exc) else exc)
+        if self.spec.grid_url:
+            self.killed = True
+            return
+        if self.driver_pid:
+            kill_group_and_strays(self.pgid, processes_of(self.pgid, self.workdir), signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self._reap()
+                if not processes_of(self.pgid, self.workdir):
+                    break
+                time.sleep(0.05)
+            else:
+                logger.warning("browser=%s did not exit within %.1fs of SIGTERM; SIGKILL", self.id, timeout)
+            self.kill()
+            if self.popen is not None and self.spawned_by == os.getpid():
+                try:
+                    self.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    logger.error("browser=%s chromedriver pid %d not reaped", self.id, self.driver_pid)
+        self.cleanup_workdir()
+        logger.debug("browser=%s stopped in %.3fs", self.id, time.monotonic() - t0)
+
+    def cleanup_workdir(self) -> None:
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def is_browser_failure(exc: BaseException) -> bool:
+    """Does this exception say the browser or its driver is gone (not the page)?"""
+    if isinstance(exc, (ConnectionError, OSError)):
+        return True
+    text = str(exc).lower()
+    markers = ("invalid session id", "session deleted", "disconnected", "chrome not reachable",
+               "no such window", "tab crashed", "target window already closed", "max retries exceeded",
+               "connection refused", "connection aborted", "remote end closed")
+    if isinstance(exc, WebDriverException) or type(exc).__module__.startswith("urllib3"):
+        return any(m in text for m in markers) or type(exc).__module__.startswith("urllib3")
+    return False
+
+
+def _origin(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def reset_browser(browser: Browser, clear_session: bool, urls=()) -> None:
+    """Bring a browser back to a blank page; unless the site keeps its session, also
+    drop every cookie and the storage of the origins the job touched. Raises if the
+    browser cannot be reset (the pool then replaces it)."""
+    driver = browser.driver
+    handles = driver.window_handles
+    if len(handles) > 1:  # the page opened windows: close all but the first
+        for handle in handles[1:]:
+            driver.switch_to.window(handle)
+            driver.close()
+        driver.switch_to.window(handles[0])
+    driver.get("about:blank")
+    if clear_session:
+        driver.execute("executeCdpCommand", {"cmd": "Network.clearBrowserCookies", "params": {}})
+        for origin in {o for o in map(_origin, urls) if o}:
+            driver.execute("executeCdpCommand", {
+                "cmd": "Storage.clearDataForOrigin",
+                "params": {"origin": origin, "storageTypes": "all"},
+            })

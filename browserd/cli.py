@@ -1,0 +1,336 @@
+"""browserd command line: start | stop | restart | run | status | fetch | sites."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import psutil
+
+from browserd_client import Backoff, Client
+from browserd_client.errors import BrowserdError, NotRunning
+from browserd_client.state import PID_FILE, STATE_FILE
+
+from . import __version__
+from . import config as configmod
+
+# Exit codes: a documented contract (README "Exit codes").
+EXIT_OK = 0
+EXIT_FAILURE = 1          # the operation failed (fetch error, start failed, ...)
+EXIT_USAGE = 2            # bad command line (argparse)
+EXIT_NOT_RUNNING = 3      # status/fetch/sites: no daemon (LSB "program is not running")
+EXIT_ALREADY_RUNNING = 4  # start: a live daemon holds the pidfile
+EXIT_UNAVAILABLE = 69     # a dependency is missing: chromium, chromedriver, webdriver-manager
+EXIT_CONFIG = 78          # bad configuration (file, environment or flags)
+
+logger = logging.getLogger("browserd")
+
+
+def _die(message: str, code: int) -> int:
+    print(f"browserd: {message}", file=sys.stderr)
+    return code
+
+
+def _load_config(args, server: bool) -> configmod.Config:
+    flags = {"state_dir": args.state_dir}
+    if server:
+        for setting in configmod.SETTINGS:
+            if setting.flag and setting.name != "state_dir":
+                flags[setting.name] = getattr(args, setting.name, None)
+    return configmod.load(args.config, flags=flags)
+
+
+# -- server commands -------------------------------------------------------------------------
+
+def cmd_start(args) -> int:
+    from .daemonize import detach
+    from .lifecycle import Arbiter, StartError, configure_logging
+
+    config = _load_config(args, server=True)
+    _console_logging(config)
+    if args.foreground_run:
+        return _run_foreground(config)
+    arbiter = Arbiter(config)
+    try:
+        arbiter.prepare()
+    except StartError as exc:
+        return _die(str(exc), exc.exit_code)
+    result = detach(arbiter.preserved_fds(), config.log_path, arbiter.pidfile, timeout=config.start_timeout)
+    if isinstance(result, dict):  # the CLI: report what the daemon said
+        if not result.get("ready"):
+            return _die(f"start failed: {result.get('error')} (log: {config.log_path})", EXIT_FAILURE)
+        for problem in result.get("site_problems", []):
+            print(f"browserd: warning: site classes: {problem}", file=sys.stderr)
+        print(f"browserd started: pid {result['pid']}, listening on {result['address']}, "
+              f"{result['browsers']} browsers ready in {arbiter.ready_seconds:.2f}s, "
+              f"state dir {result['state_dir']}")
+        return EXIT_OK
+    configure_logging(config, foreground=False)  # the daemon
+    sys.exit(arbiter.serve(result, foreground=False))
+
+
+def _run_foreground(config) -> int:
+    from .daemonize import Readiness
+    from .lifecycle import Arbiter, StartError, configure_logging
+
+    configure_logging(config, foreground=True)
+    arbiter = Arbiter(config)
+    try:
+        arbiter.prepare()
+    except StartError as exc:
+        return _die(str(exc), exc.exit_code)
+    arbiter.pidfile.write(os.getpid())
+    return arbiter.serve(Readiness(None), foreground=True)
+
+
+def _console_logging(config) -> None:
+    logging.basicConfig(level=logging.WARNING, format="browserd: %(levelname)s: %(message)s")
+
+
+def cmd_run(args) -> int:
+    args.foreground_run = True
+    return cmd_start(args)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def cmd_stop(args) -> int:
+    from .daemonize import is_locked, read_pid
+    from .lifecycle import clean_stale
+
+    config = _load_config(args, server=False)
+    pidfile = config.path_in_state(PID_FILE)
+    if not is_locked(pidfile):
+        stale = os.path.exists(pidfile) or os.path.exists(config.path_in_state(STATE_FILE))
+        if stale:
+            killed = clean_stale(config, read_pid(pidfile))
+            try:
+                os.unlink(pidfile)
+            except FileNotFoundError:
+                pass
+            print(f"browserd was not running; cleaned up a stale pidfile ({killed} leftover processes ended)")
+        else:
+            print("browserd is not running")
+        return EXIT_OK
+    pid = read_pid(pidfile)
+    if not pid:
+        return _die(f"{pidfile} is locked but holds no pid", EXIT_FAILURE)
+    t0 = time.monotonic()
+    timeout = args.timeout if args.timeout is not None else config.drain_timeout + 15
+    os.kill(pid, signal.SIGTERM)
+    if not _wait_stopped(pid, pidfile, timeout):
+        print(f"browserd: pid {pid} still running after {timeout:.0f}s; forcing", file=sys.stderr)
+        os.kill(pid, signal.SIGTERM)  # the second stop signal skips the drain
+        if not _wait_stopped(pid, pidfile, 15):
+            print(f"browserd: pid {pid} ignored SIGTERM; SIGKILL", file=sys.stderr)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_stopped(pid, pidfile, 5)
+            clean_stale(config, pid)
+    print(f"browserd stopped (pid {pid}) in {time.monotonic() - t0:.2f}s")
+    return EXIT_OK
+
+
+def _wait_stopped(pid: int, pidfile: str, timeout: float) -> bool:
+    from .daemonize import is_locked
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_locked(pidfile) and _gone(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def cmd_restart(args) -> int:
+    code = cmd_stop(args)
+    if code != EXIT_OK:
+        return code
+    return cmd_start(args)
+
+
+# -- client commands -------------------------------------------------------------------------
+
+def _client(args, config, timeout: float = 60.0) -> Client:
+    return Client(state_dir=config.state_dir, timeout=timeout,
+                  retry=Backoff(deadline=getattr(args, "retry_deadline", 10.0)))
+
+
+def cmd_status(args) -> int:
+    config = _load_config(args, server=False)
+    try:
+        with _client(args, config) as client:
+            status = client.status()
+    except NotRunning:
+        print("browserd is not running")
+        return EXIT_NOT_RUNNING
+    except BrowserdError as exc:
+        return _die(f"status failed: {exc.code}: {exc}", EXIT_FAILURE)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return EXIT_OK
+    b, jobs = status["browsers"], status["jobs"]
+    lat, wait = status["latency"], status["queue_wait"]
+
+    def ms(v):
+        return "-" if v is None else f"{v * 1000:.0f}ms"
+
+    print(f"browserd {status['version']} pid {status['pid']} on {status['address']}, "
+          f"up {_duration(status['uptime'])}{' (draining)' if status['draining'] else ''}")
+    print(f"browsers: {b['total']}/{b['size']} ({b['idle']} idle, {b['busy']} busy, "
+          f"{b['starting']} starting), {b['waiters']} jobs waiting, {status['connections']} connections")
+    print(f"jobs: {jobs['served']} served, {jobs['failed']} failed "
+          f"{json.dumps({k: v for k, v in jobs['by_outcome'].items() if k != 'ok'})}")
+    print(f"latency p50 {ms(lat['p50'])} p99 {ms(lat['p99'])}; queue wait p50 {ms(wait['p50'])} "
+          f"p99 {ms(wait['p99'])}; events {json.dumps(status['events'])}")
+    return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _params(pairs) -> dict:
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {pair!r} is not KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def cmd_fetch(args) -> int:
+    config = _load_config(args, server=False)
+    try:
+        params = _params(args.param)
+    except ValueError as exc:
+        return _die(str(exc), EXIT_USAGE)
+    if args.wait_for:
+        params["wait_for"] = args.wait_for
+    try:
+        with _client(args, config, timeout=args.timeout or config.job_timeout) as client:
+            result = client.fetch(args.url, site=args.site, timeout=args.timeout, **params)
+    except NotRunning as exc:
+        return _die(str(exc), EXIT_NOT_RUNNING)
+    except BrowserdError as exc:
+        return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+    if args.json:
+        out = json.dumps({"url": result.url, "requested_url": result.requested_url, "title": result.title,
+                          "site": result.site, "browser": result.browser, "timing": result.timing,
+                          "source": result.source}, ensure_ascii=False)
+    else:
+        out = result.source
+    if args.output and args.output != "-":
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(out)
+        print(f"{result.url}: {len(result.source)} characters in {result.timing.get('total', 0):.3f}s "
+              f"-> {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    return EXIT_OK
+
+
+def cmd_sites(args) -> int:
+    config = _load_config(args, server=False)
+    source = "daemon"
+    try:
+        with Client(state_dir=config.state_dir, retry=Backoff(attempts=3, deadline=3)) as client:
+            sites = client.sites()
+    except NotRunning:
+        from .sites import load_registry
+
+        registry = load_registry(config.site_modules)
+        sites, source = registry.describe(), "local configuration (daemon not running)"
+        for problem in registry.problems:
+            print(f"browserd: warning: {problem}", file=sys.stderr)
+    except BrowserdError as exc:
+        return _die(f"sites failed: {exc.code}: {exc}", EXIT_FAILURE)
+    if args.json:
+        print(json.dumps(sites, indent=2))
+        return EXIT_OK
+    print(f"# site classes from {source}")
+    for site in sites:
+        params = ", ".join(site["params"]) or "-"
+        print(f"{site['name']:<16} {site['description']}  [params: {params}]")
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="TOML config file (or $BROWSERD_CONFIG)")
+    common.add_argument("--state-dir", metavar="DIR", help="state directory (or $BROWSERD_STATE_DIR)")
+
+    server = argparse.ArgumentParser(add_help=False)
+    for setting in configmod.SETTINGS:
+        if not setting.flag or setting.name == "state_dir":
+            continue
+        kwargs = {"dest": setting.name, "default": None, "help": setting.doc}
+        if setting.type in (int, float):
+            kwargs["type"] = setting.type
+        server.add_argument("--" + setting.name.replace("_", "-"), **kwargs)
+
+    parser = argparse.ArgumentParser(prog="browserd", description="A daemonized pool of warm headless Chromium browsers.")
+    parser.add_argument("--version", action="version", version=f"browserd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("start", parents=[common, server], help="start the daemon in the background")
+    p.set_defaults(func=cmd_start, foreground_run=False)
+    p = sub.add_parser("run", parents=[common, server], help="run the server in the foreground (systemd)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("stop", parents=[common], help="drain and stop the daemon")
+    p.add_argument("--timeout", type=float, help="seconds to wait before forcing (default drain_timeout + 15)")
+    p.set_defaults(func=cmd_stop)
+    p = sub.add_parser("restart", parents=[common, server], help="stop, then start")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the stop before forcing")
+    p.set_defaults(func=cmd_restart, foreground_run=False)
+    p = sub.add_parser("status", parents=[common], help="show pid, address, browsers and job counts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("fetch", parents=[common], help="fetch one URL's rendered page source")
+    p.add_argument("url")
+    p.add_argument("--site", default="generic", help="site class (default generic)")
+    p.add_argument("--wait-for", metavar="CSS", help="wait for this CSS selector")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="site parameter (repeatable)")
+    p.add_argument("--timeout", type=float, help="job timeout in seconds")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of stdout")
+    p.add_argument("--json", action="store_true", help="print URL, title, timing and source as JSON")
+    p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("sites", parents=[common], help="list site classes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sites)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except configmod.ConfigError as exc:
+        return _die(f"config: {exc}", EXIT_CONFIG)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

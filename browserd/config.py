@@ -1,0 +1,224 @@
+"""Declared settings and the one read-only Config object built from them.
+
+Each setting is declared once: name, type, default, validator and a one-line doc
+(the README's table is generated from this list: ``python -m browserd.config``).
+Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
+``$BROWSERD_CONFIG``), environment variables ``BROWSERD_<NAME>``, command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable
+
+from browserd_client.state import default_state_dir
+
+CONFIG_ENV = "BROWSERD_CONFIG"
+DRIVER_SOURCES = ("system", "webdriver-manager", "grid")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the setting and its source."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    validate: Callable[[Any], str | None] | None = None  # returns an error text or None
+    flag: bool = False  # exposed as --name on the server commands
+
+
+def _min(n):
+    return lambda v: None if v >= n else f"must be >= {n}"
+
+
+def _range(lo, hi):
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def _choice(*options):
+    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64), flag=True),
+    Setting("host", str, "127.0.0.1", "Address to listen on (TCP).", flag=True),
+    Setting("port", int, 0, "TCP port; 0 lets the OS pick a free one (published in the state file).",
+            _range(0, 65535), flag=True),
+    Setting("socket", str, "", "Listen on this Unix socket path instead of TCP.", flag=True),
+    Setting("state_dir", str, "", "State directory: state file, authkey, pidfile, log, profiles. "
+            "Default /run/browserd (root), $XDG_RUNTIME_DIR/browserd, or <tmp>/browserd-<uid>.", flag=True),
+    Setting("chromium", str, "chromium", "Chromium binary (name on PATH or path).", flag=True),
+    Setting("chromedriver", str, "chromedriver", "chromedriver binary (name on PATH or path).", flag=True),
+    Setting("driver_source", str, "system", "Where chromedriver comes from: system (PATH), "
+            "webdriver-manager (downloads; needs the [wdm] extra and internet) or grid.",
+            _choice(*DRIVER_SOURCES), flag=True),
+    Setting("grid_url", str, "", "Selenium Grid 4 URL when driver_source = grid.", flag=True),
+    Setting("chromium_args", list, [], "Extra Chromium command-line arguments."),
+    Setting("page_load_timeout", float, 30.0, "Seconds a page may take to load.", _min(0.1)),
+    Setting("job_timeout", float, 60.0, "Default and maximum seconds for one fetch job (hard deadline).",
+            _min(0.1)),
+    Setting("queue_wait", float, 10.0, "Seconds a job waits for a free browser before 'busy'.", _min(0)),
+    Setting("max_connections", int, 256, "Client connections served at once; more get 'busy'.",
+            _min(1)),
+    Setting("backlog", int, 1024, "Listen backlog (the kernel caps it at net.core.somaxconn).", _min(1)),
+    Setting("handshake_timeout", float, 5.0, "Seconds a new connection has to authenticate.", _min(0.1)),
+    Setting("idle_timeout", float, 300.0, "Seconds an idle client connection is kept open.", _min(0.1)),
+    Setting("max_request_bytes", int, 1 << 20, "Largest request frame accepted.", _min(1024)),
+    Setting("drain_timeout", float, 30.0, "Seconds 'stop' lets running jobs finish.", _min(0)),
+    Setting("start_timeout", float, 60.0, "Seconds to start the browsers and become ready.", _min(1)),
+    Setting("allowed_schemes", list, ["http", "https"], "URL schemes a job may load."),
+    Setting("site_modules", list, [], "Extra modules to load site classes from."),
+    Setting("log_file", str, "", "Daemon log file (default STATE_DIR/browserd.log).", flag=True),
+    Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _choice(*LOG_LEVELS), flag=True),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any, source: str) -> Any:
+    where = f"{setting.name} (from {source})"
+    try:
+        if setting.type is bool:
+            if isinstance(value, str):
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+            value = bool(value)
+        elif setting.type is list:
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("expected a list of strings")
+        elif setting.type is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected an integer")
+            value = int(value)
+        elif setting.type is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            value = float(value)
+        else:
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {value!r} is invalid: {exc}") from None
+    if setting.validate is not None:
+        problem = setting.validate(value)
+        if problem:
+            raise ConfigError(f"{where}: {value!r} {problem}")
+    return value
+
+
+class Config:
+    """Read-only settings. Attribute access: ``config.browsers``; ``config.sources`` says
+    where each value came from."""
+
+    __slots__ = ("_values", "sources", "path")
+
+    def __init__(self, values: dict, sources: dict, path: str | None):
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+        object.__setattr__(self, "sources", MappingProxyType(dict(sources)))
+        object.__setattr__(self, "path", path)
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Config is read-only")
+
+    def as_dict(self) -> dict:
+        return dict(self._values)
+
+    # Derived paths: one place decides where each file lives.
+    def path_in_state(self, name: str) -> str:
+        return os.path.join(self.state_dir, name)
+
+    @property
+    def log_path(self) -> str:
+        return self.log_file or self.path_in_state("browserd.log")
+
+    @property
+    def profiles_dir(self) -> str:
+        return self.path_in_state("browsers")
+
+
+def load(config_file: str | None = None, env: dict | None = None, flags: dict | None = None) -> Config:
+    """Build the Config from defaults, a TOML file, ``BROWSERD_*`` and flags (in that order)."""
+    env = os.environ if env is None else env
+    values = {s.name: s.default for s in SETTINGS}
+    sources = {s.name: "default" for s in SETTINGS}
+
+    config_file = config_file or env.get(CONFIG_ENV) or None
+    if config_file:
+        config_file = os.path.abspath(config_file)
+        try:
+            with open(config_file, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        data = data.get("browserd", data)
+        for key, value in data.items():
+            if key == "sites" and isinstance(value, dict):
+                continue  # per-site blocks belong to the site classes
+            if key not in _BY_NAME:
+                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+            values[key] = _coerce(_BY_NAME[key], value, config_file)
+            sources[key] = config_file
+
+    for setting in SETTINGS:
+        name = "BROWSERD_" + setting.name.upper()
+        if name in env and env[name] != "":
+            values[setting.name] = _coerce(setting, env[name], f"${name}")
+            sources[setting.name] = f"${name}"
+
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _coerce(_BY_NAME[key], value, f"--{key.replace('_', '-')}")
+        sources[key] = "flag"
+
+    # Resolve paths now: the daemon changes its working directory to / later.
+    values["state_dir"] = os.path.abspath(values["state_dir"] or default_state_dir())
+    for key in ("socket", "log_file"):
+        if values[key]:
+            values[key] = os.path.abspath(values[key])
+    if values["driver_source"] == "grid" and not values["grid_url"]:
+        raise ConfigError("driver_source = grid needs grid_url")
+    return Config(values, sources, config_file)
+
+
+def resolve_binary(name: str, what: str) -> str:
+    """Absolute path of an executable given by name or path, or a one-line error."""
+    found = shutil.which(name)
+    if found:
+        return os.path.abspath(found)
+    raise FileNotFoundError(
+        f"{what} not found: {name!r} is not an executable on PATH "
+        f"(on Debian: apt-get install chromium chromium-driver; or set {what})"
+    )
+
+
+def markdown_table() -> str:
+    rows = ["| setting | env | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = s.default if s.default not in ("", []) else "—"
+        rows.append(f"| `{s.name}` | `BROWSERD_{s.name.upper()}` | `{default}` | {s.doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown_table())

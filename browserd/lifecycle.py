@@ -1,0 +1,390 @@
+"""The daemon as one object: prepare, serve, stop (shaped like gunicorn's Arbiter).
+
+``prepare`` does everything that can fail in the foreground, with a one-line reason:
+pidfile lock, stale-daemon clean-up, authkey, site classes, binaries, listening socket,
+and the browsers (started in parallel). ``serve`` runs after daemonizing: threads,
+state file, readiness, then the main loop, where signal handlers only queue the signal
+and ``handle_<signame>`` methods act on it. There is one shutdown path, warm then cold:
+a first SIGTERM/SIGINT drains (running jobs finish up to ``drain_timeout``), a second
+one stops at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import resource
+import secrets
+import select
+import shutil
+import signal
+import time
+
+from browserd_client import protocol
+from browserd_client.state import AUTHKEY_FILE, PID_FILE, STATE_FILE
+
+from . import __version__, systemd
+from .browser import BrowserStartError, LaunchSpec, kill_recorded, processes_of
+from .config import resolve_binary
+from .daemonize import PidFile, Readiness
+from .pool import Pool
+from .server import Server, bind
+from .sites import load_registry
+from .stats import Stats
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+HOUSEKEEPING_SECONDS = 1.0
+
+
+class StartError(RuntimeError):
+    """start-up failed; ``exit_code`` says how (see cli.EXIT_*)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def driver_path(config) -> str | None:
+    """The chromedriver to launch, from the configured driver source."""
+    if config.driver_source == "grid":
+        return None
+    if config.driver_source == "webdriver-manager":
+        try:
+            from webdriver_manager.chrome import ChromeDriverManager
+            from webdriver_manager.core.os_manager import ChromeType
+        except ImportError:
+            raise StartError("driver_source = webdriver-manager needs the extra: "
+                             "pip install 'browserd[wdm]'", 69) from None
+        try:
+            return ChromeDriverManager(chrome_type=ChromeType.CHROMIUM).install()
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StartError(f"webdriver-manager could not provide chromedriver "
+                             f"(it downloads from the internet): {first}", 69) from None
+    try:
+        return resolve_binary(config.chromedriver, "chromedriver")
+    except FileNotFoundError as exc:
+        raise StartError(str(exc), 69) from None
+
+
+def launch_spec(config) -> LaunchSpec:
+    chromedriver = driver_path(config)
+    if config.driver_source == "grid":
+        chromium = "" if config.chromium == "chromium" else config.chromium
+    else:
+        try:
+            chromium = resolve_binary(config.chromium, "chromium")
+        except FileNotFoundError as exc:
+            raise StartError(str(exc), 69) from None
+    return LaunchSpec(
+        chromium=chromium, chromedriver=chromedriver,
+        grid_url=config.grid_url if config.driver_source == "grid" else None,
+        extra_args=tuple(config.chromium_args),
+        command_timeout=config.job_timeout + 30,
+        start_timeout=config.start_timeout,
+    )
+
+
+def load_authkey(path: str) -> bytes:
+    """The shared secret: generated at first start (0600), then kept across restarts."""
+    try:
+        with open(path, "rb") as f:
+            key = f.read().strip()
+        if key:
+            os.chmod(path, 0o600)
+            return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32).encode()
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+    os.replace(path + ".tmp", path)
+    return key
+
+
+def write_json_atomic(path: str, data: dict, mode: int = 0o644) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def clean_stale(config, stale_pid: int | None) -> int:
+    """End what a dead daemon left: browsers it recorded, by process group and working
+    directory (never by name), and any process still using our profiles directory."""
+    killed = 0
+    state_path = config.path_in_state(STATE_FILE)
+    try:
+        with open(state_path, encoding="utf-8") as f:
+            records = json.load(f).get("browsers", [])
+    except (FileNotFoundError, ValueError):
+        records = []
+    for record in records:
+        killed += kill_recorded(record)
+    for proc in processes_of(-1, config.profiles_dir + os.sep):
+        try:
+            proc.kill()
+            killed += 1
+        except Exception:
+            pass
+    for name in (STATE_FILE,):
+        try:
+            os.unlink(config.path_in_state(name))
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(config.profiles_dir, ignore_errors=True)
+    if stale_pid or killed:
+        logger.warning("cleaned up after a dead daemon (pid %s): %d leftover browser processes ended",
+                       stale_pid, killed)
+    return killed
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (at most 65536): browsers and connections
+    need descriptors, and the default soft 1024 is the first wall hit under load."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+class Arbiter:
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+    def __init__(self, config):
+        self.config = config
+        self.stats = Stats()
+        self.pidfile = PidFile(config.path_in_state(PID_FILE))
+        self.pool: Pool | None = None
+        self.server: Server | None = None
+        self.listener = None
+        self.address: dict | None = None
+        self.registry = None
+        self.authkey = b""
+        self.started_monotonic = time.monotonic()
+        self.ready_seconds: float | None = None
+        self._signals: list[int] = []
+        self._wake_r = self._wake_w = None
+        self._stop_requested = 0  # 0 running, 1 drain, 2 force
+        self._state_records: list | None = None
+
+    # -- before daemonizing ------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Everything that can fail, in the foreground; cleans up after itself on failure."""
+        config = self.config
+        t0 = time.monotonic()
+        try:
+            os.makedirs(config.state_dir, mode=0o755, exist_ok=True)
+        except OSError as exc:
+            raise StartError(f"cannot create state dir {config.state_dir}: {exc.strerror}") from None
+        from .daemonize import AlreadyRunning
+
+        try:
+            self.pidfile.acquire()
+        except AlreadyRunning as exc:
+            raise StartError(str(exc), 4) from None
+        try:
+            clean_stale(config, self.pidfile.stale_pid)
+            raise_fd_limit()
+            spec = launch_spec(config)
+            self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE))
+            self.registry = load_registry(config.site_modules)
+            try:
+                self.listener, self.address = bind(config)
+            except OSError as exc:
+                raise StartError(str(exc), 1) from None
+            os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
+            self.pool = Pool(spec, config.browsers, None if spec.grid_url else config.profiles_dir,
+                             self.stats, page_load_timeout=config.page_load_timeout,
+                             queue_wait=config.queue_wait)
+            try:
+                seconds = self.pool.start_browsers()
+            except BrowserStartError as exc:
+                raise StartError(str(exc), 69 if "No such file" in str(exc) else 1) from None
+            logger.info("%d browsers ready in %.3fs", config.browsers, seconds)
+            # Selenium's keep-alive sockets would not survive DaemonContext: drop them now.
+            self.pool.drop_http_connections()
+        except BaseException:
+            self._abort_prepare()
+            raise
+        self.ready_seconds = time.monotonic() - t0
+
+    def _abort_prepare(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            if self.address and self.address.get("family") == "AF_UNIX":
+                try:
+                    os.unlink(self.address["path"])
+                except FileNotFoundError:
+                    pass
+        shutil.rmtree(self.config.profiles_dir, ignore_errors=True)
+        self.pidfile.release()
+
+    def preserved_fds(self) -> list:
+        return [self.listener.fileno()]
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def serve(self, readiness: Readiness, foreground: bool) -> int:
+        """Run until stopped; returns the process exit code."""
+        try:
+            self._install_signals()
+            self.pool.start_threads()
+            self.server = Server(self.config, self.listener, self.address, self.authkey, self.pool,
+                                 self.registry, self.stats, self.status)
+            self.server.start()
+            self._write_state()
+        except BaseException as exc:
+            logger.exception("failed to start serving")
+            readiness.failed(f"failed to start serving: {exc}")
+            self._shutdown(force=True)
+            return 1
+        where = protocol.format_address(self.address)
+        logger.info("browserd %s serving on %s (pid %d, %d browsers, state dir %s)", __version__, where,
+                    os.getpid(), self.config.browsers, self.config.state_dir)
+        readiness.ready(pid=os.getpid(), address=where, browsers=self.config.browsers,
+                        state_dir=self.config.state_dir, log=self.config.log_path,
+                        site_problems=self.registry.problems)
+        systemd.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on {where}")
+        self._main_loop()
+        self._shutdown(force=self._stop_requested >= 2)
+        return 0
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._queue_signal)
+
+    def _queue_signal(self, signum, frame) -> None:
+        self._signals.append(signum)
+        try:
+            os.write(self._wake_w, b"s")
+        except OSError:
+            pass
+
+    def _main_loop(self) -> None:
+        next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        while not self._stop_requested:
+            timeout = max(0.0, next_housekeeping - time.monotonic())
+            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+            if readable:
+                os.read(self._wake_r, 512)
+            self._dispatch_signals()
+            if time.monotonic() >= next_housekeeping:
+                self.housekeeping()
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+
+    def _dispatch_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            name = signal.Signals(signum).name.lower()
+            getattr(self, f"handle_{name}")()
+
+    def handle_sigterm(self) -> None:
+        self._stop_requested += 1
+        if self._stop_requested == 1:
+            logger.info("SIGTERM: draining (running jobs get up to %.0fs)", self.config.drain_timeout)
+        else:
+            logger.warning("second stop signal: stopping now")
+
+    handle_sigint = handle_sigterm
+
+    def handle_sigquit(self) -> None:
+        logger.warning("SIGQUIT: stopping now")
+        self._stop_requested = 2
+
+    def handle_sighup(self) -> None:
+        t0 = time.monotonic()
+        registry = load_registry(self.config.site_modules)
+        self.registry = self.server.registry = registry
+        logger.info("SIGHUP: site classes reloaded in %.3fs (%d sites, %d problems)",
+                    time.monotonic() - t0, len(registry.sites), len(registry.problems))
+
+    def housekeeping(self) -> None:
+        self.pool.check_idle()
+        records = [b.record() for b in self.pool.browsers()]
+        if records != self._state_records:
+            self._write_state(records)
+
+    def _write_state(self, records=None) -> None:
+        records = records if records is not None else [b.record() for b in self.pool.browsers()]
+        self._state_records = records
+        write_json_atomic(self.config.path_in_state(STATE_FILE), {
+            "pid": os.getpid(), "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
+            "address": self.address, "started_at": self.stats.started, "log_file": self.config.log_path,
+            "browsers": records,
+        })
+
+    def status(self) -> dict:
+        pool = self.pool.snapshot()
+        snap = self.stats.snapshot()
+        return {
+            "pid": os.getpid(), "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
+            "address": protocol.format_address(self.address),
+            "uptime": round(time.time() - self.stats.started, 3),
+            "draining": bool(self._stop_requested),
+            "browsers": pool, "jobs": snap["jobs"], "events": snap["events"],
+            "latency": snap["latency"], "queue_wait": snap["queue_wait"],
+            "connections": self.server.connection_count() if self.server else 0,
+            "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
+        }
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def _shutdown(self, force: bool) -> None:
+        """The one shutdown path: drain (unless forced), close, quit browsers, clean state."""
+        t0 = time.monotonic()
+        systemd.notify("STOPPING=1")
+        if self.server is not None:
+            self.server.begin_drain()
+        if self.pool is not None:
+            self.pool.begin_drain()
+            if not force:
+                deadline = time.monotonic() + self.config.drain_timeout
+                while not self.pool.wait_for_jobs(0.1):
+                    if self._wake_r is not None and select.select([self._wake_r], [], [], 0)[0]:
+                        os.read(self._wake_r, 512)
+                        self._dispatch_signals()
+                    if self._stop_requested >= 2 or time.monotonic() > deadline:
+                        logger.warning("drain: %d jobs still running; stopping them",
+                                       self.pool.snapshot()["active_jobs"])
+                        break
+        for name in (STATE_FILE,):
+            try:
+                os.unlink(self.config.path_in_state(name))
+            except FileNotFoundError:
+                pass
+        if self.server is not None:
+            self.server.close()
+        if self.pool is not None:
+            self.pool.close()
+        shutil.rmtree(self.config.profiles_dir, ignore_errors=True)
+        snap = self.stats.snapshot()["jobs"]
+        logger.info("stopped in %.3fs after %d jobs served, %d failed", time.monotonic() - t0,
+                    snap["served"], snap["failed"])
+        self.pidfile.release()
+
+
+def configure_logging(config, foreground: bool) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if foreground and not config.log_file:
+        handler: logging.Handler = logging.StreamHandler()
+    else:
+        handler = logging.handlers.WatchedFileHandler(config.log_path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(config.log_level)
+    for noisy in ("urllib3", "selenium"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,378 @@
+"""The pool of warm browsers: fair checkout, hard deadlines, reset, replacement.
+
+Checkout is first-come first-served: a job that finds no idle browser queues a waiter
+of its own, and a check-in hands the browser straight to the oldest waiter (a plain
+``queue.Queue`` lets the thread that checks in take the browser straight back: STYLE
+trap 11). A job's browser is only used by that job's thread; aborting a job (deadline or
+client gone) kills the browser's processes, which makes the blocked WebDriver call fail
+at once, and the browser is replaced in the background.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from selenium.common.exceptions import TimeoutException, WebDriverException
+
+from browserd_client.errors import (
+    BrowserdError, BrowserError, Busy, LoadFailed, ShuttingDown, SiteError, Timeout,
+)
+
+from .browser import Browser, BrowserStartError, LaunchSpec, is_browser_failure, reset_browser
+from .stats import Stats
+from .watchdog import Watchdog
+
+logger = logging.getLogger(__name__)
+
+#: A job still running this long after its deadline has its browser killed.
+ABORT_GRACE = 0.5
+#: Seconds a reset may take before the browser is replaced instead.
+RESET_LIMIT = 10.0
+
+
+class _Waiter:
+    __slots__ = ("event", "browser")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.browser: Browser | None = None
+
+
+@dataclass
+class Lease:
+    """A browser checked out for one job, and how long the job waited for it."""
+
+    browser: Browser
+    queue_wait: float
+
+
+class _Broken(Exception):
+    """The browser failed under a job (crash, killed, session gone)."""
+
+
+class Pool:
+    def __init__(self, spec: LaunchSpec, size: int, profiles_dir: str | None, stats: Stats,
+                 page_load_timeout: float = 30.0, queue_wait: float = 10.0):
+        self.spec = spec
+        self.queue_wait = queue_wait
+        self.size = size
+        self.profiles_dir = profiles_dir
+        self.stats = stats
+        self.page_load_timeout = page_load_timeout
+        self._lock = threading.Lock()
+        self._idle: deque[Browser] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self._browsers: dict[str, Browser] = {}
+        self._starting = 0
+        self._resetting = 0
+        self._active_jobs = 0
+        self._jobs_done = threading.Condition(self._lock)
+        self._closing = False
+        self._ids = itertools.count(1)
+        self.watchdog = Watchdog()
+        self._resetter: ThreadPoolExecutor | None = None
+
+    # -- life ------------------------------------------------------------------------------
+
+    def _new_browser(self) -> Browser:
+        browser_id = f"b{next(self._ids)}"
+        workdir = os.path.join(self.profiles_dir, browser_id) if self.profiles_dir else None
+        return Browser(browser_id, self.spec, workdir)
+
+    def start_browsers(self) -> float:
+        """Start ``size`` browsers in parallel, one thread each (all joined on return).
+        If any fails, the started ones are stopped and the first error is raised."""
+        t0 = time.monotonic()
+        browsers = [self._new_browser() for _ in range(self.size)]
+        with ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="start") as ex:
+            futures = [ex.submit(b.start) for b in browsers]
+            errors = [f.exception() for f in futures]
+        failed = [e for e in errors if e is not None]
+        if failed:
+            with ThreadPoolExecutor(max_workers=self.size) as ex:
+                for b, e in zip(browsers, errors):
+                    if e is None:
+                        ex.submit(b.quit)
+            raise failed[0] if isinstance(failed[0], BrowserStartError) else BrowserStartError(str(failed[0]))
+        for b in browsers:
+            self._browsers[b.id] = b
+            self._idle.append(b)
+            logger.info("browser=%s started in %.3fs (chromedriver pid %d, port %d)",
+                        b.id, b.start_seconds, b.driver_pid, b.port)
+        return time.monotonic() - t0
+
+    def start_threads(self) -> None:
+        """Threads start only after daemonizing (threads do not survive fork)."""
+        self.watchdog.start()
+        self._resetter = ThreadPoolExecutor(max_workers=max(2, self.size), thread_name_prefix="reset")
+
+    def browsers(self) -> list[Browser]:
+        with self._lock:
+            return list(self._browsers.values())
+
+    def drop_http_connections(self) -> None:
+        for b in self.browsers():
+            b.drop_http_connections()
+
+    def begin_drain(self) -> None:
+        """New checkouts get ``shutting_down``; queued waiters are woken with it."""
+        with self._lock:
+            self._closing = True
+            while self._waiters:
+                self._waiters.popleft().event.set()
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Wait until no job is running; False if some still run at the timeout."""
+        deadline = time.monotonic() + timeout
+        with self._jobs_done:
+            while self._active_jobs or self._resetting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._jobs_done.wait(remaining)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Quit every browser (in parallel), including ones still busy."""
+        self.begin_drain()
+        with self._lock:
+            browsers = list(self._browsers.values())
+            self._browsers.clear()
+            self._idle.clear()
+        if browsers:
+            with ThreadPoolExecutor(max_workers=len(browsers), thread_name_prefix="quit") as ex:
+                list(ex.map(lambda b: b.quit(timeout), browsers))
+        if self._resetter is not None:
+            self._resetter.shutdown(wait=False, cancel_futures=True)
+        self.watchdog.stop()
+        logger.info("pool closed: %d browsers stopped", len(browsers))
+
+    # -- checkout ----------------------------------------------------------------------------
+
+    def checkout(self, timeout: float) -> Lease:
+        t0 = time.monotonic()
+        with self._lock:
+            if self._closing:
+                raise ShuttingDown("browserd is shutting down")
+            if self._idle and not self._waiters:
+                return Lease(self._idle.popleft(), 0.0)
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.event.wait(max(timeout, 0))
+        with self._lock:
+            if waiter.browser is not None:
+                return Lease(waiter.browser, time.monotonic() - t0)
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass
+            if self._closing:
+                raise ShuttingDown("browserd is shutting down")
+        raise Busy(f"no browser became free within {timeout:.1f}s "
+                   f"({len(self._browsers)} browsers, all busy)")
+
+    def _checkin(self, browser: Browser) -> None:
+        with self._lock:
+            if browser.id not in self._browsers:
+                return
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.browser = browser
+                waiter.event.set()
+            else:
+                self._idle.append(browser)
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def run(self, job, site) -> tuple:
+        """Run ``job`` through ``site`` on a browser; return ``(page, info)``.
+        A browser that breaks under the job is replaced and the job tried once more on
+        another browser (a fetch is idempotent) while time remains."""
+        with self._lock:
+            self._active_jobs += 1
+        try:
+            for attempt in (1, 2):
+                lease = self.checkout(min(self.queue_wait, job.remaining()))
+                try:
+                    page = self._run_on(lease.browser, job, site)
+                    info = {"browser": lease.browser.id, "queue_wait": lease.queue_wait, "attempts": attempt}
+                    return page, info
+                except _Broken as exc:
+                    self.replace(lease.browser, f"broke under job {job.id}: {exc}")
+                    if job.aborted or attempt == 2 or job.remaining() <= 1.0:
+                        raise BrowserError(f"browser {lease.browser.id} failed: {exc}") from None
+                    self.stats.count("retried")
+                    logger.warning("job=%s browser=%s broke (%s); retrying on another browser",
+                                   job.id, lease.browser.id, exc)
+        finally:
+            with self._lock:
+                self._active_jobs -= 1
+                self._jobs_done.notify_all()
+
+    def _run_on(self, browser: Browser, job, site):
+        job.on_abort(lambda reason: browser.kill())
+        handle = self.watchdog.arm(job.deadline + ABORT_GRACE, lambda: job.abort("timeout"))
+        touched = [job.url]
+        healthy = True
+        try:
+            if job.aborted:
+                raise Timeout(f"job aborted ({job.aborted}) before it started")
+            driver = browser.driver
+            driver.set_page_load_timeout(max(0.05, min(self.page_load_timeout, job.remaining())))
+            page = site.fetch(driver, job)
+            touched.append(page.url)
+            if job.aborted:
+                raise Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
+            browser.jobs += 1
+            return page
+        except BrowserdError as exc:
+            if job.aborted:
+                healthy = False
+                raise self._aborted_error(job) from None
+            raise exc
+        except TimeoutException as exc:
+            if job.aborted:
+                healthy = False
+                raise self._aborted_error(job) from None
+            raise Timeout(_first_line(exc) or f"page did not load within {job.timeout:.1f}s") from None
+        except Exception as exc:
+            if job.aborted:
+                healthy = False
+                raise self._aborted_error(job) from None
+            message = _first_line(exc)
+            if isinstance(exc, WebDriverException) and "net::ERR_" in message:
+                raise LoadFailed(f"{job.url}: {message.split('unknown error: ')[-1]}") from None
+            if is_browser_failure(exc) or not browser.alive():
+                healthy = False
+                raise _Broken(message or type(exc).__name__) from None
+            logger.exception("job=%s site=%s raised", job.id, site.name)
+            raise SiteError(f"site {site.name!r} failed: {type(exc).__name__}: {message}") from None
+        finally:
+            self.watchdog.disarm(handle)
+            job.clear_abort_hooks()
+            if healthy:
+                self._schedule_reset(browser, clear_session=not site.keep_session, urls=touched)
+            elif not browser.killed:
+                browser.kill()
+
+    @staticmethod
+    def _aborted_error(job):
+        if job.aborted == "client_gone":
+            return BrowserError("client went away; job cancelled")
+        return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
+
+    def _schedule_reset(self, browser: Browser, clear_session: bool, urls) -> None:
+        with self._lock:
+            self._resetting += 1
+        if self._resetter is None:  # foreground use without threads (tests, tools)
+            self._reset(browser, clear_session, urls)
+            return
+        self._resetter.submit(self._reset, browser, clear_session, urls)
+
+    def _reset(self, browser: Browser, clear_session: bool, urls) -> None:
+        t0 = time.monotonic()
+        handle = self.watchdog.arm(t0 + RESET_LIMIT, browser.kill)
+        try:
+            reset_browser(browser, clear_session, urls)
+            ok = not browser.killed
+        except Exception as exc:
+            logger.warning("browser=%s reset failed: %s", browser.id, _first_line(exc))
+            ok = False
+        finally:
+            self.watchdog.disarm(handle)
+            with self._lock:
+                self._resetting -= 1
+                self._jobs_done.notify_all()
+        if ok:
+            self._checkin(browser)
+        else:
+            self.replace(browser, "reset failed")
+
+    # -- replacement -------------------------------------------------------------------------
+
+    def replace(self, browser: Browser, reason: str) -> None:
+        """Take ``browser`` out of the pool, kill it, and start a new one in the background."""
+        with self._lock:
+            if self._browsers.pop(browser.id, None) is None:
+                return
+            try:
+                self._idle.remove(browser)
+            except ValueError:
+                pass
+            closing = self._closing
+            if not closing:
+                self._starting += 1
+        logger.warning("browser=%s replaced: %s", browser.id, reason)
+        self.stats.count("replaced")
+        browser.kill()
+        if closing:
+            browser.quit(timeout=2)
+            return
+        threading.Thread(target=self._start_replacement, args=(browser,),
+                         name=f"replace-{browser.id}", daemon=True).start()
+
+    def _start_replacement(self, old: Browser) -> None:
+        old.quit(timeout=2)  # reap and remove its directory before starting another
+        delay = 1.0
+        try:
+            while True:
+                with self._lock:
+                    if self._closing:
+                        return
+                new = self._new_browser()
+                try:
+                    new.start()
+                except BrowserStartError as exc:
+                    logger.error("replacement for browser=%s failed: %s; retry in %.0fs", old.id, exc, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                with self._lock:
+                    if self._closing:
+                        closing = True
+                    else:
+                        closing = False
+                        self._browsers[new.id] = new
+                if closing:
+                    new.quit(timeout=2)
+                    return
+                logger.info("browser=%s started in %.3fs (replaces %s)", new.id, new.start_seconds, old.id)
+                self._checkin(new)
+                return
+        finally:
+            with self._lock:
+                self._starting -= 1
+
+    def check_idle(self) -> int:
+        """Replace idle browsers whose processes died; returns how many were found dead."""
+        with self._lock:
+            idle = list(self._idle)
+        dead = [b for b in idle if not b.alive()]
+        for b in dead:
+            self.replace(b, "found dead while idle")
+        return len(dead)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            total = len(self._browsers)
+            idle = len(self._idle)
+            return {
+                "size": self.size, "total": total, "idle": idle, "busy": total - idle,
+                "starting": self._starting, "resetting": self._resetting,
+                "waiters": len(self._waiters), "active_jobs": self._active_jobs,
+                "browsers": [{"id": b.id, "jobs": b.jobs, "driver_pid": b.driver_pid,
+                              "chromium_pid": b.chromium_pid} for b in self._browsers.values()],
+            }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "msg", None) or str(exc)
+    text = (text or "").strip()
+    return text.splitlines()[0] if text else ""

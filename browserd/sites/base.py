@@ -1,0 +1,56 @@
+"""The site-class API.
+
+A site class knows how to get a complete page from one kind of site. It receives a
+checked-out Selenium WebDriver (used only by this job's thread) and the Job, and returns
+a :class:`Page`. Raise :class:`browserd_client.errors.BadRequest` for bad params; any
+Selenium ``TimeoutException`` becomes a ``timeout`` reply, other exceptions ``site_error``
+(or ``browser_error`` when the browser itself broke).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from browserd_client.errors import BadRequest
+
+
+@dataclass
+class Page:
+    source: str
+    url: str
+    title: str
+
+
+class Site:
+    #: Name clients use in ``site=...``; unique in a daemon.
+    name: ClassVar[str] = ""
+    #: One line shown by ``browserd sites``.
+    description: ClassVar[str] = ""
+    #: Params this site accepts, name -> one-line doc (unknown params are rejected).
+    params: ClassVar[dict] = {}
+    #: Keep cookies and storage between this site's own jobs (no reset of session state).
+    keep_session: ClassVar[bool] = False
+
+    def __init__(self, settings: dict | None = None):
+        self.settings = settings or {}
+
+    def check_params(self, params: dict) -> None:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise BadRequest(
+                f"site {self.name!r} does not take params {', '.join(sorted(unknown))}"
+                f" (it takes: {', '.join(sorted(self.params)) or 'none'})"
+            )
+
+    def fetch(self, driver, job) -> Page:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def read_page(driver) -> Page:
+        """Page source, final URL and title of the current document."""
+        return Page(source=driver.page_source, url=driver.current_url, title=driver.title)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "description": self.description, "params": dict(self.params),
+                "keep_session": self.keep_session, "module": type(self).__module__}

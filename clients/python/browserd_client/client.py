@@ -1,0 +1,184 @@
+"""The blocking Python client: stdlib only, safe to vendor into any scraper."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import protocol
+from .errors import BrowserdError, NotRunning, Timeout, Unavailable
+from .retry import Backoff, RetryBudget
+from .state import default_state_dir, read_authkey, read_state
+
+logger = logging.getLogger(__name__)
+
+#: Failures of the transport that say nothing about the request: safe to retry.
+_TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, socket.timeout, TimeoutError)
+#: Seconds a client waits for a reply beyond the job's own timeout.
+_REPLY_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    source: str                 #: the rendered page source
+    url: str                    #: the final URL, after redirects
+    title: str
+    site: str
+    requested_url: str
+    browser: str = ""           #: id of the daemon's browser that served it
+    timing: dict = field(default_factory=dict)  #: seconds: queue_wait, fetch, total
+
+
+class Client:
+    """A connection to a browserd daemon, reused across calls and re-opened as needed.
+
+    With no ``address``/``authkey`` both are read from the daemon's state directory
+    (``state_dir``, ``$BROWSERD_STATE_DIR`` or the default). Refused or reset
+    connections, failed handshakes and ``busy``/``shutting_down`` replies are retried
+    with exponential backoff and full jitter (``retry``); bad requests never are.
+    One Client may be shared by threads; calls on it are serialized.
+    """
+
+    def __init__(
+        self,
+        address: str | dict | None = None,
+        authkey: bytes | str | None = None,
+        *,
+        state_dir: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retry: Backoff | None = None,
+        max_reply_bytes: int = protocol.MAX_REPLY_BYTES,
+    ):
+        self.state_dir = state_dir or default_state_dir()
+        self._address = protocol.parse_address(address) if isinstance(address, str) else address
+        self._authkey = authkey.encode() if isinstance(authkey, str) else authkey
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retry = retry or Backoff()
+        self.max_reply_bytes = max_reply_bytes
+        self._conn: protocol.FrameSocket | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # -- public operations ------------------------------------------------------------
+
+    def ping(self) -> dict:
+        return self._call("ping", {})
+
+    def status(self) -> dict:
+        return self._call("status", {})
+
+    def sites(self) -> list:
+        return self._call("sites", {})
+
+    def fetch(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> FetchResult:
+        """Load ``url`` in a warm browser through site class ``site``; return the page."""
+        timeout = self.timeout if timeout is None else timeout
+        args = {"url": url, "site": site, "timeout": timeout, "params": params}
+        r = self._call("fetch", args, reply_timeout=timeout + _REPLY_GRACE)
+        return FetchResult(
+            source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
+            site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
+            timing=r.get("timing", {}),
+        )
+
+    def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
+        return self.fetch(url, site=site, timeout=timeout, **params).source
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- machinery --------------------------------------------------------------------
+
+    def _connect(self, first_try: bool) -> protocol.FrameSocket:
+        address, authkey = self._address, self._authkey
+        if address is None or authkey is None:
+            try:
+                state = read_state(self.state_dir)
+                address = address or state["address"]
+                authkey = authkey or read_authkey(self.state_dir)
+            except NotRunning:
+                if first_try:
+                    raise
+                # A restart removes the state file for a moment: like a refusal.
+                raise ConnectionRefusedError("daemon state file is gone") from None
+        sock = protocol.connect(address, self.connect_timeout)
+        conn = protocol.FrameSocket(sock)
+        try:
+            with conn.deadline_in(self.connect_timeout):
+                protocol.client_handshake(conn, authkey)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _call(self, op: str, args: dict, reply_timeout: float | None = None):
+        reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
+        with self._lock:
+            budget = RetryBudget(self.retry)
+            last: BaseException | None = None
+            while True:
+                budget.tries += 1
+                try:
+                    return self._call_once(op, args, reply_timeout, first_try=budget.tries == 1)
+                except BrowserdError as exc:
+                    if not exc.retryable:
+                        raise
+                    last = exc
+                except _TRANSIENT as exc:
+                    self.close()
+                    last = exc
+                logger.debug("browserd %s try %d failed: %r", op, budget.tries, last)
+                if not budget.wait():
+                    if isinstance(last, BrowserdError):
+                        raise last
+                    raise Unavailable(
+                        f"browserd unreachable after {budget.tries} tries: {last!r}"
+                    ) from last
+
+    def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
+        if self._conn is None:
+            self._conn = self._connect(first_try)
+        conn = self._conn
+        req_id = next(self._ids)
+        conn.send_bytes(protocol.encode_request(req_id, op, args))
+        try:
+            with conn.deadline_in(reply_timeout):
+                data = conn.recv_bytes(self.max_reply_bytes)
+        except (socket.timeout, TimeoutError):
+            self.close()  # the daemon sees us leave and cancels the job
+            raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
+        except BrowserdError:
+            self.close()  # oversized frame: the rest of it is unread
+            raise
+        reply = protocol.decode_reply(data)
+        if reply.get("id") != req_id:
+            self.close()
+            raise protocol.ProtocolError(f"reply id {reply.get('id')} does not match request {req_id}")
+        return protocol.raise_for_reply(reply)
+
+
+def wait_until_ready(client: Client, timeout: float) -> dict:
+    """Ping until the daemon answers or ``timeout`` passes (for scripts and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.ping()
+        except (BrowserdError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
