@@ -1,0 +1,139 @@
+"""A local page server (127.0.0.1, port picked by the OS) for the demo, tests and benchmarks.
+
+Routes (all deterministic, all generated):
+  /static?m=MARK        a ~20 KB static page carrying MARK
+  /js?m=MARK&delay=MS   the marker is built by JavaScript after MS milliseconds (#built)
+  /large?kb=N           a page with a DOM of about N KB
+  /images?n=N           N images served by /img/<i>.png
+  /slow?s=S             sends headers, then holds the body for S seconds (bounded)
+  /cookie/set?v=V       sets cookie c=V;  /cookie/get shows the cookies it received
+  /storage/set?v=V      sets localStorage k=V;  /storage/get shows it
+  /popup                opens a second window
+  /redirect?to=PATH     302 to PATH
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201b0c2d8"
+    "a50000000049454e44ae426082"
+)
+FILLER = "<p>" + "lorem ipsum dolor sit amet " * 8 + "</p>\n"
+
+
+def _page(title: str, body: str, head: str = "") -> bytes:
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{head}"
+            f"</head><body>{body}</body></html>").encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "browserd-pages"
+
+    def log_message(self, fmt, *args):  # quiet
+        self.server.hits += 1
+
+    def _send(self, body: bytes, status=200, ctype="text/html; charset=utf-8", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: C901 - a flat route table reads best here
+        parts = urlsplit(self.path)
+        q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        mark = html.escape(q.get("m", "MARKER"))
+        path = parts.path
+        if path in ("/", "/static"):
+            body = f"<h1 id='marker'>{mark}</h1>" + FILLER * 90
+            return self._send(_page(f"static {mark}", body))
+        if path == "/js":
+            delay = int(q.get("delay", "200"))
+            script = (f"<script>setTimeout(function(){{var p=document.createElement('p');p.id='built';"
+                      f"p.textContent={mark!r};document.getElementById('root').appendChild(p);"
+                      f"document.title='built';}},{delay});</script>")
+            return self._send(_page("building", "<div id='root'></div>" + script))
+        if path == "/large":
+            kb = int(q.get("kb", "1024"))
+            rows = "".join(f"<tr><td>{i}</td><td>{'x' * 40}</td></tr>" for i in range(kb * 1024 // 60))
+            return self._send(_page("large", f"<table id='big'>{rows}</table><p id='end'>{mark}</p>"))
+        if path == "/images":
+            n = int(q.get("n", "50"))
+            imgs = "".join(f"<img src='/img/{i}.png' width=8 height=8>" for i in range(n))
+            return self._send(_page("images", imgs + f"<p id='marker'>{mark}</p>"))
+        if path.startswith("/img/"):
+            delay = float(q.get("delay", self.server.image_delay))
+            if delay:
+                time.sleep(delay)
+            return self._send(_PNG, ctype="image/png")
+        if path == "/slow":
+            seconds = min(float(q.get("s", "30")), 120.0)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"<html><body>slow")
+            self.wfile.flush()
+            self.server.release.wait(seconds)
+            return
+        if path == "/cookie/set":
+            return self._send(_page("cookie set", "<p>set</p>"), headers=[("Set-Cookie", f"c={q.get('v', '1')}; Path=/")])
+        if path == "/cookie/get":
+            return self._send(_page("cookie get", f"<p id='cookies'>{html.escape(self.headers.get('Cookie', ''))}</p>"))
+        if path == "/storage/set":
+            v = q.get("v", "1")
+            return self._send(_page("storage set", f"<script>localStorage.setItem('k', {v!r});</script><p>ok</p>"))
+        if path == "/storage/get":
+            return self._send(_page("storage get", "<p id='v'></p><script>document.getElementById('v')"
+                                    ".textContent='storage=' + localStorage.getItem('k');</script>"))
+        if path == "/popup":
+            return self._send(_page("popup", "<script>window.open('/static?m=popup');</script><p>opened</p>"))
+        if path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", q.get("to", "/static"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send(_page("not found", "<p>not found</p>"), status=404)
+
+
+class PageServer:
+    """``with PageServer() as pages: pages.url('/js', m='X')``"""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, image_delay: float = 0.0):
+        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.hits = 0
+        self.httpd.release = threading.Event()
+        self.httpd.image_delay = image_delay
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="pages", daemon=True)
+
+    def url(self, path: str = "/static", **query) -> str:
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"http://{self.host}:{self.port}{path}" + (f"?{qs}" if qs else "")
+
+    def start(self) -> "PageServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
