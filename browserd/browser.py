@@ -166,6 +166,10 @@ class Browser:
             self.driver = webdriver.Remote(command_executor=connection,
                                            options=chrome_options(self.spec, profile))
             self._find_chromium()
+            # A real navigation before the browser counts as ready: it proves the browser
+            # answers, and the first one after launch is the slow one (0.3-5 s here).
+            self.driver.get("data:text/html,<title>warm</title>")
+            self.driver.get("about:blank")
         except BaseException as exc:
             self.kill()
             self.cleanup_workdir()

@@ -49,17 +49,18 @@ def _load_config(args, server: bool) -> configmod.Config:
 
 def cmd_start(args) -> int:
     from .daemonize import detach
-    from .lifecycle import Arbiter, StartError, configure_logging
+    from .lifecycle import Arbiter, StartError, close_logging, configure_logging
 
     config = _load_config(args, server=True)
-    _console_logging(config)
     if args.foreground_run:
         return _run_foreground(config)
+    configure_logging(config, "prepare")
     arbiter = Arbiter(config)
     try:
         arbiter.prepare()
     except StartError as exc:
         return _die(str(exc), exc.exit_code)
+    close_logging()
     result = detach(arbiter.preserved_fds(), config.log_path, arbiter.pidfile, timeout=config.start_timeout)
     if isinstance(result, dict):  # the CLI: report what the daemon said
         if not result.get("ready"):
@@ -70,7 +71,7 @@ def cmd_start(args) -> int:
               f"{result['browsers']} browsers ready in {arbiter.ready_seconds:.2f}s, "
               f"state dir {result['state_dir']}")
         return EXIT_OK
-    configure_logging(config, foreground=False)  # the daemon
+    configure_logging(config, "daemon")
     sys.exit(arbiter.serve(result, foreground=False))
 
 
@@ -78,7 +79,7 @@ def _run_foreground(config) -> int:
     from .daemonize import Readiness
     from .lifecycle import Arbiter, StartError, configure_logging
 
-    configure_logging(config, foreground=True)
+    configure_logging(config, "foreground")
     arbiter = Arbiter(config)
     try:
         arbiter.prepare()
@@ -86,10 +87,6 @@ def _run_foreground(config) -> int:
         return _die(str(exc), exc.exit_code)
     arbiter.pidfile.write(os.getpid())
     return arbiter.serve(Readiness(None), foreground=True)
-
-
-def _console_logging(config) -> None:
-    logging.basicConfig(level=logging.WARNING, format="browserd: %(levelname)s: %(message)s")
 
 
 def cmd_run(args) -> int:

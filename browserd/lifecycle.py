@@ -375,16 +375,37 @@ class Arbiter:
         self.pidfile.release()
 
 
-def configure_logging(config, foreground: bool) -> None:
+def close_logging() -> None:
+    """Close every log handler. Called right before daemonizing: DaemonContext closes
+    their file descriptors, and a handler closed later would close whatever file or
+    socket has reused the number by then."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    if foreground and not config.log_file:
-        handler: logging.Handler = logging.StreamHandler()
+        handler.close()
+
+
+def configure_logging(config, mode: str) -> None:
+    """``prepare``: the log file and warnings on the terminal (start-up in the CLI);
+    ``daemon``: the log file only; ``foreground``: stderr (the journal), or the log
+    file when one is configured."""
+    close_logging()
+    root = logging.getLogger()
+    handlers: list[logging.Handler] = []
+    if mode == "foreground" and not config.log_file:
+        handlers.append(logging.StreamHandler())
     else:
-        handler = logging.handlers.WatchedFileHandler(config.log_path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root.addHandler(handler)
+        os.makedirs(os.path.dirname(config.log_path), exist_ok=True)
+        handlers.append(logging.handlers.WatchedFileHandler(config.log_path))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if mode == "prepare":
+        console = logging.StreamHandler()
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("browserd: %(levelname)s: %(message)s"))
+        handlers.append(console)
+    for handler in handlers:
+        root.addHandler(handler)
     root.setLevel(config.log_level)
     for noisy in ("urllib3", "selenium"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
