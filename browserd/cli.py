@@ -68,7 +68,7 @@ def cmd_start(args) -> int:
         for problem in result.get("site_problems", []):
             print(f"browserd: warning: site classes: {problem}", file=sys.stderr)
         print(f"browserd started: pid {result['pid']}, listening on {result['address']}, "
-              f"{result['browsers']} browsers ready in {arbiter.ready_seconds:.2f}s, "
+              f"{result['browsers']} browser{'s' if result['browsers'] != 1 else ''} ready in {arbiter.ready_seconds:.2f}s, "
               f"state dir {result['state_dir']}")
         return EXIT_OK
     configure_logging(config, "daemon")
@@ -271,6 +271,27 @@ def cmd_sites(args) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args) -> int:
+    """Serve a bundled page on 127.0.0.1 whose content JavaScript builds after 300 ms,
+    fetch it through the running daemon, and print the rendered source."""
+    from .pages import PageServer
+
+    config = _load_config(args, server=False)
+    with PageServer() as pages:
+        url = pages.url("/js", m="Hello-from-browserd", delay=300)
+        try:
+            with _client(args, config) as client:
+                result = client.fetch(url, wait_for="#built")
+        except NotRunning as exc:
+            return _die(f"{exc} (start it first: browserd start)", EXIT_NOT_RUNNING)
+        except BrowserdError as exc:
+            return _die(f"demo fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+    print(f"# {result.url} rendered by browser {result.browser} in {result.timing['total']:.3f}s "
+          f"(title {result.title!r}):")
+    print(result.source)
+    return EXIT_OK if "Hello-from-browserd" in result.source else EXIT_FAILURE
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of stdout")
     p.add_argument("--json", action="store_true", help="print URL, title, timing and source as JSON")
     p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("sites", parents=[common], help="list site classes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sites)

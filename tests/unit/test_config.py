@@ -1,0 +1,87 @@
+"""Config: precedence (defaults < TOML < env < flags), validation, path resolution."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from browserd import config as cfg
+
+
+def test_defaults(tmp_path):
+    c = cfg.load(env={"BROWSERD_STATE_DIR": str(tmp_path)})
+    assert c.browsers == 2 and c.port == 0 and c.host == "127.0.0.1"
+    assert c.allowed_schemes == ["http", "https"]
+    assert c.state_dir == str(tmp_path) and c.log_path == os.path.join(str(tmp_path), "browserd.log")
+
+
+def test_precedence_toml_then_env_then_flags(tmp_path):
+    f = tmp_path / "b.toml"
+    f.write_text("browsers = 3\nqueue_wait = 4.5\nlog_level = 'DEBUG'\n")
+    env = {"BROWSERD_BROWSERS": "5", "BROWSERD_STATE_DIR": str(tmp_path)}
+    c = cfg.load(str(f), env=env, flags={"browsers": 7})
+    assert c.browsers == 7 and c.sources["browsers"] == "flag"
+    c = cfg.load(str(f), env=env)
+    assert c.browsers == 5 and c.sources["browsers"] == "$BROWSERD_BROWSERS"
+    assert c.queue_wait == 4.5 and c.sources["queue_wait"] == str(f)
+    assert c.log_level == "DEBUG"
+
+
+def test_config_file_from_environment(tmp_path):
+    f = tmp_path / "b.toml"
+    f.write_text("[browserd]\nbrowsers = 4\n")
+    assert cfg.load(env={"BROWSERD_CONFIG": str(f)}).browsers == 4
+
+
+def test_lists_from_env_are_comma_separated():
+    c = cfg.load(env={"BROWSERD_SITE_MODULES": "a.b, c.d", "BROWSERD_ALLOWED_SCHEMES": "https"})
+    assert c.site_modules == ["a.b", "c.d"] and c.allowed_schemes == ["https"]
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    ({"browsers": 0}, "browsers"),
+    ({"port": 70000}, "port"),
+    ({"driver_source": "ftp"}, "driver_source"),
+    ({"log_level": "LOUD"}, "log_level"),
+    ({"browsers": "two"}, "browsers"),
+    ({"driver_source": "grid"}, "grid_url"),
+    ({"nonsense": 1}, "nonsense"),
+])
+def test_bad_values_name_the_setting(flags, fragment):
+    with pytest.raises(cfg.ConfigError, match=fragment):
+        cfg.load(env={}, flags=flags)
+
+
+def test_unknown_key_in_file_is_an_error(tmp_path):
+    f = tmp_path / "b.toml"
+    f.write_text("browserz = 1\n")
+    with pytest.raises(cfg.ConfigError, match="unknown setting 'browserz'"):
+        cfg.load(str(f), env={})
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    f = tmp_path / "b.toml"
+    f.write_text("browsers = \n")
+    with pytest.raises(cfg.ConfigError, match="not valid TOML"):
+        cfg.load(str(f), env={})
+    with pytest.raises(cfg.ConfigError, match="does not exist"):
+        cfg.load(str(tmp_path / "none.toml"), env={})
+
+
+def test_relative_paths_are_resolved_before_daemonizing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = cfg.load(env={}, flags={"state_dir": "st", "socket": "b.sock"})
+    assert c.state_dir == str(tmp_path / "st") and c.socket == str(tmp_path / "b.sock")
+
+
+def test_config_is_read_only():
+    c = cfg.load(env={})
+    with pytest.raises(AttributeError):
+        c.browsers = 9
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8").read()
+    for setting in cfg.SETTINGS:
+        assert f"`{setting.name}`" in readme, setting.name

@@ -1,0 +1,113 @@
+"""Pool checkout logic with stand-in browsers (pure logic: no Chromium involved)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from browserd.pool import Pool
+from browserd.stats import Stats, percentile
+from browserd.watchdog import Watchdog
+from browserd_client.errors import Busy, ShuttingDown
+
+
+class StandIn:
+    def __init__(self, i):
+        self.id = f"s{i}"
+        self.jobs = 0
+        self.driver_pid = self.chromium_pid = 0
+
+
+def make_pool(n):
+    pool = Pool(spec=None, size=n, profiles_dir=None, stats=Stats())
+    for i in range(n):
+        b = StandIn(i)
+        pool._browsers[b.id] = b
+        pool._idle.append(b)
+    return pool
+
+
+def test_checkout_is_first_come_first_served():
+    pool = make_pool(1)
+    held = pool.checkout(1).browser
+    order, started = [], []
+
+    def waiter(i):
+        started.append(i)
+        lease = pool.checkout(10)
+        order.append(i)
+        pool._checkin(lease.browser)
+
+    threads = []
+    for i in range(5):
+        t = threading.Thread(target=waiter, args=(i,))
+        t.start()
+        threads.append(t)
+        while len(pool._waiters) < i + 1:  # each waiter queued before the next starts
+            time.sleep(0.001)
+    pool._checkin(held)
+    for t in threads:
+        t.join(10)
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_checkin_hands_to_waiter_not_back_to_the_idle_queue():
+    pool = make_pool(1)
+    held = pool.checkout(1).browser
+    got = []
+    t = threading.Thread(target=lambda: got.append(pool.checkout(5).browser))
+    t.start()
+    while not pool._waiters:
+        time.sleep(0.001)
+    pool._checkin(held)
+    # The checking-in thread cannot take it straight back: it belongs to the waiter.
+    with pytest.raises(Busy):
+        pool.checkout(0)
+    t.join(5)
+    assert got == [held]
+
+
+def test_checkout_times_out_with_busy_and_leaves_no_waiter():
+    pool = make_pool(1)
+    pool.checkout(1)
+    with pytest.raises(Busy, match="no browser became free"):
+        pool.checkout(0.01)
+    assert not pool._waiters
+
+
+def test_drain_wakes_waiters_with_shutting_down():
+    pool = make_pool(1)
+    pool.checkout(1)
+    errors = []
+    t = threading.Thread(target=lambda: errors.append(pytest.raises(ShuttingDown, pool.checkout, 30)))
+    t.start()
+    while not pool._waiters:
+        time.sleep(0.001)
+    pool.begin_drain()
+    t.join(5)
+    assert not t.is_alive() and errors
+    with pytest.raises(ShuttingDown):
+        pool.checkout(1)
+
+
+def test_watchdog_fires_in_deadline_order_and_skips_disarmed():
+    dog = Watchdog()
+    dog.start()
+    fired = []
+    done = threading.Event()
+    now = time.monotonic()
+    dog.arm(now + 0.03, lambda: (fired.append("b"), done.set()))
+    h = dog.arm(now + 0.01, lambda: fired.append("x"))
+    dog.arm(now + 0.02, lambda: fired.append("a"))
+    dog.disarm(h)
+    assert done.wait(5)
+    dog.stop()
+    assert fired == ["a", "b"]
+
+
+def test_percentiles():
+    assert percentile([], 50) is None
+    values = list(range(1, 101))
+    assert percentile(values, 50) in (50, 51) and percentile(values, 99) == 99
