@@ -12,6 +12,7 @@ after daemonizing the browsers started before the fork are no longer our childre
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -20,6 +21,8 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+
+import urllib.request
 
 import psutil
 from selenium import webdriver
@@ -262,6 +265,56 @@ class Browser:
             return True
         except Exception:
             return False
+
+    @property
+    def debugger_address(self) -> str | None:
+        caps = self.driver.capabilities if self.driver is not None else {}
+        return (caps.get("goog:chromeOptions") or {}).get("debuggerAddress")
+
+    def interrupt(self, timeout: float = 1.0) -> bool:
+        """Stop the page loading, from any thread: ``Page.stopLoading`` over the browser's
+        own DevTools socket, a connection separate from chromedriver's (which serializes
+        commands, so a second WebDriver call would only queue behind the blocked one).
+        The blocked ``get`` then returns and the browser stays usable. False if it failed."""
+        address = self.debugger_address
+        if not address or self.killed:
+            return False
+        import websocket  # websocket-client: a dependency of Selenium
+
+        try:
+            with urllib.request.urlopen(f"http://{address}/json/list", timeout=timeout) as resp:
+                targets = json.load(resp)
+            for target in targets:
+                if target.get("type") != "page" or "webSocketDebuggerUrl" not in target:
+                    continue
+                ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=timeout,
+                                                 suppress_origin=True)
+                try:
+                    ws.send(json.dumps({"id": 1, "method": "Page.stopLoading"}))
+                    ws.recv()
+                finally:
+                    ws.close()
+            return True
+        except Exception as exc:
+            logger.info("browser=%s interrupt failed: %s", self.id, exc)
+            return False
+
+    def rss(self) -> int:
+        """Resident memory of chromedriver and every process under it, in bytes."""
+        if not self.driver_pid:
+            return 0
+        try:
+            root = psutil.Process(self.driver_pid)
+            procs = [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
 
     def drop_http_connections(self) -> None:
         """Close Selenium's keep-alive sockets to chromedriver. Called before the daemon

@@ -38,6 +38,10 @@ def check_url(url, allowed_schemes) -> str:
     return url
 
 
+class JobAborted(Exception):
+    """Raised inside a job's thread (by :meth:`Job.check`) once the job is aborted."""
+
+
 @dataclass
 class Job:
     url: str
@@ -56,6 +60,12 @@ class Job:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        """Site classes call this between steps: raises :class:`JobAborted` once the job
+        passed its deadline or its client left, so no work continues for nobody."""
+        if self.aborted is not None:
+            raise JobAborted(self.aborted)
 
     def on_abort(self, hook) -> None:
         """Run ``hook(reason)`` when the job is aborted (at once if it already is)."""

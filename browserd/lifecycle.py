@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 HOUSEKEEPING_SECONDS = 1.0
+RSS_EVERY = 5  # housekeeping rounds between RSS measurements of idle browsers
 
 
 class StartError(RuntimeError):
@@ -175,6 +176,7 @@ class Arbiter:
         self._wake_r = self._wake_w = None
         self._stop_requested = 0  # 0 running, 1 drain, 2 force
         self._state_records: list | None = None
+        self._rounds = 0
 
     # -- before daemonizing ------------------------------------------------------------------
 
@@ -205,7 +207,8 @@ class Arbiter:
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
             self.pool = Pool(spec, config.browsers, None if spec.grid_url else config.profiles_dir,
                              self.stats, page_load_timeout=config.page_load_timeout,
-                             queue_wait=config.queue_wait)
+                             queue_wait=config.queue_wait, recycle_after=config.recycle_after,
+                             recycle_rss=config.recycle_rss_mb << 20)
             try:
                 seconds = self.pool.start_browsers()
             except BrowserStartError as exc:
@@ -311,7 +314,8 @@ class Arbiter:
                     time.monotonic() - t0, len(registry.sites), len(registry.problems))
 
     def housekeeping(self) -> None:
-        self.pool.check_idle()
+        self._rounds += 1
+        self.pool.check_idle(measure_rss=self._rounds % RSS_EVERY == 0)
         records = [b.record() for b in self.pool.browsers()]
         if records != self._state_records:
             self._write_state(records)

@@ -26,6 +26,7 @@ from browserd_client.errors import (
 )
 
 from .browser import Browser, BrowserStartError, LaunchSpec, is_browser_failure, reset_browser
+from .jobs import JobAborted
 from .stats import Stats
 from .watchdog import Watchdog
 
@@ -57,11 +58,34 @@ class _Broken(Exception):
     """The browser failed under a job (crash, killed, session gone)."""
 
 
+class ClientGone(BrowserdError):
+    """The client left while its job ran; nobody is waiting for an answer."""
+
+    code = "client_gone"
+
+
+class _Run:
+    """One job on one browser: what its thread produced, and who owns the browser."""
+
+    __slots__ = ("browser", "job", "site", "page", "error", "done", "lock", "forfeited")
+
+    def __init__(self, browser, job, site):
+        self.browser, self.job, self.site = browser, job, site
+        self.page = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.forfeited = False  # True once the pool gave up on the thread (it replaced the browser)
+
+
 class Pool:
     def __init__(self, spec: LaunchSpec, size: int, profiles_dir: str | None, stats: Stats,
-                 page_load_timeout: float = 30.0, queue_wait: float = 10.0):
+                 page_load_timeout: float = 30.0, queue_wait: float = 10.0,
+                 recycle_after: int = 0, recycle_rss: int = 0):
         self.spec = spec
         self.queue_wait = queue_wait
+        self.recycle_after = recycle_after
+        self.recycle_rss = recycle_rss
         self.size = size
         self.profiles_dir = profiles_dir
         self.stats = stats
@@ -121,8 +145,8 @@ class Pool:
         for b in self.browsers():
             b.drop_http_connections()
 
-    def begin_drain(self) -> None:
-        """New checkouts get ``shutting_down``; queued waiters are woken with it."""
+    def _wake_waiters_closing(self) -> None:
+        """From now on checkouts get ``shutting_down``; queued ones are woken with it."""
         with self._lock:
             self._closing = True
             while self._waiters:
@@ -141,7 +165,7 @@ class Pool:
 
     def close(self, timeout: float = 10.0) -> None:
         """Quit every browser (in parallel), including ones still busy."""
-        self.begin_drain()
+        self._wake_waiters_closing()
         with self._lock:
             browsers = list(self._browsers.values())
             self._browsers.clear()
@@ -156,7 +180,9 @@ class Pool:
 
     # -- checkout ----------------------------------------------------------------------------
 
-    def checkout(self, timeout: float) -> Lease:
+    def checkout(self, timeout: float, job=None) -> Lease:
+        """A browser for one job, first come first served; ``busy`` after ``timeout``.
+        A job aborted while it waits (its client left) leaves the queue at once."""
         t0 = time.monotonic()
         with self._lock:
             if self._closing:
@@ -165,7 +191,11 @@ class Pool:
                 return Lease(self._idle.popleft(), 0.0)
             waiter = _Waiter()
             self._waiters.append(waiter)
+        if job is not None:
+            job.on_abort(lambda reason: waiter.event.set())
         waiter.event.wait(max(timeout, 0))
+        if job is not None:
+            job.clear_abort_hooks()
         with self._lock:
             if waiter.browser is not None:
                 return Lease(waiter.browser, time.monotonic() - t0)
@@ -175,6 +205,8 @@ class Pool:
                 pass
             if self._closing:
                 raise ShuttingDown("browserd is shutting down")
+        if job is not None and job.aborted:
+            raise self._aborted_error(job)
         raise Busy(f"no browser became free within {timeout:.1f}s "
                    f"({len(self._browsers)} browsers, all busy)")
 
@@ -199,13 +231,12 @@ class Pool:
             self._active_jobs += 1
         try:
             for attempt in (1, 2):
-                lease = self.checkout(min(self.queue_wait, job.remaining()))
+                lease = self.checkout(min(self.queue_wait, job.remaining()), job)
                 try:
-                    page = self._run_on(lease.browser, job, site)
+                    page = self._execute(lease.browser, job, site)
                     info = {"browser": lease.browser.id, "queue_wait": lease.queue_wait, "attempts": attempt}
                     return page, info
                 except _Broken as exc:
-                    self.replace(lease.browser, f"broke under job {job.id}: {exc}")
                     if job.aborted or attempt == 2 or job.remaining() <= 1.0:
                         raise BrowserError(f"browser {lease.browser.id} failed: {exc}") from None
                     self.stats.count("retried")
@@ -216,56 +247,93 @@ class Pool:
                 self._active_jobs -= 1
                 self._jobs_done.notify_all()
 
-    def _run_on(self, browser: Browser, job, site):
-        job.on_abort(lambda reason: browser.kill())
-        handle = self.watchdog.arm(job.deadline + ABORT_GRACE, lambda: job.abort("timeout"))
+    def _execute(self, browser: Browser, job, site):
+        """Run the site on a thread of its own and answer by the deadline whatever it
+        does: at the deadline the job is aborted (the page load is interrupted); if the
+        thread still has not returned ``ABORT_GRACE`` later (chromedriver or the site code
+        hangs), the browser is forfeited: killed, replaced, and the thread abandoned."""
+        run = _Run(browser, job, site)
+        job.on_abort(lambda reason: self._interrupt(run, reason))
+        threading.Thread(target=self._drive, args=(run,), name=f"job-{job.id}", daemon=True).start()
+        if not run.done.wait(max(0.0, job.remaining())):
+            job.abort("timeout")
+            if not run.done.wait(ABORT_GRACE):
+                with run.lock:
+                    run.forfeited = not run.done.is_set()
+                if run.forfeited:
+                    self.stats.count("abandoned_jobs")
+                    logger.error("job=%s browser=%s did not return %.1fs after its deadline; "
+                                 "browser replaced, job thread abandoned", job.id, browser.id, ABORT_GRACE)
+                    self.replace(browser, f"job {job.id} hung past its deadline")
+                    raise Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
+        job.clear_abort_hooks()
+        if run.error is not None:
+            raise run.error
+        return run.page
+
+    def _interrupt(self, run: "_Run", reason: str) -> None:
+        """An aborted job's fast path: stop the page load; kill the browser if the job's
+        thread has not finished a second later (the backstop)."""
+        def interrupt():
+            run.browser.interrupt()
+            if not run.done.wait(1.0):
+                logger.warning("job=%s browser=%s ignored the interrupt (%s); killing it",
+                               run.job.id, run.browser.id, reason)
+                run.browser.kill()
+        threading.Thread(target=interrupt, name=f"interrupt-{run.job.id}", daemon=True).start()
+
+    def _drive(self, run: "_Run") -> None:
+        """The job's thread: the only one using this browser's driver during the job.
+        Its ``finally`` decides the browser's fate: reset and check in, recycle, or replace."""
+        browser, job, site = run.browser, run.job, run.site
         touched = [job.url]
-        healthy = True
+        fate = "reset"
         try:
-            if job.aborted:
-                raise Timeout(f"job aborted ({job.aborted}) before it started")
+            job.check()
             driver = browser.driver
             driver.set_page_load_timeout(max(0.05, min(self.page_load_timeout, job.remaining())))
             page = site.fetch(driver, job)
             touched.append(page.url)
-            if job.aborted:
-                raise Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
+            job.check()
             browser.jobs += 1
-            return page
-        except BrowserdError as exc:
+            run.page = page
+        except (JobAborted, TimeoutException, BrowserdError) as exc:
             if job.aborted:
-                healthy = False
-                raise self._aborted_error(job) from None
-            raise exc
-        except TimeoutException as exc:
-            if job.aborted:
-                healthy = False
-                raise self._aborted_error(job) from None
-            raise Timeout(_first_line(exc) or f"page did not load within {job.timeout:.1f}s") from None
+                run.error = self._aborted_error(job)
+                fate = "replace" if browser.killed else "reset"
+            elif isinstance(exc, TimeoutException):
+                run.error = Timeout(_first_line(exc) or f"timed out after {job.timeout:.1f}s")
+            else:
+                run.error = exc
         except Exception as exc:
-            if job.aborted:
-                healthy = False
-                raise self._aborted_error(job) from None
             message = _first_line(exc)
-            if isinstance(exc, WebDriverException) and "net::ERR_" in message:
-                raise LoadFailed(f"{job.url}: {message.split('unknown error: ')[-1]}") from None
-            if is_browser_failure(exc) or not browser.alive():
-                healthy = False
-                raise _Broken(message or type(exc).__name__) from None
-            logger.exception("job=%s site=%s raised", job.id, site.name)
-            raise SiteError(f"site {site.name!r} failed: {type(exc).__name__}: {message}") from None
+            if job.aborted:
+                run.error = self._aborted_error(job)
+                fate = "replace" if browser.killed or not browser.alive() else "reset"
+            elif isinstance(exc, WebDriverException) and "net::ERR_" in message:
+                run.error = LoadFailed(f"{job.url}: {message.split('unknown error: ')[-1]}")
+            elif is_browser_failure(exc) or not browser.alive():
+                run.error = _Broken(message or type(exc).__name__)
+                fate = "replace"
+            else:
+                logger.exception("job=%s site=%s raised", job.id, site.name)
+                run.error = SiteError(f"site {site.name!r} failed: {type(exc).__name__}: {message}")
         finally:
-            self.watchdog.disarm(handle)
-            job.clear_abort_hooks()
-            if healthy:
-                self._schedule_reset(browser, clear_session=not site.keep_session, urls=touched)
-            elif not browser.killed:
-                browser.kill()
+            with run.lock:
+                forfeited = run.forfeited
+                run.done.set()
+            if not forfeited:
+                if fate == "replace" or browser.killed:
+                    self.replace(browser, f"broke under job {job.id}: {run.error}")
+                elif self.recycle_after and browser.jobs >= self.recycle_after:
+                    self.replace(browser, f"served {browser.jobs} jobs (recycle_after)", event="recycled")
+                else:
+                    self._schedule_reset(browser, clear_session=not site.keep_session, urls=touched)
 
     @staticmethod
     def _aborted_error(job):
         if job.aborted == "client_gone":
-            return BrowserError("client went away; job cancelled")
+            return ClientGone("client went away; job cancelled")
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
 
     def _schedule_reset(self, browser: Browser, clear_session: bool, urls) -> None:
@@ -297,8 +365,13 @@ class Pool:
 
     # -- replacement -------------------------------------------------------------------------
 
-    def replace(self, browser: Browser, reason: str) -> None:
-        """Take ``browser`` out of the pool, kill it, and start a new one in the background."""
+    def begin_drain(self) -> None:
+        """Nothing to do in the pool: jobs already accepted (queued ones too) are served;
+        the server refuses new ones."""
+
+    def replace(self, browser: Browser, reason: str, event: str = "replaced") -> None:
+        """Take ``browser`` out of the pool, kill it, and start a new one in the background.
+        ``event`` is what status counts it as: replaced (broken) or recycled (planned)."""
         with self._lock:
             if self._browsers.pop(browser.id, None) is None:
                 return
@@ -309,8 +382,8 @@ class Pool:
             closing = self._closing
             if not closing:
                 self._starting += 1
-        logger.warning("browser=%s replaced: %s", browser.id, reason)
-        self.stats.count("replaced")
+        (logger.info if event == "recycled" else logger.warning)("browser=%s %s: %s", browser.id, event, reason)
+        self.stats.count(event)
         browser.kill()
         if closing:
             browser.quit(timeout=2)
@@ -350,14 +423,24 @@ class Pool:
             with self._lock:
                 self._starting -= 1
 
-    def check_idle(self) -> int:
-        """Replace idle browsers whose processes died; returns how many were found dead."""
+    def check_idle(self, measure_rss: bool = False) -> int:
+        """Replace idle browsers whose processes died, and (with ``measure_rss``) recycle
+        idle ones whose process tree grew past ``recycle_rss``; returns how many."""
         with self._lock:
             idle = list(self._idle)
-        dead = [b for b in idle if not b.alive()]
-        for b in dead:
-            self.replace(b, "found dead while idle")
-        return len(dead)
+        acted = 0
+        for b in idle:
+            if not b.alive():
+                self.replace(b, "found dead while idle")
+                acted += 1
+            elif measure_rss and self.recycle_rss and b.rss() > self.recycle_rss:
+                with self._lock:
+                    if b not in self._idle:
+                        continue  # checked out meanwhile; next round
+                    self._idle.remove(b)
+                self.replace(b, f"process tree RSS over {self.recycle_rss >> 20} MiB", event="recycled")
+                acted += 1
+        return acted
 
     def snapshot(self) -> dict:
         with self._lock:

@@ -5,12 +5,19 @@ checked-out Selenium WebDriver (used only by this job's thread) and the Job, and
 a :class:`Page`. Raise :class:`browserd_client.errors.BadRequest` for bad params; any
 Selenium ``TimeoutException`` becomes a ``timeout`` reply, other exceptions ``site_error``
 (or ``browser_error`` when the browser itself broke).
+
+Long waits must be bounded by ``job.remaining()``; use :meth:`Site.wait_until`, and call
+``job.check()`` between steps of a loop: it raises once the job is aborted (deadline passed,
+client gone). The daemon answers at the deadline in any case, but a site that keeps going
+keeps its browser busy until it is killed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+
+from selenium.webdriver.support.ui import WebDriverWait
 
 from browserd_client.errors import BadRequest
 
@@ -45,6 +52,18 @@ class Site:
 
     def fetch(self, driver, job) -> Page:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @staticmethod
+    def wait_until(driver, job, condition, timeout: float | None = None, message: str = ""):
+        """``WebDriverWait(...).until(condition)`` bounded by the job's remaining time
+        (and ``timeout``), that gives up at once when the job is aborted."""
+        limit = job.remaining() if timeout is None else min(float(timeout), job.remaining())
+
+        def check(d):
+            job.check()
+            return condition(d)
+
+        return WebDriverWait(driver, max(limit, 0.01), poll_frequency=0.05).until(check, message)
 
     @staticmethod
     def read_page(driver) -> Page:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from browserd_client.errors import BadRequest
 
@@ -29,9 +28,6 @@ class Generic(Site):
             raise BadRequest("'wait_timeout' must be a positive number of seconds")
         driver.get(job.url)
         if selector:
-            limit = min(float(wait), job.remaining()) if wait else job.remaining()
-            WebDriverWait(driver, max(limit, 0.01), poll_frequency=0.05).until(
-                EC.presence_of_element_located((By.CSS_SELECTOR, selector)),
-                message=f"selector {selector!r} did not appear",
-            )
+            self.wait_until(driver, job, EC.presence_of_element_located((By.CSS_SELECTOR, selector)),
+                            timeout=wait, message=f"selector {selector!r} did not appear")
         return self.read_page(driver)

@@ -22,6 +22,7 @@ class StandIn:
 
 def make_pool(n):
     pool = Pool(spec=None, size=n, profiles_dir=None, stats=Stats())
+    assert pool.recycle_after == 0
     for i in range(n):
         b = StandIn(i)
         pool._browsers[b.id] = b
@@ -77,7 +78,7 @@ def test_checkout_times_out_with_busy_and_leaves_no_waiter():
     assert not pool._waiters
 
 
-def test_drain_wakes_waiters_with_shutting_down():
+def test_close_wakes_waiters_with_shutting_down():
     pool = make_pool(1)
     pool.checkout(1)
     errors = []
@@ -85,7 +86,9 @@ def test_drain_wakes_waiters_with_shutting_down():
     t.start()
     while not pool._waiters:
         time.sleep(0.001)
-    pool.begin_drain()
+    pool.begin_drain()  # draining alone keeps queued jobs waiting for a browser
+    assert t.is_alive()
+    pool._wake_waiters_closing()
     t.join(5)
     assert not t.is_alive() and errors
     with pytest.raises(ShuttingDown):
