@@ -80,19 +80,17 @@ def _alive(pid: int, create_time: float) -> bool:
 
 
 def processes_of(pgid: int, workdir: str) -> list[psutil.Process]:
-    """Live processes of one browser: members of its process group that carry its
-    working directory on their command line or environment, plus any process with that
-    directory on its command line (crashpad leaves the group). Zombies are left out:
-    they are already dead."""
+    """Live processes of one browser, found by its private working directory: on the
+    command line (chromedriver's --log-path, Chromium's --user-data-dir, crashpad's
+    database) or in the environment every process of the browser inherits. ``pgid`` is
+    accepted for symmetry with the records; identity is the directory, never the name.
+    Zombies are left out: they are already dead."""
     found = []
     for proc in psutil.process_iter(["pid", "status"]):
         try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
                 continue
-            cmdline = " ".join(proc.cmdline())
-            if workdir in cmdline:
-                found.append(proc)
-            elif os.getpgid(proc.pid) == pgid and workdir in proc.environ().get("XDG_CONFIG_HOME", ""):
+            if workdir in " ".join(proc.cmdline()) or workdir in proc.environ().get("XDG_CONFIG_HOME", ""):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError):
             continue
@@ -185,13 +183,14 @@ class Browser:
         return self
 
     def _start_chromedriver(self) -> int:
-        log_path = os.path.join(self.workdir, "chromedriver.log")
+        out_path = os.path.join(self.workdir, "chromedriver.out")  # banner with the port
+        log_path = os.path.join(self.workdir, "chromedriver.log")  # on the command line: identity
         env = dict(os.environ)
         env["XDG_CONFIG_HOME"] = os.path.join(self.workdir, "xdg-config")
         env["XDG_CACHE_HOME"] = os.path.join(self.workdir, "xdg-cache")
-        with open(log_path, "wb") as log:
+        with open(out_path, "wb") as log:
             self.popen = subprocess.Popen(
-                [self.spec.chromedriver, "--port=0", "--log-level=WARNING"],
+                [self.spec.chromedriver, "--port=0", f"--log-path={log_path}", "--log-level=WARNING"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True, env=env, cwd=self.workdir,
             )
@@ -200,14 +199,14 @@ class Browser:
         deadline = time.monotonic() + self.spec.start_timeout
         delay = 0.005
         while time.monotonic() < deadline:
-            with open(log_path, "rb") as f:
+            with open(out_path, "rb") as f:
                 match = _PORT_LINE.search(f.read())
             if match:
                 self.port = int(match.group(1))
                 return self.port
             if self.popen.poll() is not None:
                 raise BrowserStartError(
-                    f"chromedriver exited with status {self.popen.returncode}: {self._log_tail(log_path)}"
+                    f"chromedriver exited with status {self.popen.returncode}: {self._log_tail(out_path)}"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.1)

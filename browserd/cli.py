@@ -64,6 +64,7 @@ def cmd_start(args) -> int:
     result = detach(arbiter.preserved_fds(), config.log_path, arbiter.pidfile, timeout=config.start_timeout)
     if isinstance(result, dict):  # the CLI: report what the daemon said
         if not result.get("ready"):
+            _end_unserved_browsers(arbiter, config)
             return _die(f"start failed: {result.get('error')} (log: {config.log_path})", EXIT_FAILURE)
         for problem in result.get("site_problems", []):
             print(f"browserd: warning: site classes: {problem}", file=sys.stderr)
@@ -71,8 +72,30 @@ def cmd_start(args) -> int:
               f"{result['browsers']} browser{'s' if result['browsers'] != 1 else ''} ready in {arbiter.ready_seconds:.2f}s, "
               f"state dir {result['state_dir']}")
         return EXIT_OK
-    configure_logging(config, "daemon")
-    sys.exit(arbiter.serve(result, foreground=False))
+    try:
+        configure_logging(config, "daemon")
+        code = arbiter.serve(result, foreground=False)
+    except BaseException as exc:  # never leave browsers behind a daemon that failed
+        result.failed(f"{type(exc).__name__}: {exc}")
+        arbiter.abort()
+        raise
+    sys.exit(code)
+
+
+def _end_unserved_browsers(arbiter, config) -> None:
+    """The daemon failed before serving: if it is gone, end the browsers this process
+    started for it; if it still holds the pidfile, ask it to stop (it cleans up)."""
+    from .browser import kill_recorded
+    from .daemonize import is_locked, read_pid
+
+    pidfile = config.path_in_state(PID_FILE)
+    if is_locked(pidfile):
+        pid = read_pid(pidfile)
+        if pid:
+            os.kill(pid, signal.SIGQUIT)
+        return
+    for browser in arbiter.pool.browsers():
+        kill_recorded(browser.record())
 
 
 def _run_foreground(config) -> int:

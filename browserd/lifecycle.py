@@ -221,6 +221,16 @@ class Arbiter:
             raise
         self.ready_seconds = time.monotonic() - t0
 
+    def abort(self) -> None:
+        """Emergency stop after an unexpected failure: quit browsers, release state."""
+        try:
+            self._shutdown(force=True)
+        except BaseException:
+            logger.exception("emergency shutdown failed; ending browsers by record")
+            for browser in self.pool.browsers() if self.pool else []:
+                browser.kill()
+            self.pidfile.release()
+
     def _abort_prepare(self) -> None:
         if self.listener is not None:
             self.listener.close()

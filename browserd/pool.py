@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: A job still running this long after its deadline has its browser killed.
 ABORT_GRACE = 0.5
+#: Seconds an aborted job's page load is interrupted before its browser is killed.
+INTERRUPT_LIMIT = 1.5
 #: Seconds a reset may take before the browser is replaced instead.
 RESET_LIMIT = 10.0
 
@@ -273,13 +275,17 @@ class Pool:
 
     def _interrupt(self, run: "_Run", reason: str) -> None:
         """An aborted job's fast path: stop the page load; kill the browser if the job's
-        thread has not finished a second later (the backstop)."""
+        thread has not finished ``INTERRUPT_LIMIT`` later (the backstop)."""
         def interrupt():
-            run.browser.interrupt()
-            if not run.done.wait(1.0):
-                logger.warning("job=%s browser=%s ignored the interrupt (%s); killing it",
-                               run.job.id, run.browser.id, reason)
-                run.browser.kill()
+            # Repeated: an abort can land before the navigation it should stop has begun.
+            deadline = time.monotonic() + INTERRUPT_LIMIT
+            while time.monotonic() < deadline:
+                run.browser.interrupt()
+                if run.done.wait(0.1):
+                    return
+            logger.warning("job=%s browser=%s ignored the interrupt (%s) for %.1fs; killing it",
+                           run.job.id, run.browser.id, reason, INTERRUPT_LIMIT)
+            run.browser.kill()
         threading.Thread(target=interrupt, name=f"interrupt-{run.job.id}", daemon=True).start()
 
     def _drive(self, run: "_Run") -> None:
@@ -450,8 +456,9 @@ class Pool:
                 "size": self.size, "total": total, "idle": idle, "busy": total - idle,
                 "starting": self._starting, "resetting": self._resetting,
                 "waiters": len(self._waiters), "active_jobs": self._active_jobs,
-                "browsers": [{"id": b.id, "jobs": b.jobs, "driver_pid": b.driver_pid,
-                              "chromium_pid": b.chromium_pid} for b in self._browsers.values()],
+                "browsers": [{"id": b.id, "state": "idle" if b in self._idle else "busy", "jobs": b.jobs,
+                              "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
+                             for b in self._browsers.values()],
             }
 
 

@@ -112,6 +112,20 @@ def test_after_kill_9_next_start_ends_old_browsers_and_starts_clean(start_daemon
     assert "cleaned up after a dead daemon" in second.log
 
 
+def test_after_kill_9_before_state_was_written_start_still_finds_every_browser(start_daemon):
+    """A daemon that died before writing state.json leaves no records: the next start
+    finds the browsers by their private directories (chromedriver's --log-path too)."""
+    first = start_daemon(2)
+    old = [p.pid for p in first.processes()]
+    drivers = [b["driver_pid"] for b in read_state(first.state_dir)["browsers"]]
+    os.kill(first.pid, signal.SIGKILL)
+    assert wait_gone([first.pid], 30) == {}
+    os.unlink(os.path.join(first.state_dir, "state.json"))
+    start_daemon(1, state_dir=first.state_dir)
+    left = wait_gone(old, 30)
+    assert not left, f"left behind (pid: state): {left}; chromedrivers were {drivers}"
+
+
 def test_stop_with_stale_pidfile_cleans_up(start_daemon):
     daemon = start_daemon(1)
     pids = [p.pid for p in daemon.processes()]

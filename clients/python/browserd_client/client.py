@@ -31,6 +31,7 @@ class FetchResult:
     requested_url: str
     browser: str = ""           #: id of the daemon's browser that served it
     timing: dict = field(default_factory=dict)  #: seconds: queue_wait, fetch, total
+    attempts: int = 1           #: 2 when the first browser crashed and the daemon retried
 
 
 class Client:
@@ -84,7 +85,7 @@ class Client:
         return FetchResult(
             source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
             site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
-            timing=r.get("timing", {}),
+            timing=r.get("timing", {}), attempts=r.get("attempts", 1),
         )
 
     def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
