@@ -37,6 +37,9 @@ HEADLESS_ARGS = (
     "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-extensions",
     "--disable-default-apps", "--mute-audio", "--password-store=basic",
+    # The back-forward cache keeps the last job's page alive in memory (state that should
+    # not outlive its job) and doubles the cost of the reset's blank navigation (78 -> 36 ms).
+    "--disable-features=BackForwardCache",
 )
 _PORT_LINE = re.compile(rb"started successfully on port (\d+)")
 

@@ -107,12 +107,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(_page("not found", "<p>not found</p>"), status=404)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A browser hanging up early (favicon, interrupted load) is normal here."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class PageServer:
     """``with PageServer() as pages: pages.url('/js', m='X')``"""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, image_delay: float = 0.0):
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), _Handler)
         self.httpd.hits = 0
         self.httpd.release = threading.Event()
         self.httpd.image_delay = image_delay

@@ -1,0 +1,205 @@
+"""Figures from raw runs: the markdown table, the targets, the JSON and the chart."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+DRIVER, POOL, NAIVE, BROWSERD, PING = ("in-process driver", "in-process pool", "naive (browser per request)",
+                                       "browserd", "browserd ping")
+
+
+def percentile(values, q: float) -> float | None:
+    """Linear interpolation between closest ranks."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summarize(run: dict, system: str, page: str, n: int, m: int, warm: float = 0.0,
+              rss_mb: float | None = None, by_count: bool = False) -> dict:
+    """One table row from a raw run. Requests finished in ``[start + warm, end]`` count;
+    for a run bounded by its request count (``by_count``) ``end`` is the last completion."""
+    t_from = run["start"] + warm
+    t_to = run["end"]
+    if by_count:
+        t_to = min(t_to, max((r[0] for r in run["ok"] + run["fail"]), default=t_to))
+    ok = [r for r in run["ok"] if t_from <= r[0] <= t_to]
+    fails = run["fail"]  # every failure counts, warm-up or not
+    lat = [r[1] for r in ok]
+    daemon = [r[2] for r in ok if len(r) > 2 and r[2]]
+    return {
+        "system": system, "page": page, "n": n, "m": m,
+        "rps": round(len(ok) / (t_to - t_from), 2) if ok and t_to > t_from else 0.0,
+        "p50": _r(percentile(lat, 50)), "p99": _r(percentile(lat, 99)),
+        "failures": len(fails), "failure_codes": dict(Counter(r[1] for r in fails)),
+        "requests": len(ok), "seconds": round(max(0.0, t_to - t_from), 2), "rss_mb": rss_mb,
+        "daemon_p50": _r(percentile(daemon, 50)), "lat_ms": lat,
+    }
+
+
+def _r(x, nd=2):
+    return None if x is None else round(x, nd)
+
+
+def _find(rows, system, page="static", n=None, m=None):
+    for row in rows:
+        if row["system"] == system and row["page"] == page and (n is None or row["n"] == n) \
+                and (m is None or row["m"] == m):
+            return row
+    return None
+
+
+def ratio(row: dict, rows: list) -> str:
+    """Latency against the warm driver (one caller) or throughput against the warm pool."""
+    if row["system"] in (DRIVER, PING):
+        return "ref" if row["system"] == DRIVER else "—"
+    if row["m"] == 1:
+        ref = _find(rows, DRIVER, row["page"])
+        if ref and ref["p50"] and row["p50"]:
+            return f"lat ×{row['p50'] / ref['p50']:.2f}"
+    else:
+        if row["system"] == POOL:
+            return "ref"
+        ref = _find(rows, POOL, row["page"], row["n"], row["m"])
+        if ref and ref["rps"]:
+            return f"thr ×{row['rps'] / ref['rps']:.2f}"
+    return "—"
+
+
+def table(rows: list) -> str:
+    head = ["system", "page", "N", "M", "requests/s", "p50 ms", "p99 ms", "failures", "RSS MB", "ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["system"], row["page"], row["n"], row["m"], f"{row['rps']:.1f}", _fmt(row["p50"]),
+                 _fmt(row["p99"]), row["failures"], _fmt(row["rss_mb"], 0), ratio(row, rows)]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(x, nd=1):
+    if x is None:
+        return "—"
+    return f"{x:.{nd}f}" if x >= 10 or nd == 0 else f"{x:.{max(nd, 2)}f}"
+
+
+def targets(rows: list, extra: dict) -> list[dict]:
+    """The targets, computed from this run only; a missing figure gives ``None``."""
+    out = []
+
+    def add(name, value, op, limit):
+        met = None if value is None else (value <= limit if op == "<=" else value >= limit)
+        out.append({"target": name, "value": None if value is None else round(value, 3), "op": op,
+                    "limit": limit, "met": met})
+
+    def div(a, b):
+        return a / b if a is not None and b else None
+
+    bd, drv = _find(rows, BROWSERD, n=1, m=1), _find(rows, DRIVER)
+    add("browserd p50 (N=1, M=1) / in-process driver p50", div(bd and bd["p50"], drv and drv["p50"]), "<=", 1.05)
+    ms = sorted({r["m"] for r in rows if r["system"] == BROWSERD and r["page"] == "static"})
+    for n in sorted({r["n"] for r in rows if r["system"] == BROWSERD and r["page"] == "static"}):
+        b, p = _find(rows, BROWSERD, n=n, m=ms[-1]), _find(rows, POOL, n=n, m=ms[-1])
+        add(f"browserd rps / in-process pool rps (N={n}, M={ms[-1]}, saturated)",
+            div(b and b["rps"], p and p["rps"]), ">=", 0.95)
+    naive = _find(rows, NAIVE)
+    add("browserd rps (N=1, M=1) / naive rps (one request at a time each)",
+        div(bd and bd["rps"], naive and naive["rps"]), ">=", 10)
+    ping = _find(rows, PING, page="-", m=1)
+    add("ping p50 ms, one client", ping and ping["p50"], "<=", 1.0)
+    start = extra.get("startup_s", {})
+    add("start N=4 / start N=1 (s/s)", div(start.get("4"), start.get("1")), "<=", 1.5)
+    add("RSS drift % (last vs after warm-up)", (extra.get("memory") or {}).get("drift_pct"), "<=", 15)
+    return out
+
+
+def targets_text(results: list[dict]) -> str:
+    lines = []
+    for t in results:
+        verdict = {True: "PASS", False: "MISS", None: "n/a "}[t["met"]]
+        value = "—" if t["value"] is None else f"{t['value']:.3f}"
+        lines.append(f"- {verdict}  {t['target']}: {value} (target {t['op']} {t['limit']})")
+    return "\n".join(lines)
+
+
+def extras_text(extra: dict) -> str:
+    lines = []
+    if extra.get("startup_s"):
+        lines.append("Start-up (wall time of `browserd start` until it returns): "
+                     + ", ".join(f"N={n}: {s:.2f} s" for n, s in extra["startup_s"].items()))
+    mem = extra.get("memory")
+    if mem:
+        drift = "—" if mem["drift_pct"] is None else f"{mem['drift_pct']:+.1f}%"
+        lines.append(f"Memory (N={mem['n']}, M={mem['m']}, {mem['fetches']} fetches, {len(mem['samples'])} "
+                     f"samples): daemon-tree RSS after warm-up {mem['warm_mb']} MB, last {mem['last_mb']} MB, "
+                     f"min {mem['min_mb']} / max {mem['max_mb']} MB, drift {drift}; "
+                     f"daemon events: {mem.get('events') or 'none'}")
+    if extra.get("breakdown_ms"):
+        lines.append("Per-fetch WebDriver steps on a warm driver (median ms, static page): "
+                     + "; ".join(f"{k} {v:.1f}" for k, v in extra["breakdown_ms"].items()))
+    overhead = extra.get("ipc_overhead_ms")
+    if overhead:
+        lines.append("browserd M=1 client round trip minus the daemon's own job time (median ms): "
+                     + ", ".join(f"{page} {v:.1f}" for page, v in overhead.items()))
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def write_json(path: str, payload: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+
+
+def chart(path: str, rows: list) -> str | None:
+    """Throughput vs concurrency per system, and latency distributions; None (with the
+    reason printed by the caller) if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    static = [r for r in rows if r["page"] == "static"]
+    for system, style in ((POOL, "--"), (BROWSERD, "-")):
+        for n in sorted({r["n"] for r in static if r["system"] == system}):
+            pts = sorted((r["m"], r["rps"]) for r in static if r["system"] == system and r["n"] == n)
+            left.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=f"{system} N={n}")
+    for system, marker in ((DRIVER, "*"), (NAIVE, "x")):
+        row = _find(rows, system)
+        if row:
+            left.plot([row["m"]], [row["rps"]], marker, markersize=12, label=system)
+    left.set_xscale("log", base=2)
+    left.set_xlabel("concurrent callers M (threads in-process, client processes for browserd)")
+    left.set_ylabel("requests/s (static ~20 KB page)")
+    left.set_title("Throughput vs concurrency")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    picks = [_find(rows, DRIVER), _find(rows, BROWSERD, n=1, m=1), _find(rows, BROWSERD, m=max(
+        (r["m"] for r in static if r["system"] == BROWSERD), default=1)), _find(rows, NAIVE),
+        _find(rows, PING, page="-", m=1)]
+    for row in [r for r in picks if r and r["lat_ms"]]:
+        xs = sorted(row["lat_ms"])
+        ys = [(i + 1) / len(xs) for i in range(len(xs))]
+        right.step(xs, ys, where="post", label=f"{row['system']} ({row['page']}, N={row['n']}, M={row['m']})")
+    right.set_xscale("log")
+    right.set_xlabel("latency ms (log)")
+    right.set_ylabel("fraction of requests")
+    right.set_title("Latency distribution (CDF)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_markdown(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,338 @@
+"""The systems under test, each measured the same way.
+
+A *run* is a closed loop of ``m`` concurrent callers, bounded both by a request count per
+caller and by a wall-clock end; it returns the raw samples ``{"ok": [[end_wall,
+latency_ms, daemon_ms], ...], "fail": [[end_wall, code], ...], "start", "end"}`` that
+:func:`benchmarks.report.summarize` turns into requests/s and percentiles.
+
+- in-process: warm ``browserd.browser.Browser`` objects started from the daemon's own
+  ``LaunchSpec`` (identical flags), driven directly (one driver, or a ``queue.Queue`` pool
+  shared by threads);
+- naive: a new browser per request;
+- browserd: a daemon started and stopped through the real CLI in a private state dir,
+  driven by client *processes* (``benchmarks/worker.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from browserd.browser import Browser, processes_of, reset_browser
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MB = 1 << 20
+#: Seconds a run may overrun its end before its callers are given up on.
+GRACE = 90.0
+
+
+def launch_spec():
+    """The LaunchSpec the daemon derives from its default configuration."""
+    from browserd.config import load
+    from browserd.lifecycle import launch_spec as derive
+
+    return derive(load(env={}))
+
+
+def record(ok: list, fail: list, good: bool, elapsed_ms: float, code: str = "wrong_page") -> None:
+    if good:
+        ok.append([time.time(), round(elapsed_ms, 3), 0.0])
+    else:
+        fail.append([time.time(), code])
+
+
+def rss_mb(procs) -> float:
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return round(total / MB, 1)
+
+
+# -- in-process ------------------------------------------------------------------------------
+
+def load_page(driver, url: str, wait_for: str | None = None) -> str:
+    """What a scraper does with its own warm driver: get, wait, page_source."""
+    driver.get(url)
+    if wait_for:
+        WebDriverWait(driver, 10, poll_frequency=0.05).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, wait_for)))
+    return driver.page_source
+
+
+def run_threads(call, m: int, duration: float, count: int) -> dict:
+    """``m`` threads each calling ``call(ident, i) -> bool`` (page correct) in a closed
+    loop, at most ``count`` times and until ``duration`` seconds have passed."""
+    ok, fail, lock = [], [], threading.Lock()
+    start = time.time() + 0.05
+    end = start + duration
+
+    def loop(ident: int) -> None:
+        time.sleep(max(0.0, start - time.time()))
+        for i in range(count):
+            if time.time() >= end:
+                return
+            t0 = time.perf_counter()
+            try:
+                good, code = call(ident, i), "wrong_page"
+            except Exception as exc:  # counted, and the loop goes on
+                good, code = False, type(exc).__name__
+            elapsed = (time.perf_counter() - t0) * 1000
+            with lock:
+                record(ok, fail, good, elapsed, code)
+
+    threads = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(m)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, end - time.time()) + GRACE)
+    return {"ok": list(ok), "fail": list(fail), "start": start, "end": end}
+
+
+class InProcess:
+    """``n`` warm browsers in this process, started in parallel like the daemon's."""
+
+    def __init__(self, spec, n: int):
+        self.spec, self.n = spec, n
+        self.dir = tempfile.mkdtemp(prefix="browserd-bench-inproc-")
+        self.browsers: list[Browser] = []
+
+    def __enter__(self) -> "InProcess":
+        browsers = [Browser(f"p{k}", self.spec, os.path.join(self.dir, f"p{k}")) for k in range(self.n)]
+        self.browsers = browsers  # quit in __exit__ whatever happens below
+        with ThreadPoolExecutor(max_workers=self.n) as ex:
+            list(ex.map(lambda b: b.start(), browsers))
+        for b in browsers:
+            b.driver.set_page_load_timeout(30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(self.browsers))) as ex:
+            list(ex.map(lambda b: b.quit(), self.browsers))
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def rss_mb(self, n: int) -> float:
+        return rss_mb([p for b in self.browsers[:n] for p in processes_of(b.pgid, b.workdir)])
+
+    def run(self, n: int, m: int, url: str, duration: float, count: int = 10**6,
+            wait_for: str | None = None) -> dict:
+        """A pool of the first ``n`` browsers in a ``queue.Queue``, shared by ``m`` threads."""
+        pool: queue.Queue = queue.Queue()
+        for b in self.browsers[:n]:
+            pool.put(b)
+
+        def call(ident: int, i: int) -> bool:
+            marker = f"t{ident}x{i}"
+            b = pool.get(timeout=60)
+            try:
+                return marker in load_page(b.driver, url.format(m=marker), wait_for)
+            finally:
+                pool.put(b)
+
+        return run_threads(call, m, duration, count)
+
+    def breakdown(self, url: str, count: int) -> dict:
+        """Median milliseconds of each WebDriver step of one fetch on a warm driver."""
+        b = self.browsers[0]
+        d = b.driver
+        steps = {
+            "get": lambda i: d.get(url.format(m=f"b{i}")),
+            "page_source": lambda i: d.page_source,
+            "current_url+title": lambda i: (d.current_url, d.title),
+            "execute_script(outerHTML,URL,title)": lambda i: d.execute_script(
+                "return [document.documentElement.outerHTML, document.URL, document.title]"),
+            "reset_browser (about:blank, clear cookies+storage)":
+                lambda i: reset_browser(b, True, [url.format(m="")]),
+        }
+        times = {name: [] for name in steps}
+        deadline = time.monotonic() + 60
+        for i in range(count):
+            if time.monotonic() > deadline:
+                break
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                step(i)
+                times[name].append((time.perf_counter() - t0) * 1000)
+        return {name: sorted(v)[len(v) // 2] for name, v in times.items() if v}
+
+
+def run_naive(spec, url: str, count: int, duration: float) -> tuple[dict, float]:
+    """A new browser per request: start, get, page_source, quit. Returns (run, peak RSS MB)."""
+    ok, fail, peak = [], [], 0.0
+    root = tempfile.mkdtemp(prefix="browserd-bench-naive-")
+    start = time.time()
+    try:
+        for i in range(count):
+            if time.time() >= start + duration:
+                break
+            marker = f"n{i}"
+            t0 = time.perf_counter()
+            b = Browser(f"n{i}", spec, os.path.join(root, f"n{i}"))
+            try:
+                b.start()
+                good = marker in load_page(b.driver, url.format(m=marker))
+                peak = max(peak, rss_mb(processes_of(b.pgid, b.workdir)))
+            except Exception as exc:
+                fail.append([time.time(), type(exc).__name__])
+                continue
+            finally:
+                b.quit()
+            record(ok, fail, good, (time.perf_counter() - t0) * 1000)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"ok": ok, "fail": fail, "start": start, "end": time.time()}, peak
+
+
+# -- browserd ----------------------------------------------------------------------------------
+
+def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``python -m browserd ARGS`` with the default configuration (no BROWSERD_* from us)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROWSERD_") and k != "NOTIFY_SOCKET"}
+    return subprocess.run([sys.executable, "-m", "browserd", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
+
+
+class Daemon:
+    """A browserd daemon in a private state dir: ``start()`` returns the seconds ``browserd
+    start`` took to return (ready); ``stop()`` always leaves no process of it behind."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.state_dir = tempfile.mkdtemp(prefix="browserd-bench-")
+        self.pid = 0
+
+    def start(self) -> float:
+        t0 = time.perf_counter()
+        result = cli("start", "--browsers", str(self.n), "--state-dir", self.state_dir)
+        seconds = time.perf_counter() - t0
+        if result.returncode != 0:
+            raise RuntimeError(f"browserd start --browsers {self.n} exited {result.returncode}: "
+                               f"{(result.stderr or result.stdout).strip()}")
+        with open(os.path.join(self.state_dir, "state.json"), encoding="utf-8") as f:
+            self.pid = json.load(f)["pid"]
+        return seconds
+
+    def processes(self) -> list[psutil.Process]:
+        """The daemon and every process whose command line or XDG_CONFIG_HOME names our
+        state dir (its browsers, crashpad included); never our client processes."""
+        found, me = [], os.getpid()
+        for proc in psutil.process_iter(["pid", "status"]):
+            if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            try:
+                if (proc.pid == self.pid or self.state_dir in " ".join(proc.cmdline())
+                        or self.state_dir in proc.environ().get("XDG_CONFIG_HOME", "")):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.processes())
+
+    def status(self) -> dict:
+        from browserd_client import Client
+
+        with Client(state_dir=self.state_dir, timeout=10) as client:
+            return client.status()
+
+    def served(self) -> int:
+        return self.status()["jobs"]["served"]
+
+    def stop(self) -> None:
+        try:
+            result = cli("stop", "--state-dir", self.state_dir, timeout=120)
+            if result.returncode != 0:
+                print(f"warning: browserd stop exited {result.returncode}: {result.stderr.strip()}",
+                      file=sys.stderr)
+        finally:
+            left = self.processes()
+            for proc in left:  # backstop: by pid, only processes found to be this daemon's
+                try:
+                    proc.send_signal(signal.SIGKILL)
+                except psutil.NoSuchProcess:
+                    pass
+            if left:
+                print(f"warning: killed {len(left)} leftover processes of {self.state_dir}", file=sys.stderr)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def run(self, m: int, url: str, duration: float, count: int = 10**6, op: str = "fetch",
+            params: dict | None = None) -> dict:
+        """``m`` client processes, started and connected before the clock starts."""
+        procs: list[subprocess.Popen] = []
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+        try:
+            for k in range(m):
+                env["BENCH_WORKER"] = json.dumps({"state_dir": self.state_dir, "op": op, "url": url,
+                                                  "params": params or {}, "ident": k, "count": count})
+                procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks.worker"], cwd=ROOT, env=env,
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            deadline = time.monotonic() + 60
+            for proc in procs:
+                ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready or proc.stdout.readline().strip() != b"ready":
+                    raise RuntimeError(f"a client process did not connect (exit {proc.poll()})")
+            start = time.time() + 0.05
+            end = start + duration
+            for proc in procs:  # flushed, not closed: communicate() closes it
+                proc.stdin.write(f"GO {start} {end}\n".encode())
+                proc.stdin.flush()
+            ok, fail = [], []
+            for proc in procs:
+                try:
+                    out, _ = proc.communicate(timeout=max(0.0, end - time.time()) + GRACE)
+                    lines = out.decode().strip().splitlines()
+                    result = json.loads(lines[-1])
+                    ok += result["ok"]
+                    fail += result["fail"]
+                except (subprocess.TimeoutExpired, ValueError, IndexError):
+                    fail.append([time.time(), "client_process_failed"])
+            return {"ok": ok, "fail": fail, "start": start, "end": end}
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+
+    def memory(self, url: str, total: int, m: int, limit: float, every: float = 1.0) -> dict:
+        """``total`` fetches by ``m`` client processes while the daemon tree's RSS is
+        sampled every ``every`` seconds: ``{"samples": [[t, served, rss_mb], ...], "run"}``."""
+        samples, done = [], threading.Event()
+        t0 = time.monotonic()
+
+        def sample() -> None:
+            while True:
+                try:
+                    samples.append([round(time.monotonic() - t0, 2), self.served(), self.rss_mb()])
+                except Exception as exc:  # a sample lost is not a run lost
+                    print(f"warning: RSS sample failed: {exc!r}", file=sys.stderr)
+                if done.wait(every):
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            run = self.run(m, url, limit, count=-(-total // m))
+        finally:
+            done.set()
+            sampler.join(30)
+        time.sleep(1.0)  # let the last resets finish
+        samples.append([round(time.monotonic() - t0, 2), self.served(), self.rss_mb()])
+        return {"samples": samples, "run": run}
