@@ -121,6 +121,10 @@ def kill_group_and_strays(pgid: int, procs: list[psutil.Process], sig: int) -> N
 def kill_recorded(record: dict, sig: int = signal.SIGKILL) -> int:
     """Signal every live process of a browser described by :meth:`Browser.record`.
     Used for a dead daemon's leftovers; returns how many processes were signalled."""
+    if record.get("grid_url") and record.get("session_id"):
+        from .grid import delete_session
+
+        return int(delete_session(record["grid_url"], record["session_id"]))
     if not record.get("workdir"):
         return 0
     procs = processes_of(record.get("pgid", -1), record["workdir"])
@@ -145,6 +149,7 @@ class Browser:
         self.spawned_by = os.getpid()
         self.started_at = 0.0
         self.start_seconds = 0.0
+        self.last_used = time.monotonic()
         self.jobs = 0
         self.session_site: str | None = None  # site whose session state this browser carries
         self.killed = False
@@ -245,7 +250,12 @@ class Browser:
         """What a later ``start`` needs to end this browser if our daemon dies."""
         return {"id": self.id, "driver_pid": self.driver_pid, "pgid": self.pgid,
                 "chromium_pid": self.chromium_pid, "workdir": self.workdir,
-                "create_time": self.driver_create_time, "port": self.port}
+                "create_time": self.driver_create_time, "port": self.port,
+                "grid_url": self.spec.grid_url, "session_id": self.session_id}
+
+    @property
+    def session_id(self) -> str | None:
+        return self.driver.session_id if self.driver is not None else None
 
     def alive(self) -> bool:
         """Cheap /proc check that chromedriver and Chromium are still running."""
@@ -278,11 +288,15 @@ class Browser:
         own DevTools socket, a connection separate from chromedriver's (which serializes
         commands, so a second WebDriver call would only queue behind the blocked one).
         The blocked ``get`` then returns and the browser stays usable. False if it failed."""
-        address = self.debugger_address
-        if not address or self.killed:
+        if self.killed or self.driver is None:
             return False
         import websocket  # websocket-client: a dependency of Selenium
 
+        if self.spec.grid_url:
+            return self._interrupt_through_grid(websocket, timeout)
+        address = self.debugger_address
+        if not address:
+            return False
         try:
             with urllib.request.urlopen(f"http://{address}/json/list", timeout=timeout) as resp:
                 targets = json.load(resp)
@@ -300,6 +314,41 @@ class Browser:
         except Exception as exc:
             logger.info("browser=%s interrupt failed: %s", self.id, exc)
             return False
+
+    def _interrupt_through_grid(self, websocket, timeout: float) -> bool:
+        """On a Grid the browser's DevTools port is the node's; the Grid proxies a
+        browser-level CDP socket (``se:cdp``): attach to the page, then stop it."""
+        url = self.driver.capabilities.get("se:cdp")
+        if not url:
+            return False
+        try:
+            ws = websocket.create_connection(url, timeout=timeout, suppress_origin=True)
+        except Exception as exc:
+            logger.info("browser=%s interrupt failed: %s", self.id, exc)
+            return False
+        try:
+            def call(msg_id, method, params=None, session=None):
+                msg = {"id": msg_id, "method": method, "params": params or {}}
+                if session:
+                    msg["sessionId"] = session
+                ws.send(json.dumps(msg))
+                while True:
+                    reply = json.loads(ws.recv())
+                    if reply.get("id") == msg_id:
+                        return reply.get("result", {})
+
+            targets = call(1, "Target.getTargets").get("targetInfos", [])
+            for n, target in enumerate(t for t in targets if t.get("type") == "page"):
+                session = call(100 + n, "Target.attachToTarget",
+                               {"targetId": target["targetId"], "flatten": True}).get("sessionId")
+                if session:
+                    call(200 + n, "Page.stopLoading", session=session)
+            return True
+        except Exception as exc:
+            logger.info("browser=%s interrupt failed: %s", self.id, exc)
+            return False
+        finally:
+            ws.close()
 
     def rss(self) -> int:
         """Resident memory of chromedriver and every process under it, in bytes."""
@@ -334,7 +383,13 @@ class Browser:
     def kill(self) -> None:
         """SIGKILL every process of this browser at once. Safe from any thread."""
         self.killed = True
-        if self.spec.grid_url or not self.driver_pid:
+        if self.spec.grid_url:
+            if self.session_id:  # the node quits the browser; a blocked command fails
+                from .grid import delete_session
+
+                delete_session(self.spec.grid_url, self.session_id)
+            return
+        if not self.driver_pid:
             return
         kill_group_and_strays(self.pgid, processes_of(self.pgid, self.workdir), signal.SIGKILL)
         self._reap()
@@ -348,6 +403,10 @@ class Browser:
             except Exception as exc:
                 logger.info("browser=%s quit failed: %s", self.id, str(exc).splitlines()[0] if str(exc) else exc)
         if self.spec.grid_url:
+            if not self.killed and self.session_id:
+                from .grid import delete_session  # in case quit() failed half-way
+
+                delete_session(self.spec.grid_url, self.session_id, timeout=2)
             self.killed = True
             return
         if self.driver_pid:
@@ -380,6 +439,7 @@ def is_browser_failure(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     markers = ("invalid session id", "session deleted", "disconnected", "chrome not reachable",
+               "unable to find session", "session timed out",
                "no such window", "tab crashed", "target window already closed", "max retries exceeded",
                "connection refused", "connection aborted", "remote end closed")
     if isinstance(exc, WebDriverException) or type(exc).__module__.startswith("urllib3"):

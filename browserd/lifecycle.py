@@ -198,6 +198,13 @@ class Arbiter:
             clean_stale(config, self.pidfile.stale_pid)
             raise_fd_limit()
             spec = launch_spec(config)
+            if spec.grid_url:
+                from .grid import GridError, check_capacity
+
+                try:
+                    check_capacity(spec.grid_url, config.browsers)
+                except GridError as exc:
+                    raise StartError(str(exc), 69) from None
             self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE))
             self.registry = load_registry(config.site_modules)
             try:

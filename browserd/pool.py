@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 ABORT_GRACE = 0.5
 #: Seconds an aborted job's page load is interrupted before its browser is killed.
 INTERRUPT_LIMIT = 1.5
+#: Seconds an idle Grid session waits before a command checks it (and keeps it alive).
+GRID_KEEPALIVE = 15.0
 #: Seconds a reset may take before the browser is replaced instead.
 RESET_LIMIT = 10.0
 
@@ -213,6 +215,7 @@ class Pool:
                    f"({len(self._browsers)} browsers, all busy)")
 
     def _checkin(self, browser: Browser) -> None:
+        browser.last_used = time.monotonic()
         with self._lock:
             if browser.id not in self._browsers:
                 return
@@ -435,7 +438,11 @@ class Pool:
         with self._lock:
             idle = list(self._idle)
         acted = 0
+        now = time.monotonic()
         for b in idle:
+            if b.spec.grid_url and now - b.last_used > GRID_KEEPALIVE:
+                acted += self._check_remote(b)
+                continue
             if not b.alive():
                 self.replace(b, "found dead while idle")
                 acted += 1
@@ -447,6 +454,20 @@ class Pool:
                 self.replace(b, f"process tree RSS over {self.recycle_rss >> 20} MiB", event="recycled")
                 acted += 1
         return acted
+
+    def _check_remote(self, browser: Browser) -> int:
+        """A Grid session can only be checked by a command; taking it out of the idle
+        queue first keeps the driver to one thread. The check also keeps the session from
+        the node's idle timeout. Returns 1 if it was found dead (and replaced)."""
+        with self._lock:
+            if browser not in self._idle:
+                return 0
+            self._idle.remove(browser)
+        if browser.healthy():
+            self._checkin(browser)
+            return 0
+        self.replace(browser, "Grid session is gone")
+        return 1
 
     def snapshot(self) -> dict:
         with self._lock:
