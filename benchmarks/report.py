@@ -32,14 +32,16 @@ def summarize(run: dict, system: str, page: str, n: int, m: int, warm: float = 0
     ok = [r for r in run["ok"] if t_from <= r[0] <= t_to]
     fails = run["fail"]  # every failure counts, warm-up or not
     lat = [r[1] for r in ok]
-    daemon = [r[2] for r in ok if len(r) > 2 and r[2]]
+    timed = [r for r in ok if r[2]]  # browserd: the daemon's timing of each job
     return {
         "system": system, "page": page, "n": n, "m": m,
         "rps": round(len(ok) / (t_to - t_from), 2) if ok and t_to > t_from else 0.0,
         "p50": _r(percentile(lat, 50)), "p99": _r(percentile(lat, 99)),
         "failures": len(fails), "failure_codes": dict(Counter(r[1] for r in fails)),
         "requests": len(ok), "seconds": round(max(0.0, t_to - t_from), 2), "rss_mb": rss_mb,
-        "daemon_p50": _r(percentile(daemon, 50)), "lat_ms": lat,
+        "queue_wait_p50": _r(percentile([r[3] for r in timed], 50)),
+        "job_p50": _r(percentile([r[2] - r[3] for r in timed], 50)),
+        "ipc_p50": _r(percentile([r[1] - r[2] for r in timed], 50)), "lat_ms": lat,
     }
 
 
@@ -100,13 +102,18 @@ def targets(rows: list, extra: dict) -> list[dict]:
     def div(a, b):
         return a / b if a is not None and b else None
 
-    bd, drv = _find(rows, BROWSERD, n=1, m=1), _find(rows, DRIVER)
-    add("browserd p50 (N=1, M=1) / in-process driver p50", div(bd and bd["p50"], drv and drv["p50"]), "<=", 1.05)
-    ms = sorted({r["m"] for r in rows if r["system"] == BROWSERD and r["page"] == "static"})
-    for n in sorted({r["n"] for r in rows if r["system"] == BROWSERD and r["page"] == "static"}):
+    drv = _find(rows, DRIVER)
+    static = [r for r in rows if r["system"] == BROWSERD and r["page"] == "static"]
+    ns, ms = sorted({r["n"] for r in static}) or [1], sorted({r["m"] for r in static}) or [1]
+    for n in ns:
+        b = _find(rows, BROWSERD, n=n, m=1)
+        add(f"browserd p50 (N={n}, M=1) / in-process driver p50", div(b and b["p50"], drv and drv["p50"]),
+            "<=", 1.05)
+    for n in ns:
         b, p = _find(rows, BROWSERD, n=n, m=ms[-1]), _find(rows, POOL, n=n, m=ms[-1])
         add(f"browserd rps / in-process pool rps (N={n}, M={ms[-1]}, saturated)",
             div(b and b["rps"], p and p["rps"]), ">=", 0.95)
+    bd = _find(rows, BROWSERD, n=1, m=1)
     naive = _find(rows, NAIVE)
     add("browserd rps (N=1, M=1) / naive rps (one request at a time each)",
         div(bd and bd["rps"], naive and naive["rps"]), ">=", 10)
@@ -127,8 +134,14 @@ def targets_text(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def extras_text(extra: dict) -> str:
+def extras_text(rows: list, extra: dict) -> str:
     lines = []
+    split = [r for r in rows if r["system"] == BROWSERD and r["job_p50"] is not None]
+    if split:
+        lines.append("browserd, where a request's time goes (medians, ms: queue wait for a browser / job "
+                     "in the daemon / client round trip minus the daemon's time, of p50): " + "; ".join(
+                         f"{r['page']} N={r['n']} M={r['m']}: {r['queue_wait_p50']:.1f} / {r['job_p50']:.1f}"
+                         f" / {r['ipc_p50']:.1f} of {r['p50']:.1f}" for r in split))
     if extra.get("startup_s"):
         lines.append("Start-up (wall time of `browserd start` until it returns): "
                      + ", ".join(f"N={n}: {s:.2f} s" for n, s in extra["startup_s"].items()))
@@ -142,11 +155,16 @@ def extras_text(extra: dict) -> str:
     if extra.get("breakdown_ms"):
         lines.append("Per-fetch WebDriver steps on a warm driver (median ms, static page): "
                      + "; ".join(f"{k} {v:.1f}" for k, v in extra["breakdown_ms"].items()))
-    overhead = extra.get("ipc_overhead_ms")
-    if overhead:
-        lines.append("browserd M=1 client round trip minus the daemon's own job time (median ms): "
-                     + ", ".join(f"{page} {v:.1f}" for page, v in overhead.items()))
     return "\n".join(f"- {line}" for line in lines)
+
+
+def render(title: str, facts: str, rows: list, extra: dict, results: list, png: str | None) -> str:
+    return "\n".join([
+        f"# {title}", "", facts, "Ratio: `lat` = p50 / in-process driver p50 (same page); `thr` = requests/s "
+        "/ in-process pool requests/s (same N and M).", "", table(rows), "", extras_text(rows, extra), "",
+        "## Targets", "", targets_text(results), "",
+        f"Chart: {png}" if png else "Chart: not drawn (matplotlib is not installed: pip install matplotlib)", "",
+    ])
 
 
 def write_json(path: str, payload: dict) -> None:
@@ -164,26 +182,34 @@ def chart(path: str, rows: list) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.1]})
     static = [r for r in rows if r["page"] == "static"]
+    ns = sorted({r["n"] for r in static if r["system"] in (POOL, BROWSERD)})
+    colors = {n: f"C{i}" for i, n in enumerate(ns)}
     for system, style in ((POOL, "--"), (BROWSERD, "-")):
-        for n in sorted({r["n"] for r in static if r["system"] == system}):
+        for n in ns:
             pts = sorted((r["m"], r["rps"]) for r in static if r["system"] == system and r["n"] == n)
-            left.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=f"{system} N={n}")
-    for system, marker in ((DRIVER, "*"), (NAIVE, "x")):
+            if pts:
+                left.plot([p[0] for p in pts], [p[1] for p in pts], style, color=colors[n], marker="o",
+                          label=f"{system} N={n}")
+    for system, marker, color in ((DRIVER, "*", "k"), (NAIVE, "x", "r")):
         row = _find(rows, system)
         if row:
-            left.plot([row["m"]], [row["rps"]], marker, markersize=12, label=system)
+            left.plot([row["m"]], [row["rps"]], marker, color=color, markersize=12, label=system)
+    ms = sorted({r["m"] for r in static}) or [1]
     left.set_xscale("log", base=2)
+    left.set_xticks(ms, [str(m) for m in ms])
     left.set_xlabel("concurrent callers M (threads in-process, client processes for browserd)")
     left.set_ylabel("requests/s (static ~20 KB page)")
-    left.set_title("Throughput vs concurrency")
+    left.set_title("Throughput vs concurrency (dashed: in-process pool, solid: browserd)")
+    left.set_ylim(bottom=0)
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
-    picks = [_find(rows, DRIVER), _find(rows, BROWSERD, n=1, m=1), _find(rows, BROWSERD, m=max(
-        (r["m"] for r in static if r["system"] == BROWSERD), default=1)), _find(rows, NAIVE),
-        _find(rows, PING, page="-", m=1)]
-    for row in [r for r in picks if r and r["lat_ms"]]:
+    top_n, top_m = (ns or [1])[-1], ms[-1]
+    picks = [_find(rows, DRIVER), _find(rows, BROWSERD, n=1, m=1), _find(rows, BROWSERD, n=top_n, m=1),
+             _find(rows, POOL, n=top_n, m=top_m), _find(rows, BROWSERD, n=top_n, m=top_m),
+             _find(rows, NAIVE), _find(rows, PING, page="-", m=1)]
+    for row in {id(r): r for r in picks if r and r["lat_ms"]}.values():
         xs = sorted(row["lat_ms"])
         ys = [(i + 1) / len(xs) for i in range(len(xs))]
         right.step(xs, ys, where="post", label=f"{row['system']} ({row['page']}, N={row['n']}, M={row['m']})")
@@ -192,7 +218,7 @@ def chart(path: str, rows: list) -> str | None:
     right.set_ylabel("fraction of requests")
     right.set_title("Latency distribution (CDF)")
     right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

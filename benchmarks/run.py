@@ -19,11 +19,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from browserd.pages import PageServer
-
 from . import report
 from .report import BROWSERD, DRIVER, NAIVE, PING, POOL
-from .systems import Daemon, InProcess, launch_spec, run_naive
+from .systems import Daemon, InProcess, PageProcess, chromium_version, launch_spec, run_naive
 
 SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory")
 #: The pages of section 8: name -> (path and query with a {m} marker, CSS selector to wait for).
@@ -56,8 +54,8 @@ class Sizes:
     rss_limit: float = 240.0
 
 
-QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.5, warm=0.5, driver_window=3.0, breakdown=5,
-              page_counts=(("js", 4), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
+QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
+              page_counts=(("js", 3), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
               ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0)
 
 
@@ -70,7 +68,7 @@ def _terminate(signum, frame):
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, only: set, pages: PageServer):
+    def __init__(self, sizes: Sizes, only: set, pages: PageProcess):
         self.s, self.only, self.pages = sizes, only, pages
         self.rows: list[dict] = []
         self.extra: dict = {}
@@ -137,8 +135,6 @@ class Bench:
                     for m in s.ms:
                         run = daemon.run(m, self.url("static"), s.window)
                         self.add(report.summarize(run, BROWSERD, "static", n, m, s.warm, daemon.rss_mb()))
-                        if m == 1:
-                            self._overhead("static", self.rows[-1], run)
                 if n == s.rss_n and "memory" in self.only:
                     self.memory(daemon)
             finally:
@@ -157,12 +153,6 @@ class Bench:
             run = daemon.run(1, self.url(page), self.s.page_limit, count,
                              params={"wait_for": wait_for} if wait_for else None)
             self.add(report.summarize(run, BROWSERD, page, daemon.n, 1, rss_mb=daemon.rss_mb(), by_count=True))
-            self._overhead(page, self.rows[-1], run)
-
-    def _overhead(self, page: str, row: dict, run: dict) -> None:
-        if row["p50"] is not None and row["daemon_p50"] is not None:
-            diffs = sorted(r[1] - r[2] for r in run["ok"] if len(r) > 2 and r[2])
-            self.extra.setdefault("ipc_overhead_ms", {})[page] = round(diffs[len(diffs) // 2], 2)
 
     def memory(self, daemon: Daemon) -> None:
         s = self.s
@@ -202,9 +192,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    t0 = time.monotonic()
+    t0, load_before = time.monotonic(), os.getloadavg()[0]
     spec = launch_spec()
-    with PageServer() as pages:
+    with PageProcess() as pages:
         bench = Bench(sizes, only, pages)
         if only & {"driver", "pool", "pages"}:
             bench.in_process(spec)
@@ -212,27 +202,24 @@ def main(argv=None) -> int:
             bench.naive(spec)
         if only & {"browserd", "pages", "ping", "startup", "memory"}:
             bench.browserd()
-    elapsed = time.monotonic() - t0
+    elapsed, load_after = time.monotonic() - t0, os.getloadavg()[0]
 
     order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, PING: 5}
     pages_order = {p: i for i, p in enumerate(PAGES)}
     rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"]))
     results = report.targets(rows, bench.extra)
     png = report.chart(os.path.join(args.out, f"{stamp}.png"), rows)
-    head = (f"# browserd benchmark ({'quick' if args.quick else 'default'} run, {stamp})\n\n"
-            f"{os.cpu_count()} CPUs, {platform.platform()}, Chromium via {spec.chromium}; "
-            f"{elapsed:.0f} s. Ratio: `lat` = p50 / in-process driver p50 (same page), "
-            f"`thr` = requests/s / in-process pool requests/s (same N, M).\n")
-    text = "\n".join([
-        head, report.table(rows), "", report.extras_text(bench.extra), "", "## Targets", "",
-        report.targets_text(results), "",
-        f"Chart: {png}" if png else "Chart: not drawn (matplotlib is not installed: pip install matplotlib)",
-        "",
-    ])
+    mode = "quick" if args.quick else "default"
+    text = report.render(
+        f"browserd benchmark ({mode} run, {stamp})",
+        f"{os.cpu_count()} CPUs, {platform.platform()}, {chromium_version(spec)}; {elapsed:.0f} s; "
+        f"1-min load average {load_before:.1f} before, {load_after:.1f} after (other work on the "
+        f"machine skews every figure).", rows, bench.extra, results, png)
     print(text)
     report.write_markdown(os.path.join(args.out, f"{stamp}.md"), text)
     report.write_json(os.path.join(args.out, f"{stamp}.json"), {
-        "stamp": stamp, "mode": "quick" if args.quick else "default", "seconds": round(elapsed, 1),
+        "stamp": stamp, "mode": mode, "seconds": round(elapsed, 1),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "sizes": asdict(sizes), "sections": sorted(only), "rows": rows, "extra": bench.extra,
         "targets": results, "chart": png,
     })

@@ -2,7 +2,8 @@
 
 A *run* is a closed loop of ``m`` concurrent callers, bounded both by a request count per
 caller and by a wall-clock end; it returns the raw samples ``{"ok": [[end_wall,
-latency_ms, daemon_ms], ...], "fail": [[end_wall, code], ...], "start", "end"}`` that
+latency_ms, total_ms, queue_wait_ms], ...], "fail": [[end_wall, code], ...], "start", "end"}``
+(the last two: the daemon's own timing of the job; 0 for in-process runs) that
 :func:`benchmarks.report.summarize` turns into requests/s and percentiles.
 
 - in-process: warm ``browserd.browser.Browser`` objects started from the daemon's own
@@ -33,7 +34,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browserd.browser import Browser, processes_of, reset_browser
+from browserd.browser import Browser, processes_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -49,9 +50,17 @@ def launch_spec():
     return derive(load(env={}))
 
 
+def chromium_version(spec) -> str:
+    try:
+        out = subprocess.run([spec.chromium, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out.strip() or spec.chromium
+
+
 def record(ok: list, fail: list, good: bool, elapsed_ms: float, code: str = "wrong_page") -> None:
     if good:
-        ok.append([time.time(), round(elapsed_ms, 3), 0.0])
+        ok.append([time.time(), round(elapsed_ms, 3), 0.0, 0.0])
     else:
         fail.append([time.time(), code])
 
@@ -64,6 +73,36 @@ def rss_mb(procs) -> float:
         except psutil.NoSuchProcess:
             pass
     return round(total / MB, 1)
+
+
+class PageProcess:
+    """``browserd.pages.PageServer`` (127.0.0.1, port picked by the OS) in a process of its
+    own, so serving pages never competes for this process's GIL with in-process drivers."""
+
+    CODE = ("import sys; from browserd.pages import PageServer; s = PageServer().start(); "
+            "print(s.port, flush=True); sys.stdin.read(); s.stop()")
+
+    def __enter__(self) -> "PageProcess":
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        try:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+            self.port = int(self.proc.stdout.readline()) if ready else 0
+            if not self.port:
+                raise RuntimeError("the page server did not start")
+        except BaseException:
+            self.__exit__()
+            raise
+        self.host = "127.0.0.1"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.stdin.close()  # its stdin.read() returns: it stops and exits
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # -- in-process ------------------------------------------------------------------------------
@@ -149,17 +188,26 @@ class InProcess:
         return run_threads(call, m, duration, count)
 
     def breakdown(self, url: str, count: int) -> dict:
-        """Median milliseconds of each WebDriver step of one fetch on a warm driver."""
-        b = self.browsers[0]
-        d = b.driver
+        """Median milliseconds of each WebDriver command of a fetch on a warm driver: what
+        a scraper sends (get, page_source), and what browserd sends for a job of the generic
+        site (set_page_load_timeout, get, one execute_script read, then the reset)."""
+        d = self.browsers[0].driver
+        origin = url.split("/static")[0]
+
+        def cdp(cmd, **params):
+            return lambda i: d.execute("executeCdpCommand", {"cmd": cmd, "params": params})
+
         steps = {
+            "set_page_load_timeout": lambda i: d.set_page_load_timeout(30),
             "get": lambda i: d.get(url.format(m=f"b{i}")),
             "page_source": lambda i: d.page_source,
             "current_url+title": lambda i: (d.current_url, d.title),
             "execute_script(outerHTML,URL,title)": lambda i: d.execute_script(
                 "return [document.documentElement.outerHTML, document.URL, document.title]"),
-            "reset_browser (about:blank, clear cookies+storage)":
-                lambda i: reset_browser(b, True, [url.format(m="")]),
+            "reset: window_handles": lambda i: d.window_handles,
+            "reset: get about:blank": lambda i: d.get("about:blank"),
+            "reset: clearBrowserCookies": cdp("Network.clearBrowserCookies"),
+            "reset: clearDataForOrigin": cdp("Storage.clearDataForOrigin", origin=origin, storageTypes="all"),
         }
         times = {name: [] for name in steps}
         deadline = time.monotonic() + 60

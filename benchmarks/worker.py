@@ -5,8 +5,8 @@ memory accounting, which looks for the state dir in command lines, never counts 
 ``{"state_dir", "op": "fetch"|"ping", "url": "...{m}...", "params": {}, "ident": 0,
 "count": N}``. It connects, prints ``ready``, waits for ``GO START END`` (wall clock) on
 stdin, then loops until ``count`` requests are done or END passes, and prints one JSON
-line: ``{"ok": [[end_wall, latency_ms, daemon_ms], ...], "fail": [[end_wall, code], ...]}``
-(``daemon_ms``: the job's own time as the daemon measured it, ``timing.total``).
+line: ``{"ok": [[end_wall, latency_ms, total_ms, queue_wait_ms], ...], "fail": [[end_wall, code],
+...]}`` (``total_ms`` and ``queue_wait_ms``: the job's ``timing`` as the daemon measured it).
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def main() -> None:
             continue
         elapsed = (time.perf_counter() - t0) * 1000
         if good:
-            server = page.timing.get("total", 0) * 1000 if spec["op"] == "fetch" else 0.0
-            ok.append([time.time(), round(elapsed, 3), round(server, 3)])
+            timing = page.timing if spec["op"] == "fetch" else {}
+            ok.append([time.time(), round(elapsed, 3), round(timing.get("total", 0) * 1000, 3),
+                       round(timing.get("queue_wait", 0) * 1000, 3)])
         else:
             fail.append([time.time(), "wrong_page"])
     client.close()

@@ -48,6 +48,13 @@ class BrowserStartError(RuntimeError):
     """A browser could not be started; the message is one line and says why."""
 
 
+class _PortTaken(Exception):
+    """chromedriver could not bind the port it picked in both address families."""
+
+
+PORT_ATTEMPTS = 5
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     """What every browser of a pool is started with (derived once from the Config)."""
@@ -191,6 +198,19 @@ class Browser:
         return self
 
     def _start_chromedriver(self) -> int:
+        """chromedriver picks its port (--port=0) but then binds that number in the other
+        address family too, which another process may hold ("IPv4 port not available"):
+        a fresh try gets a fresh port."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._launch_chromedriver()
+            except _PortTaken as exc:
+                logger.info("browser=%s chromedriver port clash (%s); try %d of %d",
+                            self.id, exc, attempt, PORT_ATTEMPTS)
+                self._reap()
+        raise BrowserStartError(f"chromedriver found no free port in {PORT_ATTEMPTS} tries")
+
+    def _launch_chromedriver(self) -> int:
         out_path = os.path.join(self.workdir, "chromedriver.out")  # banner with the port
         log_path = os.path.join(self.workdir, "chromedriver.log")  # on the command line: identity
         env = dict(os.environ)
@@ -213,6 +233,8 @@ class Browser:
                 self.port = int(match.group(1))
                 return self.port
             if self.popen.poll() is not None:
+                if b"port not available" in open(out_path, "rb").read():
+                    raise _PortTaken(self._log_tail(out_path))
                 raise BrowserStartError(
                     f"chromedriver exited with status {self.popen.returncode}: {self._log_tail(out_path)}"
                 )
@@ -402,6 +424,9 @@ class Browser:
                 self.driver.quit()
             except Exception as exc:
                 logger.info("browser=%s quit failed: %s", self.id, str(exc).splitlines()[0] if str(exc) else exc)
+        if self.driver is not None:
+            # quit() is skipped for a killed browser: its keep-alive sockets must still go.
+            self.driver.command_executor.close()
         if self.spec.grid_url:
             if not self.killed and self.session_id:
                 from .grid import delete_session  # in case quit() failed half-way

@@ -211,6 +211,8 @@ class Pool:
                 raise ShuttingDown("browserd is shutting down")
         if job is not None and job.aborted:
             raise self._aborted_error(job)
+        if job is not None and job.remaining() <= 0:
+            raise Timeout(f"job spent its whole {job.timeout:.1f}s waiting for a browser")
         raise Busy(f"no browser became free within {timeout:.1f}s "
                    f"({len(self._browsers)} browsers, all busy)")
 

@@ -199,13 +199,14 @@ def _drain_with_ten_jobs(daemon, pages, stop):
     def job(i):
         with daemon.client() as c:
             try:
-                results[i] = c.fetch(pages.url("/js", m=f"D{i}", delay=800), wait_for="#built", timeout=60).source
+                results[i] = c.fetch(pages.url("/js", m=f"D{i}", delay=3000), wait_for="#built", timeout=60).source
             except Exception as exc:  # noqa: BLE001 - recorded
                 results[i] = exc
 
     for i in range(10):
         threads.append(threading.Thread(target=job, args=(i,)))
         threads[-1].start()
+    # 3 s pages on 2 browsers: all ten are in flight (2 running, 8 queued) for ~15 s.
     wait_status(daemon, lambda s: s["browsers"]["active_jobs"] == 10)
     stopper = stop()
     # A new job during the drain is refused with shutting_down (a retryable error).
@@ -228,8 +229,11 @@ def _drain_with_ten_jobs(daemon, pages, stop):
     assert not bad and isinstance(refused, ShuttingDown)
 
 
+DRAIN_ENV = {"BROWSERD_QUEUE_WAIT": "60"}  # the last of ten 3 s jobs on 2 browsers waits ~12 s
+
+
 def test_stop_while_ten_jobs_run_finishes_them(start_daemon, pages):
-    daemon = start_daemon(2)
+    daemon = start_daemon(2, env=DRAIN_ENV)
 
     def stop():
         proc = subprocess.Popen([sys.executable, "-m", "browserd", "stop", "--state-dir", daemon.state_dir],
@@ -240,7 +244,7 @@ def test_stop_while_ten_jobs_run_finishes_them(start_daemon, pages):
 
 
 def test_sigterm_while_ten_jobs_run_finishes_them(start_daemon, pages):
-    daemon = start_daemon(2)
+    daemon = start_daemon(2, env=DRAIN_ENV)
 
     def stop():
         os.kill(daemon.pid, signal.SIGTERM)
