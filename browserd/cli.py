@@ -239,6 +239,8 @@ def _params(pairs) -> dict:
 
 
 def cmd_fetch(args) -> int:
+    if (args.url is None) == (args.input is None):
+        return _die("fetch needs either a URL or -i FILE", EXIT_USAGE)
     config = _load_config(args, server=False)
     try:
         params = _params(args.param)
@@ -246,6 +248,8 @@ def cmd_fetch(args) -> int:
         return _die(str(exc), EXIT_USAGE)
     if args.wait_for:
         params["wait_for"] = args.wait_for
+    if args.input is not None:
+        return _fetch_batch(args, config, params)
     try:
         with _client(args, config, timeout=args.timeout or config.job_timeout) as client:
             result = client.fetch(args.url, site=args.site, timeout=args.timeout, **params)
@@ -267,6 +271,149 @@ def cmd_fetch(args) -> int:
     else:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
     return EXIT_OK
+
+
+# -- fetch -i: many URLs into a directory ----------------------------------------------------
+
+INDEX_FILE = "index.jsonl"
+
+
+def _read_urls(path: str) -> list[str]:
+    """The URLs of a list file, in order and once each; blank lines and ``#`` comments skipped."""
+    import contextlib
+
+    with (open(path, encoding="utf-8") if path != "-" else contextlib.nullcontext(sys.stdin)) as f:
+        lines = (line.strip() for line in f)
+        return list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
+
+
+def _page_file(url: str) -> str:
+    """A stable, safe file name for a URL: sha1 prefix, then its host and path, readable."""
+    import hashlib
+    import re
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parts.hostname or ''}{parts.path}").strip("._")[:80]
+    return f"{hashlib.sha1(url.encode('utf-8')).hexdigest()[:12]}-{readable or 'page'}.html"
+
+
+def _read_index(path: str) -> tuple[dict[str, dict], bool]:
+    """The last record of each URL in an index, and whether the index ends mid-line (a run
+    killed while writing; that line is skipped)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}, False
+    records: dict[str, dict] = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            records[record["url"]] = record
+        except (ValueError, KeyError, TypeError):
+            continue
+    return records, bool(text) and not text.endswith("\n")
+
+
+class _Progress:
+    """A bar with rate and ETA when ``stream`` is a terminal; one plain line per URL otherwise."""
+
+    def __init__(self, total: int, stream):
+        self.total, self.stream, self.tty = total, stream, stream.isatty()
+        self.done = self.failed = 0
+        self.t0 = time.monotonic()
+        self._draw()
+
+    def update(self, result, record: dict) -> None:
+        self.done += 1
+        self.failed += not result.ok
+        outcome = f"ok {result.url} -> {record['file']}" if result.ok else \
+            f"failed {result.code} {result.url}: {(result.message or '').removeprefix(result.url + ': ')}"
+        if not self.tty:
+            print(f"[{self.done}/{self.total}] {outcome}", file=self.stream, flush=True)
+        elif not result.ok:  # failures stay on screen above the bar
+            self.stream.write(f"\r\x1b[K{outcome}\n")
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.tty:
+            return
+        rate = self.done / max(time.monotonic() - self.t0, 1e-6)
+        eta = _duration((self.total - self.done) / rate) if rate else "?"
+        filled = 30 * self.done // max(self.total, 1)
+        self.stream.write(f"\r\x1b[K[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
+                          f"{rate:.1f}/s ETA {eta}, {self.failed} failed")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _fetch_batch(args, config, params: dict) -> int:
+    import contextlib
+    from collections import Counter
+
+    if not args.output or args.output == "-":
+        return _die("fetch -i needs -o DIR, the directory to save the pages in", EXIT_USAGE)
+    if args.jobs < 1:
+        return _die("-j must be at least 1", EXIT_USAGE)
+    try:
+        urls = _read_urls(args.input)
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        return _die(f"{exc.filename or args.input}: {exc.strerror}", EXIT_FAILURE)
+    index_path = os.path.join(args.output, INDEX_FILE)
+    saved, torn = _read_index(index_path)
+    todo = [u for u in urls if not (saved.get(u, {}).get("ok")
+                                    and os.path.exists(os.path.join(args.output, saved[u].get("file") or "")))]
+    failed = Counter()
+    progress = _Progress(len(todo), sys.stderr)
+    t0 = time.monotonic()
+    try:
+        with _client(args, config, timeout=args.timeout or config.job_timeout) as client, \
+                open(index_path, "a", encoding="utf-8") as index:
+            client.ping()  # not running: say so once, not once per URL
+            if torn:
+                index.write("\n")
+            results = client.map(todo, site=args.site, concurrency=args.jobs, timeout=args.timeout, **params)
+            with contextlib.closing(results):
+                for r in results:
+                    record = {"url": r.url, "ok": r.ok, "file": None, "code": r.code, "message": r.message}
+                    if r.ok:
+                        record.update(file=_page_file(r.url), final_url=r.result.url, title=r.result.title,
+                                      seconds=r.result.timing.get("total"))
+                        path = os.path.join(args.output, record["file"])
+                        with open(path + ".part", "w", encoding="utf-8") as f:
+                            f.write(r.result.source)
+                        os.replace(path + ".part", path)
+                    else:
+                        failed[r.code] += 1
+                    index.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    index.flush()
+                    progress.update(r, record)
+    except NotRunning as exc:
+        return _die(str(exc), EXIT_NOT_RUNNING)
+    except BrowserdError as exc:
+        return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+    except OSError as exc:
+        return _die(f"{exc.filename or args.output}: {exc.strerror}", EXIT_FAILURE)
+    finally:
+        progress.close()
+    elapsed = time.monotonic() - t0
+    summary = {"urls": len(urls), "skipped": len(urls) - len(todo), "saved": len(todo) - sum(failed.values()),
+               "failed": dict(failed), "elapsed": round(elapsed, 3), "index": index_path}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"fetched {summary['saved']} of {len(todo)} URLs into {args.output} in {elapsed:.1f}s "
+              f"({len(todo) / max(elapsed, 1e-6):.1f}/s); {summary['skipped']} skipped (already saved)")
+        codes = ", ".join(f"{code} {n}" for code, n in failed.most_common())
+        print(f"failed {sum(failed.values())}" + (f": {codes}" if codes else ""))
+        print(f"index: {index_path}")
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def cmd_sites(args) -> int:
@@ -317,6 +464,16 @@ def cmd_demo(args) -> int:
 
 # -- parser ----------------------------------------------------------------------------------
 
+FETCH_EPILOG = """\
+with -i FILE -o DIR: each page is saved as DIR/<sha1 prefix>-<host_path>.html; every
+outcome is appended to DIR/index.jsonl ({"url", "ok", "file", "code", "message", ...},
+the last line of a URL wins), so a second run fetches only what is not saved yet.
+Progress goes to stderr (a bar on a terminal, one line per URL otherwise), the
+summary to stdout.
+
+exit codes: 0 every URL fetched (or already saved); 1 a fetch failed (with -i: any
+URL failed); 2 bad command line; 3 browserd is not running."""
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="TOML config file (or $BROWSERD_CONFIG)")
@@ -348,14 +505,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="show pid, address, browsers and job counts")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("fetch", parents=[common], help="fetch one URL's rendered page source")
-    p.add_argument("url")
+    p = sub.add_parser("fetch", parents=[common], help="fetch a URL's rendered page source, or a list of URLs (-i)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=FETCH_EPILOG)
+    p.add_argument("url", nargs="?", help="the URL to fetch (or -i FILE)")
+    p.add_argument("-i", "--input", metavar="FILE",
+                   help="fetch every URL listed in FILE (one a line; blank lines and # comments skipped; - reads "
+                        "stdin) into the directory -o, skipping those an earlier run saved")
+    p.add_argument("-j", "--jobs", type=int, default=4, metavar="K", help="with -i: fetches at once (default 4)")
     p.add_argument("--site", default="generic", help="site class (default generic)")
     p.add_argument("--wait-for", metavar="CSS", help="wait for this CSS selector")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="site parameter (repeatable)")
     p.add_argument("--timeout", type=float, help="job timeout in seconds")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of stdout")
-    p.add_argument("--json", action="store_true", help="print URL, title, timing and source as JSON")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of stdout; with -i: the "
+                   "directory for the pages and index.jsonl")
+    p.add_argument("--json", action="store_true", help="print URL, title, timing and source as JSON "
+                   "(with -i: the summary)")
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")
     p.set_defaults(func=cmd_demo)

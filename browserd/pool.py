@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -306,6 +307,11 @@ class Pool:
             page = site.fetch(driver, job)
             touched.append(page.url)
             job.check()
+            if page.url.startswith("chrome-error://"):
+                # Some failures (e.g. ERR_UNSAFE_PORT) make chromedriver show Chrome's
+                # error page instead of raising: it is never a result.
+                code = _ERR_CODE.search(page.source)
+                raise LoadFailed(f"{job.url}: {code.group(0) if code else 'the browser showed its error page'}")
             browser.jobs += 1
             run.page = page
         except (JobAborted, TimeoutException, BrowserdError) as exc:
@@ -483,6 +489,9 @@ class Pool:
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
                              for b in self._browsers.values()],
             }
+
+
+_ERR_CODE = re.compile(r"(?:net::)?ERR_[A-Z0-9_]+")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -202,6 +202,13 @@ def test_page_that_fails_to_load_gets_load_failed(shared_daemon):
         assert c.ping()["pong"]
 
 
+def test_page_chrome_refuses_to_load_is_load_failed_not_its_error_page(shared_daemon):
+    with shared_daemon.client() as c:
+        with pytest.raises(LoadFailed, match=r"net::ERR_[A-Z_]+"):  # UNSAFE_PORT, or here INTERNET_DISCONNECTED
+            c.fetch("http://127.0.0.1:9/")  # a port Chromium will not load
+        assert c.ping()["pong"]
+
+
 def test_browser_comes_back_clean_between_jobs(shared_daemon, pages):
     """Cookies, local storage and extra windows of one job are gone for the next."""
     with shared_daemon.client() as c:

@@ -3,8 +3,13 @@
     from browserd_client import Client
     with Client() as c:
         html = c.page_source("https://example.org/", wait_for="#content")
+        for r in c.map(urls, concurrency=4):        # many URLs, failures as values
+            print(r.url, r.ok, r.code)
+
+    from browserd_client import AsyncClient           # the same, for asyncio
 """
 
+from .batch import MapResult
 from .client import Client, FetchResult
 from .errors import (
     AuthenticationFailed, BadRequest, BrowserdError, BrowserError, Busy, ForbiddenUrl,
@@ -15,9 +20,17 @@ from .retry import Backoff
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):  # AsyncClient imports asyncio: only for those who use it
+    if name == "AsyncClient":
+        from .aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
-    "Client", "FetchResult", "Backoff", "AuthenticationFailed", "BadRequest", "BrowserdError",
-    "BrowserError", "Busy", "ForbiddenUrl", "FrameTooLarge", "Internal", "LoadFailed",
-    "NotRunning", "ProtocolError", "ShuttingDown", "SiteError", "Timeout", "Unavailable",
-    "UnknownOp", "UnknownSite", "UnsupportedVersion",
+    "Client", "AsyncClient", "FetchResult", "MapResult", "Backoff", "AuthenticationFailed",
+    "BadRequest", "BrowserdError", "BrowserError", "Busy", "ForbiddenUrl", "FrameTooLarge",
+    "Internal", "LoadFailed", "NotRunning", "ProtocolError", "ShuttingDown", "SiteError", "Timeout",
+    "Unavailable", "UnknownOp", "UnknownSite", "UnsupportedVersion",
 ]

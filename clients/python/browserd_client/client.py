@@ -91,6 +91,21 @@ class Client:
     def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
         return self.fetch(url, site=site, timeout=timeout, **params).source
 
+    def map(self, urls, site: str = "generic", concurrency: int = 4, timeout: float | None = None, **params):
+        """Fetch every URL of ``urls`` with at most ``concurrency`` jobs in flight; yield one
+        :class:`~browserd_client.batch.MapResult` per URL, in completion order. A failed
+        URL is a result with ``ok=False`` and its error ``code``, never an exception.
+
+        Each of the ``concurrency`` worker threads has a connection of its own (this
+        client's settings, not its connection). ``urls`` is read lazily. Closing the
+        generator early aborts the fetches in flight and ends the threads.
+        """
+        from .batch import map_urls  # batch builds on Client
+
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        return map_urls(self, urls, site, concurrency, timeout, params)
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

@@ -1,0 +1,300 @@
+"""The asyncio client: native asyncio streams, the same wire format, handshake and retries
+as the blocking :class:`~browserd_client.Client`; nothing here blocks the event loop
+(apart from reading the two small state files when connecting).
+
+    async with AsyncClient() as client:
+        page = await client.fetch("https://example.org/", wait_for="#content")
+        async for r in client.map(urls, concurrency=4):
+            print(r.url, r.ok, r.code)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import logging
+import os
+
+from . import protocol
+from .batch import MapResult, failure
+from .client import _REPLY_GRACE, FetchResult
+from .errors import (
+    AuthenticationFailed, BrowserdError, FrameTooLarge, NotRunning, ProtocolError, Timeout, Unavailable,
+)
+from .retry import Backoff, RetryBudget
+from .state import default_state_dir, read_authkey, read_state
+
+logger = logging.getLogger(__name__)
+
+_TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, TimeoutError, asyncio.TimeoutError)
+
+# --- the multiprocessing.connection handshake, without I/O -----------------------------------
+# Python <= 3.11 challenges with 20 random bytes and expects a raw HMAC-MD5; 3.12+ with
+# b"{sha256}" + 40 bytes and expects b"{sha256}" + HMAC-SHA256 (and still accepts a raw
+# MD5 answer). We answer either, and challenge the 3.12 way, which both accept.
+CHALLENGE, WELCOME, FAILURE = b"#CHALLENGE#", b"#WELCOME#", b"#FAILURE#"
+_LEGACY_LENGTHS = (20, 16)     # an MD5-era challenge, an MD5 digest
+_DIGESTS = {b"md5", b"sha256", b"sha384", b"sha3_256", b"sha3_384"}
+
+
+def _split_digest(message: bytes) -> tuple[str, bytes]:
+    """('', message) for the legacy format, else (digest name, payload) of b'{name}...'."""
+    if len(message) in _LEGACY_LENGTHS:
+        return "", message
+    end = message.find(b"}", 1, 2 + max(map(len, _DIGESTS)))
+    if message.startswith(b"{") and end > 0 and message[1:end] in _DIGESTS:
+        return message[1:end].decode("ascii"), message[end + 1:]
+    raise AuthenticationFailed("authentication failed: unsupported challenge or digest")
+
+
+def answer(authkey: bytes, message: bytes) -> bytes:
+    """Our response to the daemon's challenge ``message`` (without the CHALLENGE prefix)."""
+    name, _ = _split_digest(message)
+    if not name:
+        return hmac.new(authkey, message, "md5").digest()
+    return b"{%s}%s" % (name.encode("ascii"), hmac.new(authkey, message, name).digest())
+
+
+def verify(authkey: bytes, message: bytes, response: bytes) -> bool:
+    """Whether ``response`` proves the daemon knows ``authkey`` for our challenge ``message``."""
+    try:
+        name, mac = _split_digest(response)
+    except AuthenticationFailed:
+        return False
+    return hmac.compare_digest(hmac.new(authkey, message, name or "md5").digest(), mac)
+
+
+# --- framing over asyncio streams -------------------------------------------------------------
+
+async def recv_frame(reader: asyncio.StreamReader, maxlength: int | None) -> bytes:
+    (size,) = protocol._HEADER.unpack(await reader.readexactly(4))
+    if size == -1:
+        (size,) = protocol._LONG_HEADER.unpack(await reader.readexactly(8))
+    if size < 0:
+        raise ProtocolError(f"negative frame length {size}")
+    if maxlength is not None and size > maxlength:
+        raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {maxlength} bytes")
+    return await reader.readexactly(size)
+
+
+async def send_frame(writer: asyncio.StreamWriter, data: bytes) -> None:
+    if len(data) > 0x7FFFFFFF:
+        writer.write(protocol._HEADER.pack(-1) + protocol._LONG_HEADER.pack(len(data)))
+    else:
+        writer.write(protocol._HEADER.pack(len(data)))
+    writer.write(data)
+    await writer.drain()
+
+
+async def client_handshake(reader, writer, authkey: bytes) -> None:
+    """As :func:`protocol.client_handshake`: a daemon at its connection limit sends one
+    ``busy`` reply instead of a challenge, raised as :class:`~browserd_client.errors.Busy`."""
+    first = await recv_frame(reader, protocol.HANDSHAKE_FRAME_BYTES * 16)
+    if not first.startswith(CHALLENGE):
+        protocol.raise_for_reply(protocol.decode_reply(first))
+        raise ProtocolError("the daemon sent neither a challenge nor an error")
+    await send_frame(writer, answer(authkey, first[len(CHALLENGE):]))
+    if await recv_frame(reader, protocol.HANDSHAKE_FRAME_BYTES) != WELCOME:
+        raise AuthenticationFailed("authentication failed: digest sent was rejected")
+    message = b"{sha256}" + os.urandom(40)
+    await send_frame(writer, CHALLENGE + message)
+    ok = verify(authkey, message, await recv_frame(reader, protocol.HANDSHAKE_FRAME_BYTES))
+    await send_frame(writer, WELCOME if ok else FAILURE)
+    if not ok:
+        raise AuthenticationFailed("authentication failed: digest received was wrong")
+
+
+class _AsyncBudget(RetryBudget):
+    async def pause(self) -> bool:
+        """:meth:`RetryBudget.wait` with an asyncio sleep."""
+        delay = next(self._delays, None)
+        if delay is None or self.remaining() <= 0:
+            return False
+        await asyncio.sleep(min(delay, self.remaining()))
+        return self.remaining() > 0
+
+
+class AsyncClient:
+    """:class:`~browserd_client.Client` for asyncio: same arguments, same operations
+    (awaitable), same retries. One connection; calls on one AsyncClient are serialized
+    (``map`` opens connections of its own). Cancelling a call closes the connection, so
+    the daemon aborts the job."""
+
+    def __init__(self, address: str | dict | None = None, authkey: bytes | str | None = None, *,
+                 state_dir: str | None = None, timeout: float = 60.0, connect_timeout: float = 5.0,
+                 retry: Backoff | None = None, max_reply_bytes: int = protocol.MAX_REPLY_BYTES):
+        self.state_dir = state_dir or default_state_dir()
+        self._address = protocol.parse_address(address) if isinstance(address, str) else address
+        self._authkey = authkey.encode() if isinstance(authkey, str) else authkey
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retry = retry or Backoff()
+        self.max_reply_bytes = max_reply_bytes
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._ids = itertools.count(1)
+        self._lock: asyncio.Lock | None = None   # made in the running loop
+
+    def _sibling(self) -> AsyncClient:
+        return AsyncClient(self._address, self._authkey, state_dir=self.state_dir, timeout=self.timeout,
+                           connect_timeout=self.connect_timeout, retry=self.retry,
+                           max_reply_bytes=self.max_reply_bytes)
+
+    # -- public operations ------------------------------------------------------------
+
+    async def ping(self) -> dict:
+        return await self._call("ping", {})
+
+    async def status(self) -> dict:
+        return await self._call("status", {})
+
+    async def sites(self) -> list:
+        return await self._call("sites", {})
+
+    async def fetch(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> FetchResult:
+        timeout = self.timeout if timeout is None else timeout
+        args = {"url": url, "site": site, "timeout": timeout, "params": params}
+        r = await self._call("fetch", args, reply_timeout=timeout + _REPLY_GRACE)
+        return FetchResult(
+            source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
+            site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
+            timing=r.get("timing", {}), attempts=r.get("attempts", 1),
+        )
+
+    async def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
+        return (await self.fetch(url, site=site, timeout=timeout, **params)).source
+
+    def map(self, urls, site: str = "generic", concurrency: int = 4, timeout: float | None = None, **params):
+        """An async generator of :class:`MapResult`, as :meth:`Client.map`: at most
+        ``concurrency`` fetches in flight, each on a task and connection of its own,
+        results in completion order. Leaving it early (``aclose()``, or ``break`` inside
+        ``contextlib.aclosing``) cancels the fetches in flight."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        return self._map(urls, site, concurrency, timeout, params)
+
+    async def _map(self, urls, site, concurrency, timeout, params):
+        source = enumerate(urls)
+        done: asyncio.Queue = asyncio.Queue(maxsize=concurrency)   # back-pressure
+        exit_mark = object()
+
+        async def work(client: AsyncClient) -> None:
+            try:
+                for index, url in source:
+                    try:
+                        page = await client.fetch(url, site=site, timeout=timeout, **params)
+                        result = MapResult(url, True, page, index=index)
+                    except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL
+                        result = failure(url, index, exc)
+                    await done.put(result)
+            except Exception as exc:  # noqa: BLE001 - the URL iterator raised: re-raised below
+                await done.put(exc)
+            finally:
+                await client.close()
+            await done.put(exit_mark)
+
+        tasks = [asyncio.ensure_future(work(self._sibling())) for _ in range(concurrency)]
+        try:
+            running = len(tasks)
+            while running:
+                item = await done.get()
+                if item is exit_mark:
+                    running -= 1
+                elif isinstance(item, Exception):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._drop()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    # -- machinery --------------------------------------------------------------------
+
+    def _drop(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
+
+    async def _connect(self, first_try: bool):
+        address, authkey = self._address, self._authkey
+        if address is None or authkey is None:
+            try:
+                state = read_state(self.state_dir)
+                address = address or state["address"]
+                authkey = authkey or read_authkey(self.state_dir)
+            except NotRunning:
+                if first_try:
+                    raise
+                raise ConnectionRefusedError("daemon state file is gone") from None
+        if address.get("family") == "AF_UNIX":
+            opening = asyncio.open_unix_connection(address["path"])
+        else:
+            opening = asyncio.open_connection(address["host"], address["port"])
+        reader, writer = await asyncio.wait_for(opening, self.connect_timeout)
+        try:
+            await asyncio.wait_for(client_handshake(reader, writer, authkey), self.connect_timeout)
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
+
+    async def _call(self, op: str, args: dict, reply_timeout: float | None = None):
+        reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            budget = _AsyncBudget(self.retry)
+            last: BaseException | None = None
+            while True:
+                budget.tries += 1
+                try:
+                    return await self._call_once(op, args, reply_timeout, first_try=budget.tries == 1)
+                except BrowserdError as exc:
+                    if not exc.retryable:
+                        raise
+                    last = exc
+                except _TRANSIENT as exc:
+                    self._drop()
+                    last = exc
+                logger.debug("browserd %s try %d failed: %r", op, budget.tries, last)
+                if not await budget.pause():
+                    if isinstance(last, BrowserdError):
+                        raise last
+                    raise Unavailable(f"browserd unreachable after {budget.tries} tries: {last!r}") from last
+
+    async def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
+        if self._streams is None:
+            self._streams = await self._connect(first_try)
+        reader, writer = self._streams
+        req_id = next(self._ids)
+
+        async def exchange() -> bytes:
+            await send_frame(writer, protocol.encode_request(req_id, op, args))
+            return await recv_frame(reader, self.max_reply_bytes)
+
+        try:
+            data = await asyncio.wait_for(exchange(), reply_timeout)
+        except asyncio.TimeoutError:
+            self._drop()  # the daemon sees us leave and cancels the job
+            raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
+        except BaseException:
+            self._drop()  # cancelled, reset or oversized: the connection is out of step
+            raise
+        reply = protocol.decode_reply(data)
+        if reply.get("id") != req_id:
+            self._drop()
+            raise ProtocolError(f"reply id {reply.get('id')} does not match request {req_id}")
+        return protocol.raise_for_reply(reply)
+
+
+__all__ = ["AsyncClient", "MapResult"]

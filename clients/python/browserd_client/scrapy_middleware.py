@@ -1,0 +1,117 @@
+"""A Scrapy downloader middleware that has browserd render the requests that ask for it.
+
+    # settings.py
+    DOWNLOADER_MIDDLEWARES = {"browserd_client.scrapy_middleware.BrowserdMiddleware": 950}
+    BROWSERD_STATE_DIR = "/run/browserd"   # default: $BROWSERD_STATE_DIR or browserd's default
+    BROWSERD_ADDRESS = None                # "127.0.0.1:PORT" or "unix:PATH"; default: the state file
+    BROWSERD_TIMEOUT = 60                  # seconds for one fetch job
+    BROWSERD_CONCURRENCY = 4               # browserd fetches in flight at once (threads)
+
+    # in a spider
+    yield scrapy.Request(url, meta={"browserd": True})
+    yield scrapy.Request(url, meta={"browserd": {"site": "generic", "params": {"wait_for": "#built"},
+                                                  "timeout": 30}})
+
+A request whose ``meta["browserd"]`` is true is fetched by the daemon and answered with
+an ``HtmlResponse``: ``url`` is the final URL (after redirects), ``body`` the rendered
+source (UTF-8), ``status`` 200, flag ``"browserd"``; ``meta["browserd_result"]`` holds
+``title``, ``timing``, ``browser`` and ``requested_url``. Other requests pass through to
+Scrapy's own downloader.
+
+Errors: a failed fetch raises :class:`BrowserdRequestFailed`, an ``IgnoreRequest``, so
+the request's errback gets it (``failure.value.code`` is the wire code, e.g.
+``load_failed``, ``timeout``, ``forbidden_url``) and it is never retried by Scrapy
+(the client already retried what can be retried). ``meta["browserd_error"]`` holds
+``{"code", "message"}`` too.
+
+The blocking client runs on a thread pool of its own (``BROWSERD_CONCURRENCY`` threads,
+one connection each), never on the reactor's thread. Needs a Twisted reactor (Scrapy's
+default, asyncio or not).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from .client import Client
+from .errors import BrowserdError
+
+
+class BrowserdRequestFailed(IgnoreRequest):
+    """browserd could not fetch the request's page; ``code`` is the wire error code."""
+
+    def __init__(self, code: str, message: str, url: str):
+        super().__init__(f"browserd {code}: {message}")
+        self.code, self.message, self.url = code, message, url
+
+
+class BrowserdMiddleware:
+    def __init__(self, state_dir=None, address=None, timeout: float = 60.0, concurrency: int = 4):
+        self.state_dir, self.address, self.timeout = state_dir, address, float(timeout)
+        self.pool = ThreadPool(minthreads=0, maxthreads=int(concurrency), name="browserd")
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()   # clients between fetches
+        self._clients: list[Client] = []
+        self._clients_lock = threading.Lock()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        s = crawler.settings
+        mw = cls(state_dir=s.get("BROWSERD_STATE_DIR"), address=s.get("BROWSERD_ADDRESS"),
+                 timeout=s.getfloat("BROWSERD_TIMEOUT", 60.0), concurrency=s.getint("BROWSERD_CONCURRENCY", 4))
+        crawler.signals.connect(mw.engine_stopped, signal=signals.engine_stopped)
+        return mw
+
+    def engine_stopped(self) -> None:
+        if self.pool.started:
+            self.pool.stop()  # joins the threads; no fetch is running once the engine stopped
+        with self._clients_lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+
+    async def process_request(self, request, spider=None):
+        from twisted.internet import reactor  # the one Scrapy installed; never at import time
+
+        options = request.meta.get("browserd")
+        if not options:
+            return None
+        options = options if isinstance(options, dict) else {}
+        site = options.get("site", "generic")
+        params = dict(options.get("params") or {})
+        timeout = float(options.get("timeout", self.timeout))
+        if not self.pool.started:
+            self.pool.start()
+        try:
+            result = await maybe_deferred_to_future(
+                deferToThreadPool(reactor, self.pool, self._fetch, request.url, site, timeout, params))
+        except BrowserdError as exc:
+            request.meta["browserd_error"] = {"code": exc.code, "message": exc.message}
+            raise BrowserdRequestFailed(exc.code, exc.message, request.url) from None
+        request.meta["browserd_result"] = {"title": result.title, "timing": result.timing,
+                                           "browser": result.browser, "requested_url": result.requested_url}
+        return HtmlResponse(url=result.url or request.url, status=200, body=result.source.encode("utf-8"),
+                            encoding="utf-8", request=request, flags=["browserd"])
+
+    def _fetch(self, url: str, site: str, timeout: float, params: dict):
+        """On a pool thread, with a client (connection) no other thread is using."""
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            client = Client(self.address, state_dir=self.state_dir, timeout=self.timeout)
+            with self._clients_lock:
+                self._clients.append(client)
+        try:
+            return client.fetch(url, site=site, timeout=timeout, **params)
+        finally:
+            self._idle.put(client)
+
+
+__all__ = ["BrowserdMiddleware", "BrowserdRequestFailed"]
