@@ -23,16 +23,19 @@ def percentile(values, q: float) -> float | None:
 
 def summarize(run: dict, system: str, page: str, n: int, m: int, warm: float = 0.0,
               rss_mb: float | None = None, by_count: bool = False) -> dict:
-    """One table row from a raw run. Requests finished in ``[start + warm, end]`` count;
-    for a run bounded by its request count (``by_count``) ``end`` is the last completion."""
+    """One table row from a raw run. Throughput counts the requests finished in ``[start +
+    warm, end]`` (for a run bounded by its request count, ``by_count``, ``end`` is the last
+    completion). Latencies are those of every request finished after ``start + warm``, also
+    the ones still in flight at ``end``: a caller starved for the whole window (an unfair
+    pool) shows in p99 instead of vanishing from the sample."""
     t_from = run["start"] + warm
     t_to = run["end"]
     if by_count:
         t_to = min(t_to, max((r[0] for r in run["ok"] + run["fail"]), default=t_to))
     ok = [r for r in run["ok"] if t_from <= r[0] <= t_to]
     fails = run["fail"]  # every failure counts, warm-up or not
-    lat = [r[1] for r in ok]
-    timed = [r for r in ok if r[2]]  # browserd: the daemon's timing of each job
+    lat = [r[1] for r in run["ok"] if r[0] >= t_from]
+    timed = [r for r in run["ok"] if r[0] >= t_from and r[2]]  # browserd: the daemon's own timing
     return {
         "system": system, "page": page, "n": n, "m": m,
         "rps": round(len(ok) / (t_to - t_from), 2) if ok and t_to > t_from else 0.0,
@@ -42,7 +45,16 @@ def summarize(run: dict, system: str, page: str, n: int, m: int, warm: float = 0
         "queue_wait_p50": _r(percentile([r[3] for r in timed], 50)),
         "job_p50": _r(percentile([r[2] - r[3] for r in timed], 50)),
         "ipc_p50": _r(percentile([r[1] - r[2] for r in timed], 50)), "lat_ms": lat,
+        "cpu_ms_per_request": _per_request(run.get("cpu_s"), len(run["ok"]) + len(run["fail"])),
     }
+
+
+def _per_request(cpu_s: dict | None, requests: int) -> dict | None:
+    """CPU milliseconds per request executed, by process group (python: this harness's
+    process for in-process runs, the daemon's for browserd; browsers; client processes)."""
+    if not cpu_s or not requests:
+        return None
+    return {k: round(v * 1000 / requests, 1) for k, v in cpu_s.items()}
 
 
 def _r(x, nd=2):
@@ -142,6 +154,14 @@ def extras_text(rows: list, extra: dict) -> str:
                      "in the daemon / client round trip minus the daemon's time, of p50): " + "; ".join(
                          f"{r['page']} N={r['n']} M={r['m']}: {r['queue_wait_p50']:.1f} / {r['job_p50']:.1f}"
                          f" / {r['ipc_p50']:.1f} of {r['p50']:.1f}" for r in split))
+    sat = [r for r in rows if r["system"] in (POOL, BROWSERD) and r["page"] == "static"
+           and r["m"] == max(x["m"] for x in rows) and r.get("cpu_ms_per_request")]
+    if sat:
+        lines.append("CPU ms per request at saturation (static; python = the harness's process in-process, "
+                     "the daemon for browserd; 2 cores = 2000 CPU ms per second): " + "; ".join(
+                         f"{r['system']} N={r['n']}: " + " + ".join(
+                             f"{k} {v:.1f}" for k, v in r["cpu_ms_per_request"].items())
+                         + f" = {sum(r['cpu_ms_per_request'].values()):.0f}" for r in sat))
     if extra.get("startup_s"):
         lines.append("Start-up (wall time of `browserd start` until it returns): "
                      + ", ".join(f"N={n}: {s:.2f} s" for n, s in extra["startup_s"].items()))

@@ -36,22 +36,22 @@ PAGES = {
 class Sizes:
     ns: tuple = (1, 2, 4)          # browsers (daemon) / drivers (in-process pool)
     ms: tuple = (1, 4, 16)         # concurrent callers
-    window: float = 6.0            # seconds per throughput cell ...
+    window: float = 5.0            # seconds per throughput cell ...
     warm: float = 1.0              # ... of which the first are not counted
-    driver_window: float = 8.0     # the warm driver's own cell
+    driver_window: float = 6.0     # the warm driver's own cell
     breakdown: int = 20            # fetches timed step by step
-    page_counts: tuple = (("js", 15), ("large", 6))
+    page_counts: tuple = (("js", 15), ("large", 4))
     page_limit: float = 60.0       # seconds at most per page and system
-    naive: int = 4
+    naive: int = 3
     naive_limit: float = 60.0
-    ping: int = 2000               # pings by one client
+    ping: int = 1000               # pings by one client
     ping_m: int = 16
-    ping_each: int = 200           # pings by each of ping_m clients
+    ping_each: int = 100           # pings by each of ping_m clients
     start_ns: tuple = (1, 2, 4)
     rss_n: int = 2
     rss_m: int = 4
     rss_fetches: int = 2000
-    rss_limit: float = 240.0
+    rss_limit: float = 240.0       # seconds: fewer fetches are reported if the machine is slower
 
 
 QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
@@ -68,6 +68,10 @@ def _terminate(signum, frame):
 
 
 class Bench:
+    """Runs the sections. The in-process browsers stay up for the whole run, and each
+    in-process cell is measured right before the browserd cell it is compared with, so a
+    change of load on the machine skews both sides of a ratio alike."""
+
     def __init__(self, sizes: Sizes, only: set, pages: PageProcess):
         self.s, self.only, self.pages = sizes, only, pages
         self.rows: list[dict] = []
@@ -81,78 +85,72 @@ class Bench:
         log(f"  {row['system']} {row['page']} N={row['n']} M={row['m']}: {row['rps']:.1f} req/s, "
             f"p50 {row['p50']} ms, p99 {row['p99']} ms, {row['failures']} failures")
 
-    # -- sections ------------------------------------------------------------------------------
-
-    def in_process(self, spec) -> None:
-        s = self.s
-        n = max(s.ns) if "pool" in self.only else 1
-        log(f"in-process: starting {n} warm browsers")
-        with InProcess(spec, n) as inproc:
-            if "driver" in self.only or "pages" in self.only:
-                run = inproc.run(1, 1, self.url("static"), s.driver_window)
-                self.add(report.summarize(run, DRIVER, "static", 1, 1, s.warm, inproc.rss_mb(1)))
-            if "driver" in self.only:
+    def run(self, spec) -> None:
+        s, only = self.s, self.only
+        daemon_ns = set()
+        if "browserd" in only:
+            daemon_ns |= set(s.ns)
+        if "startup" in only:
+            daemon_ns |= set(s.start_ns)
+        if only & {"ping", "pages"}:
+            daemon_ns.add(1)
+        if "memory" in only:
+            daemon_ns.add(s.rss_n)
+        inproc_n = max(s.ns) if "pool" in only else 1 if only & {"driver", "pages"} else 0
+        log(f"in-process: starting {inproc_n} warm browsers")
+        with InProcess(spec, inproc_n) as inproc:
+            if "driver" in only:
                 self.extra["breakdown_ms"] = {k: round(v, 2) for k, v in
                                               inproc.breakdown(self.url("static"), s.breakdown).items()}
-            if "pages" in self.only:
-                for page, count in s.page_counts:
-                    run = inproc.run(1, 1, self.url(page), s.page_limit, count, wait_for=PAGES[page][1])
-                    self.add(report.summarize(run, DRIVER, page, 1, 1, rss_mb=inproc.rss_mb(1), by_count=True))
-            if "pool" in self.only:
-                for n in s.ns:
-                    for m in s.ms:
-                        run = inproc.run(n, m, self.url("static"), s.window)
-                        self.add(report.summarize(run, POOL, "static", n, m, s.warm, inproc.rss_mb(n)))
+            if "naive" in only:
+                self.naive(spec)
+            for n in sorted(daemon_ns | set(s.ns) | {1}):
+                daemon = Daemon(n) if n in daemon_ns else None
+                try:
+                    if daemon:
+                        log(f"browserd: starting a daemon with {n} browsers")
+                        self.extra.setdefault("startup_s", {})[str(n)] = round(daemon.start(), 3)
+                        log(f"  started in {self.extra['startup_s'][str(n)]:.2f} s")
+                    self.cells(n, inproc, daemon)
+                finally:
+                    if daemon:
+                        log(f"browserd: stopping the daemon with {n} browsers")
+                        daemon.stop()
+
+    def cells(self, n: int, inproc: InProcess, daemon: Daemon | None) -> None:
+        """Everything measured while the daemon with ``n`` browsers (if any) is up."""
+        s, only = self.s, self.only
+        if n == 1 and daemon and "ping" in only:
+            for m, count in ((1, s.ping), (s.ping_m, s.ping_each)):
+                run = daemon.run(m, "", 60.0, count, op="ping")
+                self.add(report.summarize(run, PING, "-", n, m, by_count=True))
+        if n == 1 and only & {"driver", "pages"}:
+            run = inproc.run(1, 1, self.url("static"), s.driver_window)
+            self.add(report.summarize(run, DRIVER, "static", 1, 1, s.warm, inproc.rss_mb(1)))
+        if n == 1 and "pages" in only:
+            for page, count in s.page_counts:
+                wait_for = PAGES[page][1]
+                run = inproc.run(1, 1, self.url(page), s.page_limit, count, wait_for=wait_for)
+                self.add(report.summarize(run, DRIVER, page, 1, 1, rss_mb=inproc.rss_mb(1), by_count=True))
+                if daemon:
+                    run = daemon.run(1, self.url(page), s.page_limit, count,
+                                     params={"wait_for": wait_for} if wait_for else None)
+                    self.add(report.summarize(run, BROWSERD, page, n, 1, rss_mb=daemon.rss_mb(), by_count=True))
+        if n in s.ns:
+            for m in s.ms:
+                if "pool" in only:
+                    run = inproc.run(n, m, self.url("static"), s.window)
+                    self.add(report.summarize(run, POOL, "static", n, m, s.warm, inproc.rss_mb(n)))
+                if daemon and "browserd" in only:
+                    run = daemon.run(m, self.url("static"), s.window)
+                    self.add(report.summarize(run, BROWSERD, "static", n, m, s.warm, daemon.rss_mb()))
+        if n == s.rss_n and daemon and "memory" in only:
+            self.memory(daemon)
 
     def naive(self, spec) -> None:
         log(f"naive: {self.s.naive} requests, a new browser each")
         run, peak = run_naive(spec, self.url("static"), self.s.naive, self.s.naive_limit)
         self.add(report.summarize(run, NAIVE, "static", 1, 1, rss_mb=peak, by_count=True))
-
-    def browserd(self) -> None:
-        s = self.s
-        needed = set()
-        if "browserd" in self.only:
-            needed |= set(s.ns)
-        if "startup" in self.only:
-            needed |= set(s.start_ns)
-        if "ping" in self.only or "pages" in self.only:
-            needed.add(1)
-        if "memory" in self.only:
-            needed.add(s.rss_n)
-        for n in sorted(needed):
-            daemon = Daemon(n)
-            try:
-                log(f"browserd: starting a daemon with {n} browsers")
-                seconds = daemon.start()
-                self.extra.setdefault("startup_s", {})[str(n)] = round(seconds, 3)
-                log(f"  started in {seconds:.2f} s")
-                if n == 1 and "ping" in self.only:
-                    self.ping(daemon)
-                if n == 1 and "pages" in self.only:
-                    self.browserd_pages(daemon)
-                if n in s.ns and "browserd" in self.only:
-                    for m in s.ms:
-                        run = daemon.run(m, self.url("static"), s.window)
-                        self.add(report.summarize(run, BROWSERD, "static", n, m, s.warm, daemon.rss_mb()))
-                if n == s.rss_n and "memory" in self.only:
-                    self.memory(daemon)
-            finally:
-                log(f"browserd: stopping the daemon with {n} browsers")
-                daemon.stop()
-
-    def ping(self, daemon: Daemon) -> None:
-        s = self.s
-        for m, count in ((1, s.ping), (s.ping_m, s.ping_each)):
-            run = daemon.run(m, "", 60.0, count, op="ping")
-            self.add(report.summarize(run, PING, "-", daemon.n, m, by_count=True))
-
-    def browserd_pages(self, daemon: Daemon) -> None:
-        for page, count in self.s.page_counts:
-            wait_for = PAGES[page][1]
-            run = daemon.run(1, self.url(page), self.s.page_limit, count,
-                             params={"wait_for": wait_for} if wait_for else None)
-            self.add(report.summarize(run, BROWSERD, page, daemon.n, 1, rss_mb=daemon.rss_mb(), by_count=True))
 
     def memory(self, daemon: Daemon) -> None:
         s = self.s
@@ -196,12 +194,7 @@ def main(argv=None) -> int:
     spec = launch_spec()
     with PageProcess() as pages:
         bench = Bench(sizes, only, pages)
-        if only & {"driver", "pool", "pages"}:
-            bench.in_process(spec)
-        if "naive" in only:
-            bench.naive(spec)
-        if only & {"browserd", "pages", "ping", "startup", "memory"}:
-            bench.browserd()
+        bench.run(spec)
     elapsed, load_after = time.monotonic() - t0, os.getloadavg()[0]
 
     order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, PING: 5}

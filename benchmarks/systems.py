@@ -65,6 +65,19 @@ def record(ok: list, fail: list, good: bool, elapsed_ms: float, code: str = "wro
         fail.append([time.time(), code])
 
 
+def cpu_seconds(procs, children: bool = True) -> float:
+    """CPU time of live processes, plus (``children``) that of the descendants they reaped:
+    a renderer that exits during a run is still counted, in its parent's children times."""
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system + (t.children_user + t.children_system if children else 0.0)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def rss_mb(procs) -> float:
     total = 0
     for proc in procs:
@@ -156,7 +169,7 @@ class InProcess:
     def __enter__(self) -> "InProcess":
         browsers = [Browser(f"p{k}", self.spec, os.path.join(self.dir, f"p{k}")) for k in range(self.n)]
         self.browsers = browsers  # quit in __exit__ whatever happens below
-        with ThreadPoolExecutor(max_workers=self.n) as ex:
+        with ThreadPoolExecutor(max_workers=max(1, self.n)) as ex:
             list(ex.map(lambda b: b.start(), browsers))
         for b in browsers:
             b.driver.set_page_load_timeout(30)
@@ -185,7 +198,15 @@ class InProcess:
             finally:
                 pool.put(b)
 
-        return run_threads(call, m, duration, count)
+        me = psutil.Process()
+        before = cpu_seconds([me], children=False), self.browser_cpu(n)
+        run = run_threads(call, m, duration, count)
+        run["cpu_s"] = {"python": cpu_seconds([me], children=False) - before[0],
+                        "browsers": self.browser_cpu(n) - before[1]}
+        return run
+
+    def browser_cpu(self, n: int) -> float:
+        return cpu_seconds([p for b in self.browsers[:n] for p in processes_of(b.pgid, b.workdir)])
 
     def breakdown(self, url: str, count: int) -> dict:
         """Median milliseconds of each WebDriver command of a fetch on a warm driver: what
@@ -295,6 +316,12 @@ class Daemon:
     def rss_mb(self) -> float:
         return rss_mb(self.processes())
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far of the daemon process itself, and of its browsers."""
+        procs = self.processes()
+        return (cpu_seconds([p for p in procs if p.pid == self.pid], children=False),
+                cpu_seconds([p for p in procs if p.pid != self.pid]))
+
     def status(self) -> dict:
         from browserd_client import Client
 
@@ -303,6 +330,15 @@ class Daemon:
 
     def served(self) -> int:
         return self.status()["jobs"]["served"]
+
+    def settle(self, limit: float = 30.0) -> None:
+        """Wait (bounded) until every browser is idle: no reset or replacement under way."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            b = self.status()["browsers"]
+            if b["idle"] == b["size"] and not b["starting"] and not b["resetting"]:
+                return
+            time.sleep(0.2)
 
     def stop(self) -> None:
         try:
@@ -339,10 +375,11 @@ class Daemon:
                     raise RuntimeError(f"a client process did not connect (exit {proc.poll()})")
             start = time.time() + 0.05
             end = start + duration
+            cpu0 = self.cpu()
             for proc in procs:  # flushed, not closed: communicate() closes it
                 proc.stdin.write(f"GO {start} {end}\n".encode())
                 proc.stdin.flush()
-            ok, fail = [], []
+            ok, fail, clients_cpu = [], [], 0.0
             for proc in procs:
                 try:
                     out, _ = proc.communicate(timeout=max(0.0, end - time.time()) + GRACE)
@@ -350,9 +387,12 @@ class Daemon:
                     result = json.loads(lines[-1])
                     ok += result["ok"]
                     fail += result["fail"]
+                    clients_cpu += result.get("cpu_s", 0.0)
                 except (subprocess.TimeoutExpired, ValueError, IndexError):
                     fail.append([time.time(), "client_process_failed"])
-            return {"ok": ok, "fail": fail, "start": start, "end": end}
+            cpu1 = self.cpu()
+            return {"ok": ok, "fail": fail, "start": start, "end": end, "cpu_s": {
+                "python": cpu1[0] - cpu0[0], "browsers": cpu1[1] - cpu0[1], "clients": clients_cpu}}
         finally:
             for proc in procs:
                 if proc.poll() is None:
@@ -381,6 +421,6 @@ class Daemon:
         finally:
             done.set()
             sampler.join(30)
-        time.sleep(1.0)  # let the last resets finish
+        self.settle()
         samples.append([round(time.monotonic() - t0, 2), self.served(), self.rss_mb()])
         return {"samples": samples, "run": run}

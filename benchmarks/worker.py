@@ -6,7 +6,8 @@ memory accounting, which looks for the state dir in command lines, never counts 
 "count": N}``. It connects, prints ``ready``, waits for ``GO START END`` (wall clock) on
 stdin, then loops until ``count`` requests are done or END passes, and prints one JSON
 line: ``{"ok": [[end_wall, latency_ms, total_ms, queue_wait_ms], ...], "fail": [[end_wall, code],
-...]}`` (``total_ms`` and ``queue_wait_ms``: the job's ``timing`` as the daemon measured it).
+...], "cpu_s": ...}`` (``total_ms`` and ``queue_wait_ms``: the job's ``timing`` as the daemon
+measured it; ``cpu_s``: this process's CPU seconds from GO on).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     _, start, end = sys.stdin.readline().split()
     start, end = float(start), float(end)
     time.sleep(max(0.0, start - time.time()))
+    cpu0 = time.process_time()
     ok, fail = [], []
     for i in range(int(spec["count"])):
         if time.time() >= end:
@@ -53,7 +55,7 @@ def main() -> None:
         else:
             fail.append([time.time(), "wrong_page"])
     client.close()
-    print(json.dumps({"ok": ok, "fail": fail}), flush=True)
+    print(json.dumps({"ok": ok, "fail": fail, "cpu_s": time.process_time() - cpu0}), flush=True)
 
 
 if __name__ == "__main__":
