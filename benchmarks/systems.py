@@ -30,6 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
+
+from browserd.browser import total_rss
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -79,13 +81,7 @@ def cpu_seconds(procs, children: bool = True) -> float:
 
 
 def rss_mb(procs) -> float:
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return round(total / MB, 1)
+    return round(total_rss(procs) / MB, 1)
 
 
 class PageProcess:

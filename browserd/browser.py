@@ -107,6 +107,17 @@ def processes_of(pgid: int, workdir: str) -> list[psutil.Process]:
     return found
 
 
+def total_rss(procs) -> int:
+    """Summed resident memory of ``procs`` in bytes, skipping any that exited meanwhile."""
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def kill_group_and_strays(pgid: int, procs: list[psutil.Process], sig: int) -> None:
     """Signal the group (atomic for its members, even ones forked a moment ago) when a
     process found to be ours is in it, so a reused group number is never signalled;
@@ -378,16 +389,9 @@ class Browser:
             return 0
         try:
             root = psutil.Process(self.driver_pid)
-            procs = [root] + root.children(recursive=True)
+            return total_rss([root] + root.children(recursive=True))
         except psutil.NoSuchProcess:
             return 0
-        total = 0
-        for proc in procs:
-            try:
-                total += proc.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total
 
     def drop_http_connections(self) -> None:
         """Close Selenium's keep-alive sockets to chromedriver. Called before the daemon

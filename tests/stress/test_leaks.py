@@ -12,19 +12,13 @@ import psutil
 from browserd_client import Backoff, BrowserdError, Client
 from browserd_client import protocol
 from browserd_client.state import read_authkey
+from browserd.browser import total_rss
 from tests.stress.conftest import scaled
 from tests.support.procs import ours
 
 
 def _rss_mb(state_dir: str, daemon_pid: int) -> float:
-    procs = ours(state_dir)
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**20
+    return total_rss(ours(state_dir)) / 2**20
 
 
 def _sample(daemon):
