@@ -30,13 +30,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
-
-from browserd.browser import total_rss
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browserd.browser import Browser, processes_of
+from browserd.browser import Browser, processes_of, total_rss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
