@@ -169,7 +169,14 @@ class Browser:
         self.start_seconds = 0.0
         self.last_used = time.monotonic()
         self.jobs = 0
-        self.session_site: str | None = None  # site whose session state this browser carries
+        # What the pool knows of the browser's state across jobs (used by the job's thread
+        # and the pool under its lock, never by two jobs at once):
+        self.owner: str | None = None     # the session site whose cookies/storage it carries
+        self.session_urls: set = set()    # URLs its owner's jobs touched (wiped on release)
+        self.prepared: set = set()        # (site, generation) whose setup_browser ran here
+        self.blocked: tuple = ()          # URL patterns blocked now (Network.setBlockedURLs)
+        self.leased_to: str | None = None  # site of the job holding it (None when idle)
+        self.resetting = False            # its job is over; the reset runs
         self.killed = False
 
     # -- start --------------------------------------------------------------------------
@@ -485,6 +492,20 @@ def _origin(url: str) -> str | None:
     return None
 
 
+def set_blocking(browser: Browser, patterns: tuple) -> None:
+    """Block requests whose URL matches ``patterns`` (Chromium wildcards) from now on, in
+    every page of the browser's tab; ``()`` lifts the blocking. A no-op when unchanged."""
+    if tuple(patterns) == browser.blocked:
+        return
+    driver = browser.driver
+    if patterns and not browser.blocked:
+        driver.execute("executeCdpCommand", {"cmd": "Network.enable", "params": {}})
+    driver.execute("executeCdpCommand", {"cmd": "Network.setBlockedURLs", "params": {"urls": list(patterns)}})
+    if not patterns:
+        driver.execute("executeCdpCommand", {"cmd": "Network.disable", "params": {}})
+    browser.blocked = tuple(patterns)
+
+
 def reset_browser(browser: Browser, clear_session: bool, urls=()) -> None:
     """Bring a browser back to a blank page; unless the site keeps its session, also
     drop every cookie and the storage of the origins the job touched. Raises if the
@@ -498,9 +519,14 @@ def reset_browser(browser: Browser, clear_session: bool, urls=()) -> None:
         driver.switch_to.window(handles[0])
     driver.get("about:blank")
     if clear_session:
-        driver.execute("executeCdpCommand", {"cmd": "Network.clearBrowserCookies", "params": {}})
-        for origin in {o for o in map(_origin, urls) if o}:
-            driver.execute("executeCdpCommand", {
-                "cmd": "Storage.clearDataForOrigin",
-                "params": {"origin": origin, "storageTypes": "all"},
-            })
+        clear_session_state(driver, urls)
+
+
+def clear_session_state(driver, urls) -> None:
+    """Drop every cookie, and all storage of the origins of ``urls``."""
+    driver.execute("executeCdpCommand", {"cmd": "Network.clearBrowserCookies", "params": {}})
+    for origin in sorted({o for o in map(_origin, urls) if o}):
+        driver.execute("executeCdpCommand", {
+            "cmd": "Storage.clearDataForOrigin",
+            "params": {"origin": origin, "storageTypes": "all"},
+        })

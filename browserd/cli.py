@@ -416,6 +416,39 @@ def _fetch_batch(args, config, params: dict) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+def cmd_reload(args) -> int:
+    """SIGHUP the daemon, wait until it has loaded the site classes again, report them."""
+    from .daemonize import is_locked, read_pid
+
+    config = _load_config(args, server=False)
+    pidfile = config.path_in_state(PID_FILE)
+    pid = read_pid(pidfile) if is_locked(pidfile) else None
+    if not pid:
+        print("browserd is not running")
+        return EXIT_NOT_RUNNING
+    try:
+        with _client(args, config, timeout=10) as client:
+            before = client.status().get("sites_generation", 0)
+            t0 = time.monotonic()
+            os.kill(pid, signal.SIGHUP)
+            deadline = t0 + args.timeout
+            while True:
+                status = client.status()
+                if status.get("sites_generation", 0) > before:
+                    break
+                if time.monotonic() > deadline:
+                    return _die(f"pid {pid} did not reload its site classes within {args.timeout:.0f}s "
+                                f"(see {config.log_path})", EXIT_FAILURE)
+                time.sleep(0.05)
+    except BrowserdError as exc:
+        return _die(f"reload failed: {exc.code}: {exc}", EXIT_FAILURE)
+    print(f"browserd: site classes reloaded in {time.monotonic() - t0:.2f}s (generation "
+          f"{status['sites_generation']}; browsers kept): {', '.join(status['sites'])}")
+    for problem in status["site_problems"]:
+        print(f"browserd: error: {problem}", file=sys.stderr)
+    return EXIT_FAILURE if status["site_problems"] else EXIT_OK
+
+
 def cmd_sites(args) -> int:
     config = _load_config(args, server=False)
     source = "daemon"
@@ -425,7 +458,7 @@ def cmd_sites(args) -> int:
     except NotRunning:
         from .sites import load_registry
 
-        registry = load_registry(config.site_modules)
+        registry = load_registry(config.site_modules, config.site_dirs, config.sites)
         sites, source = registry.describe(), "local configuration (daemon not running)"
         for problem in registry.problems:
             print(f"browserd: warning: {problem}", file=sys.stderr)
@@ -523,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("reload", parents=[common],
+                       help="reload the site classes without restarting the browsers (SIGHUP); "
+                            "exit 1 if a site module failed to load")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the reload (default 15)")
+    p.set_defaults(func=cmd_reload)
     p = sub.add_parser("sites", parents=[common], help="list site classes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sites)

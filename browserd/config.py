@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from browserd_client.state import default_state_dir
 
+from .site_policy import check_policy
+
 CONFIG_ENV = "BROWSERD_CONFIG"
 DRIVER_SOURCES = ("system", "webdriver-manager", "grid")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -80,6 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
             _min(0)),
     Setting("allowed_schemes", list, ["http", "https"], "URL schemes a job may load."),
     Setting("site_modules", list, [], "Extra modules to load site classes from."),
+    Setting("site_dirs", list, [], "Directories whose *.py files hold site classes (reloaded by "
+            "`browserd reload`)."),
     Setting("log_file", str, "", "Daemon log file (default STATE_DIR/browserd.log).", flag=True),
     Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _choice(*LOG_LEVELS), flag=True),
 )
@@ -123,12 +127,14 @@ class Config:
     """Read-only settings. Attribute access: ``config.browsers``; ``config.sources`` says
     where each value came from."""
 
-    __slots__ = ("_values", "sources", "path")
+    __slots__ = ("_values", "sources", "path", "sites")
 
-    def __init__(self, values: dict, sources: dict, path: str | None):
+    def __init__(self, values: dict, sources: dict, path: str | None, sites: dict | None = None):
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
         object.__setattr__(self, "sources", MappingProxyType(dict(sources)))
         object.__setattr__(self, "path", path)
+        #: ``[sites.NAME]`` blocks of the TOML file: site name -> its settings.
+        object.__setattr__(self, "sites", MappingProxyType(dict(sites or {})))
 
     def __getattr__(self, name):
         try:
@@ -161,6 +167,7 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
     values = {s.name: s.default for s in SETTINGS}
     sources = {s.name: "default" for s in SETTINGS}
 
+    site_blocks: dict = {}
     config_file = config_file or env.get(CONFIG_ENV) or None
     if config_file:
         config_file = os.path.abspath(config_file)
@@ -173,8 +180,9 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
         data = data.get("browserd", data)
         for key, value in data.items():
-            if key == "sites" and isinstance(value, dict):
-                continue  # per-site blocks belong to the site classes
+            if key == "sites":
+                site_blocks = _site_blocks(value, config_file)
+                continue
             if key not in _BY_NAME:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
             values[key] = _coerce(_BY_NAME[key], value, config_file)
@@ -199,9 +207,33 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
     for key in ("socket", "log_file"):
         if values[key]:
             values[key] = os.path.abspath(values[key])
+    # Relative directories: from the TOML file's directory if set there, else the cwd.
+    base = os.path.dirname(config_file) if sources["site_dirs"] == config_file else os.getcwd()
+    values["site_dirs"] = [os.path.abspath(os.path.join(base, d)) for d in values["site_dirs"]]
+    for directory in values["site_dirs"]:
+        if not os.path.isdir(directory):
+            raise ConfigError(f"site_dirs (from {sources['site_dirs']}): {directory} is not a directory")
     if values["driver_source"] == "grid" and not values["grid_url"]:
         raise ConfigError("driver_source = grid needs grid_url")
-    return Config(values, sources, config_file)
+    for name, block in site_blocks.items():
+        cap = block.get("concurrency", 0)
+        if cap > values["browsers"]:
+            raise ConfigError(f"{config_file}: [sites.{name}].concurrency = {cap} is more than "
+                              f"browsers = {values['browsers']}")
+    return Config(values, sources, config_file, site_blocks)
+
+
+def _site_blocks(value, config_file: str) -> dict:
+    """``[sites.NAME]`` tables, each checked against the per-site settings."""
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f"{config_file}: 'sites' must hold one table per site, e.g. [sites.shop]")
+    blocks = {}
+    for name, block in value.items():
+        try:
+            blocks[name] = check_policy(dict(block), f"[sites.{name}]")
+        except ValueError as exc:
+            raise ConfigError(f"{config_file}: {exc}") from None
+    return blocks
 
 
 def resolve_binary(name: str, what: str) -> str:

@@ -51,6 +51,8 @@ class Job:
     id: int = field(default_factory=lambda: next(_ids))
     created: float = field(default_factory=time.monotonic)
     aborted: str | None = None  # "timeout" or "client_gone" once aborted
+    #: What the site wants to tell the client about the job (e.g. scrolls done), JSON-able.
+    notes: dict = field(default_factory=dict)
     _abort_hooks: list = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -92,22 +94,25 @@ class Job:
         return True
 
 
-def parse_fetch(args: dict, config, site_names) -> Job:
-    """Validate a fetch request's ``args`` into a Job, or raise BadRequest & co."""
+def parse_fetch(args: dict, config, sites) -> Job:
+    """Validate a fetch request's ``args`` into a Job, or raise BadRequest & co.
+    ``sites`` maps site names to site objects; a site's ``timeout`` (if set) replaces
+    the daemon's ``job_timeout`` as its jobs' default and maximum."""
     from browserd_client.errors import UnknownSite
 
     url = check_url(args.get("url"), config.allowed_schemes)
     site = args.get("site", "generic")
     if not isinstance(site, str) or not site:
         raise BadRequest("'site' must be a non-empty string")
-    if site not in site_names:
-        raise UnknownSite(f"unknown site {site!r} (known: {', '.join(sorted(site_names))})")
-    timeout = args.get("timeout", config.job_timeout)
+    if site not in sites:
+        raise UnknownSite(f"unknown site {site!r} (known: {', '.join(sorted(sites))})")
+    limit = getattr(sites[site], "timeout", None) or config.job_timeout
+    timeout = args.get("timeout")
     if timeout is None:
-        timeout = config.job_timeout
+        timeout = limit
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout:
         raise BadRequest(f"'timeout' must be a positive number of seconds, not {timeout!r}")
-    timeout = min(float(timeout), config.job_timeout)
+    timeout = min(float(timeout), float(limit))
     params = args.get("params", {})
     if not isinstance(params, dict):
         raise BadRequest("'params' must be a JSON object")

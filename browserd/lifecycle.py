@@ -206,7 +206,7 @@ class Arbiter:
                 except GridError as exc:
                     raise StartError(str(exc), 69) from None
             self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE))
-            self.registry = load_registry(config.site_modules)
+            self.registry = load_registry(config.site_modules, config.site_dirs, config.sites)
             try:
                 self.listener, self.address = bind(config)
             except OSError as exc:
@@ -324,11 +324,14 @@ class Arbiter:
         self._stop_requested = 2
 
     def handle_sighup(self) -> None:
+        """Reload the site classes (``browserd reload``). Browsers keep running; jobs in
+        flight finish with the site objects they started with."""
         t0 = time.monotonic()
-        registry = load_registry(self.config.site_modules)
+        registry = load_registry(self.config.site_modules, self.config.site_dirs, self.config.sites,
+                                 previous=self.registry)
         self.registry = self.server.registry = registry
-        logger.info("SIGHUP: site classes reloaded in %.3fs (%d sites, %d problems)",
-                    time.monotonic() - t0, len(registry.sites), len(registry.problems))
+        logger.info("SIGHUP: site classes reloaded in %.3fs (generation %d, %d sites, %d problems)",
+                    time.monotonic() - t0, registry.generation, len(registry.sites), len(registry.problems))
 
     def housekeeping(self) -> None:
         self._rounds += 1
@@ -358,6 +361,7 @@ class Arbiter:
             "latency": snap["latency"], "queue_wait": snap["queue_wait"],
             "connections": self.server.connection_count() if self.server else 0,
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
+            "sites_generation": self.registry.generation,
         }
 
     # -- stopping -----------------------------------------------------------------------------

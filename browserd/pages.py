@@ -9,6 +9,12 @@ Routes (all deterministic, all generated):
   /cookie/set?v=V       sets cookie c=V;  /cookie/get shows the cookies it received
   /storage/set?v=V      sets localStorage k=V;  /storage/get shows it
   /popup                opens a second window
+  /infinite?total=N&batch=B&delay=MS
+                        an infinite list: B <li class='item'> rows, B more (after MS ms) each
+                        time it is scrolled near the bottom, N in all
+  /more?total=N&batch=B&delay=MS
+                        a list with a button#more that loads B more rows (after MS ms) per
+                        click and disappears once all N are shown
   /redirect?to=PATH     302 to PATH
 """
 
@@ -96,6 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/storage/get":
             return self._send(_page("storage get", "<p id='v'></p><script>document.getElementById('v')"
                                     ".textContent='storage=' + localStorage.getItem('k');</script>"))
+        if path in ("/infinite", "/more"):
+            total, batch, delay = int(q.get("total", "60")), int(q.get("batch", "10")), int(q.get("delay", "50"))
+            return self._send(_page(path[1:], _list_page(path == "/more", total, batch, delay)))
         if path == "/popup":
             return self._send(_page("popup", "<script>window.open('/static?m=popup');</script><p>opened</p>"))
         if path == "/redirect":
@@ -105,6 +114,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._send(_page("not found", "<p>not found</p>"), status=404)
+
+
+_LIST_SCRIPT = """
+var total = %d, batch = %d, delay = %d, shown = 0, loading = false;
+function add() {
+  var list = document.getElementById('list');
+  for (var i = 0; i < batch && shown < total; i++, shown++) {
+    var li = document.createElement('li'); li.className = 'item';
+    li.style.height = '120px'; li.textContent = 'item ' + shown; list.appendChild(li);
+  }
+  document.getElementById('count').textContent = shown;
+  loading = false;
+  if (shown >= total && %s) document.getElementById('more').remove();
+}
+function more() { if (loading || shown >= total) return; loading = true; setTimeout(add, delay); }
+add();
+"""
+
+
+def _list_page(button: bool, total: int, batch: int, delay: int) -> str:
+    script = _LIST_SCRIPT % (total, batch, delay, "true" if button else "false")
+    if button:
+        script += "document.getElementById('more').onclick = more;"
+    else:
+        script += ("window.addEventListener('scroll', function () {"
+                   " if (window.innerHeight + window.scrollY >= document.body.scrollHeight - 200) more(); });")
+    control = "<button id='more'>load more</button>" if button else ""
+    return f"<p>shown: <span id='count'>0</span></p><ul id='list'></ul>{control}<script>{script}</script>"
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,9 +1,14 @@
 """The pool of warm browsers: fair checkout, hard deadlines, reset, replacement.
 
-Checkout is first-come first-served: a job that finds no idle browser queues a waiter
-of its own, and a check-in hands the browser straight to the oldest waiter (a plain
-``queue.Queue`` lets the thread that checks in take the browser straight back: STYLE
-trap 11). A job's browser is only used by that job's thread; aborting a job (deadline or
+Checkout is first-come first-served: every job queues a waiter of its own, and whenever
+a browser comes free the oldest waiter that may take one gets it (a plain ``queue.Queue``
+lets the thread that checks in take the browser straight back: STYLE trap 11). A waiter
+may not take one while its site uses its ``concurrency`` cap of browsers; later waiters
+of other sites are served meanwhile.
+
+Session sites (``keep_session``) own the browsers they used: those keep the site's
+cookies and storage, serve the site's jobs first, and are wiped before any other site's
+job may use one (only when no clean browser is idle). A job's browser is only used by that job's thread; aborting a job (deadline or
 client gone) kills the browser's processes, which makes the blocked WebDriver call fail
 at once, and the browser is replaced in the background.
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 import os
 import re
 import threading
@@ -26,7 +32,9 @@ from browserd_client.errors import (
     BrowserdError, BrowserError, Busy, LoadFailed, ShuttingDown, SiteError, Timeout,
 )
 
-from .browser import Browser, BrowserStartError, LaunchSpec, is_browser_failure, reset_browser
+from .browser import (
+    Browser, BrowserStartError, LaunchSpec, clear_session_state, is_browser_failure, reset_browser, set_blocking,
+)
 from .jobs import JobAborted
 from .stats import Stats
 from .watchdog import Watchdog
@@ -44,19 +52,25 @@ RESET_LIMIT = 10.0
 
 
 class _Waiter:
-    __slots__ = ("event", "browser")
+    __slots__ = ("event", "browser", "site", "cap", "keep", "wiped_owner")
 
-    def __init__(self):
+    def __init__(self, site):
         self.event = threading.Event()
         self.browser: Browser | None = None
+        self.site = site.name if site is not None else ""
+        self.cap = site.concurrency if site is not None else 0
+        self.keep = site.keep_session if site is not None else False
+        self.wiped_owner: str | None = None  # the session site whose browser it took
 
 
 @dataclass
 class Lease:
-    """A browser checked out for one job, and how long the job waited for it."""
+    """A browser checked out for one job, and how long the job waited for it.
+    ``wiped_owner``: the browser carried that site's session, which must be wiped first."""
 
     browser: Browser
     queue_wait: float
+    wiped_owner: str | None = None
 
 
 class _Broken(Exception):
@@ -72,10 +86,11 @@ class ClientGone(BrowserdError):
 class _Run:
     """One job on one browser: what its thread produced, and who owns the browser."""
 
-    __slots__ = ("browser", "job", "site", "page", "error", "done", "lock", "forfeited")
+    __slots__ = ("browser", "job", "site", "wiped_owner", "page", "error", "done", "lock", "forfeited")
 
-    def __init__(self, browser, job, site):
+    def __init__(self, browser, job, site, wiped_owner=None):
         self.browser, self.job, self.site = browser, job, site
+        self.wiped_owner = wiped_owner
         self.page = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -98,6 +113,7 @@ class Pool:
         self._lock = threading.Lock()
         self._idle: deque[Browser] = deque()
         self._waiters: deque[_Waiter] = deque()
+        self._in_use: Counter = Counter()  # site name -> browsers it holds (job + reset)
         self._browsers: dict[str, Browser] = {}
         self._starting = 0
         self._resetting = 0
@@ -185,17 +201,18 @@ class Pool:
 
     # -- checkout ----------------------------------------------------------------------------
 
-    def checkout(self, timeout: float, job=None) -> Lease:
-        """A browser for one job, first come first served; ``busy`` after ``timeout``.
-        A job aborted while it waits (its client left) leaves the queue at once."""
+    def checkout(self, timeout: float, job=None, site=None) -> Lease:
+        """A browser for one job of ``site``, first come first served; ``busy`` after
+        ``timeout``. A job aborted while it waits (its client left) leaves the queue at once."""
         t0 = time.monotonic()
+        waiter = _Waiter(site)
         with self._lock:
             if self._closing:
                 raise ShuttingDown("browserd is shutting down")
-            if self._idle and not self._waiters:
-                return Lease(self._idle.popleft(), 0.0)
-            waiter = _Waiter()
             self._waiters.append(waiter)
+            self._dispatch()
+            if waiter.browser is not None:
+                return Lease(waiter.browser, 0.0, waiter.wiped_owner)
         if job is not None:
             job.on_abort(lambda reason: waiter.event.set())
         waiter.event.wait(max(timeout, 0))
@@ -203,31 +220,88 @@ class Pool:
             job.clear_abort_hooks()
         with self._lock:
             if waiter.browser is not None:
-                return Lease(waiter.browser, time.monotonic() - t0)
+                return Lease(waiter.browser, time.monotonic() - t0, waiter.wiped_owner)
             try:
                 self._waiters.remove(waiter)
             except ValueError:
                 pass
             if self._closing:
                 raise ShuttingDown("browserd is shutting down")
+            capped = waiter.cap and self._in_use[waiter.site] >= waiter.cap
         if job is not None and job.aborted:
             raise self._aborted_error(job)
         if job is not None and job.remaining() <= 0:
             raise Timeout(f"job spent its whole {job.timeout:.1f}s waiting for a browser")
+        if capped:
+            raise Busy(f"site {waiter.site!r} kept all {waiter.cap} browsers of its concurrency cap "
+                       f"busy for {timeout:.1f}s")
         raise Busy(f"no browser became free within {timeout:.1f}s "
                    f"({len(self._browsers)} browsers, all busy)")
+
+    def _dispatch(self) -> None:
+        """(Lock held.) Lend idle browsers to waiters, oldest first, skipping waiters whose
+        site is at its concurrency cap."""
+        if not self._idle or not self._waiters:
+            return
+        for waiter in list(self._waiters):
+            if not self._idle:
+                return
+            if waiter.cap and self._in_use[waiter.site] >= waiter.cap:
+                continue
+            browser = self._choose(waiter)
+            if browser is None:
+                continue  # its own browser is being reset: cheaper to wait than to log in again
+            self._idle.remove(browser)
+            self._waiters.remove(waiter)
+            if browser.owner is not None and browser.owner != waiter.site:
+                waiter.wiped_owner = browser.owner
+                browser.owner = None
+            if waiter.keep:
+                browser.owner = waiter.site
+            browser.leased_to = waiter.site
+            self._in_use[waiter.site] += 1
+            waiter.browser = browser
+            waiter.event.set()
+
+    def _choose(self, waiter: _Waiter) -> Browser | None:
+        """(Lock held, a browser idle.) The browser carrying the waiter's own session, else
+        a clean one (longest idle first), else one carrying another site's session. None
+        when the waiter should rather wait for a browser that is only being reset."""
+        clean = other = None
+        for b in self._idle:
+            if b.owner == waiter.site:
+                return b
+            if b.owner is None:
+                clean = clean or b
+            else:
+                other = other or b
+        # Rather than log in again, or wipe another site's session, wait for a browser
+        # that is only being reset (tens of milliseconds).
+        resetting = {b.owner for b in self._browsers.values() if b.resetting}
+        if waiter.keep and waiter.site in resetting:
+            return None
+        if clean is not None:
+            return clean
+        if None in resetting:
+            return None
+        return other
+
+    def _release(self, browser: Browser) -> None:
+        """(Lock held.) The browser's lease is over: its site's slot is free again."""
+        if browser.leased_to is not None:
+            self._in_use[browser.leased_to] -= 1
+            if self._in_use[browser.leased_to] <= 0:
+                del self._in_use[browser.leased_to]
+            browser.leased_to = None
 
     def _checkin(self, browser: Browser) -> None:
         browser.last_used = time.monotonic()
         with self._lock:
-            if browser.id not in self._browsers:
-                return
-            if self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.browser = browser
-                waiter.event.set()
-            else:
+            browser.resetting = False
+            self._release(browser)
+            if browser.id in self._browsers:
                 self._idle.append(browser)
+            self._dispatch()
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -239,9 +313,9 @@ class Pool:
             self._active_jobs += 1
         try:
             for attempt in (1, 2):
-                lease = self.checkout(min(self.queue_wait, job.remaining()), job)
+                lease = self.checkout(min(self.queue_wait, job.remaining()), job, site)
                 try:
-                    page = self._execute(lease.browser, job, site)
+                    page = self._execute(lease, job, site)
                     info = {"browser": lease.browser.id, "queue_wait": lease.queue_wait, "attempts": attempt}
                     return page, info
                 except _Broken as exc:
@@ -255,12 +329,13 @@ class Pool:
                 self._active_jobs -= 1
                 self._jobs_done.notify_all()
 
-    def _execute(self, browser: Browser, job, site):
+    def _execute(self, lease: Lease, job, site):
         """Run the site on a thread of its own and answer by the deadline whatever it
         does: at the deadline the job is aborted (the page load is interrupted); if the
         thread still has not returned ``ABORT_GRACE`` later (chromedriver or the site code
         hangs), the browser is forfeited: killed, replaced, and the thread abandoned."""
-        run = _Run(browser, job, site)
+        browser = lease.browser
+        run = _Run(browser, job, site, lease.wiped_owner)
         job.on_abort(lambda reason: self._interrupt(run, reason))
         threading.Thread(target=self._drive, args=(run,), name=f"job-{job.id}", daemon=True).start()
         if not run.done.wait(max(0.0, job.remaining())):
@@ -300,12 +375,19 @@ class Pool:
         browser, job, site = run.browser, run.job, run.site
         touched = [job.url]
         fate = "reset"
+        session_kept = site.keep_session
         try:
             job.check()
             driver = browser.driver
             driver.set_page_load_timeout(max(0.05, min(self.page_load_timeout, job.remaining())))
-            page = site.fetch(driver, job)
-            touched.append(page.url)
+            touched += self._before(run)
+            page = None
+            try:
+                page = site.fetch(driver, job)
+                touched.append(page.url)
+            finally:
+                if not job.aborted and not browser.killed:
+                    session_kept = self._after(run, page) and session_kept
             job.check()
             if page.url.startswith("chrome-error://"):
                 # Some failures (e.g. ERR_UNSAFE_PORT) make chromedriver show Chrome's
@@ -344,8 +426,60 @@ class Pool:
                     self.replace(browser, f"broke under job {job.id}: {run.error}")
                 elif self.recycle_after and browser.jobs >= self.recycle_after:
                     self.replace(browser, f"served {browser.jobs} jobs (recycle_after)", event="recycled")
+                elif session_kept and run.wiped_owner is None:
+                    browser.session_urls.update(touched)
+                    self._schedule_reset(browser, clear_session=False, urls=())
                 else:
-                    self._schedule_reset(browser, clear_session=not site.keep_session, urls=touched)
+                    if browser.owner is not None:  # after_job failed, or the wipe never ran
+                        self._drop_session(browser)
+                    self._schedule_reset(browser, clear_session=True, urls=touched)
+
+    def _before(self, run: "_Run") -> list:
+        """Ready the browser for the site: wipe another site's session, set the site's
+        resource blocking, run ``setup_browser`` once per browser, then ``before_job``.
+        Returns the URL setup_browser left the browser on (its storage is the job's too)."""
+        browser, job, site = run.browser, run.job, run.site
+        driver = browser.driver
+        if run.wiped_owner is not None:
+            t0 = time.monotonic()
+            clear_session_state(driver, browser.session_urls)
+            browser.session_urls = set()
+            browser.prepared = {key for key in browser.prepared if key[0] != run.wiped_owner}
+            self.stats.count("sessions_wiped")
+            logger.info("job=%s browser=%s site=%s: wiped the session of site %s in %.3fs",
+                        job.id, browser.id, site.name, run.wiped_owner, time.monotonic() - t0)
+            run.wiped_owner = None
+        set_blocking(browser, site.blocked_patterns)
+        key = (site.name, site.generation)
+        if key not in browser.prepared:
+            t0 = time.monotonic()
+            site.setup_browser(driver, job)
+            browser.prepared.add(key)
+            setup_url = driver.current_url
+            logger.info("job=%s browser=%s site=%s: setup_browser done in %.3fs",
+                        job.id, browser.id, site.name, time.monotonic() - t0)
+        else:
+            setup_url = None
+        site.before_job(driver, job)
+        return [setup_url] if setup_url else []
+
+    def _after(self, run: "_Run", page) -> bool:
+        """Run the site's ``after_job``; False (and logged) if it raised."""
+        try:
+            run.site.after_job(run.browser.driver, run.job, page)
+            return True
+        except Exception as exc:
+            logger.warning("job=%s browser=%s site=%s: after_job raised %s: %s; the browser's "
+                           "session is wiped", run.job.id, run.browser.id, run.site.name,
+                           type(exc).__name__, _first_line(exc))
+            return False
+
+    @staticmethod
+    def _drop_session(browser: Browser) -> None:
+        """The browser no longer carries its owner's session (the reset clears it)."""
+        owner = browser.owner
+        browser.owner = None
+        browser.prepared = {key for key in browser.prepared if key[0] != owner}
 
     @staticmethod
     def _aborted_error(job):
@@ -354,8 +488,12 @@ class Pool:
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
 
     def _schedule_reset(self, browser: Browser, clear_session: bool, urls) -> None:
+        if clear_session and browser.session_urls:
+            urls = list(urls) + sorted(browser.session_urls)
+            browser.session_urls = set()
         with self._lock:
             self._resetting += 1
+            browser.resetting = True
         if self._resetter is None:  # foreground use without threads (tests, tools)
             self._reset(browser, clear_session, urls)
             return
@@ -396,6 +534,8 @@ class Pool:
                 self._idle.remove(browser)
             except ValueError:
                 pass
+            self._release(browser)
+            self._dispatch()
             closing = self._closing
             if not closing:
                 self._starting += 1
@@ -485,7 +625,9 @@ class Pool:
                 "size": self.size, "total": total, "idle": idle, "busy": total - idle,
                 "starting": self._starting, "resetting": self._resetting,
                 "waiters": len(self._waiters), "active_jobs": self._active_jobs,
+                "sites_in_use": dict(self._in_use),
                 "browsers": [{"id": b.id, "state": "idle" if b in self._idle else "busy", "jobs": b.jobs,
+                              "site": b.leased_to, "session_of": b.owner,
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
                              for b in self._browsers.values()],
             }

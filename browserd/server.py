@@ -385,8 +385,9 @@ class Server:
         try:
             if self.draining:
                 raise ShuttingDown("browserd is shutting down")
-            job = parse_fetch(args, self.config, self.registry.names())
-            site = self.registry.get(job.site)
+            registry = self.registry  # one registry for the whole job, even across a reload
+            job = parse_fetch(args, self.config, registry.sites)
+            site = registry.get(job.site)
             site.check_params(job.params)
             self.watch.watch(sock, job)
             try:
@@ -396,7 +397,7 @@ class Server:
             outcome, queue_wait, browser = "ok", info["queue_wait"], info["browser"]
             total = time.monotonic() - t0
             return {"source": page.source, "url": page.url, "title": page.title, "site": job.site,
-                    "browser": info["browser"], "attempts": info["attempts"],
+                    "browser": info["browser"], "attempts": info["attempts"], "notes": job.notes,
                     "timing": {"queue_wait": round(queue_wait, 4), "fetch": round(total - queue_wait, 4),
                                "total": round(total, 4)}}
         except BrowserdError as exc:

@@ -1,11 +1,21 @@
-"""Site classes: built-in ones, modules named in the config, and the entry-point group
-``browserd.sites``. A module that fails to import is reported by name and skipped."""
+"""Site classes: built-in ones, modules named in ``site_modules``, ``*.py`` files in
+``site_dirs`` and the entry-point group ``browserd.sites``.
+
+Loading is what ``start`` and ``browserd reload`` (SIGHUP) do. A module that fails to
+import is reported by name with its error and skipped; on a reload, the sites it held
+before stay as they were (like a web server that keeps its old configuration when the
+new one does not parse). Per-site ``[sites.NAME]`` config blocks are applied here.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import logging
+import os
+import sys
+import types
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
@@ -13,7 +23,7 @@ from .base import Page, Site
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODULES = ("browserd.sites.generic",)
+BUILTIN_MODULES = ("browserd.sites.generic", "browserd.sites.scroll", "browserd.sites.click_more")
 ENTRY_POINT_GROUP = "browserd.sites"
 
 __all__ = ["Page", "Site", "Registry", "load_registry"]
@@ -22,7 +32,10 @@ __all__ = ["Page", "Site", "Registry", "load_registry"]
 @dataclass
 class Registry:
     sites: dict = field(default_factory=dict)     # name -> Site instance
-    problems: list = field(default_factory=list)  # one line per module that failed
+    problems: list = field(default_factory=list)  # one line per module or class that failed
+    origins: dict = field(default_factory=dict)   # name -> module (or file) it came from
+    generation: int = 1                           # 1 at start, +1 per reload
+    settings: dict = field(default_factory=dict)  # name -> [sites.NAME] block of the config
 
     def get(self, name: str) -> Site:
         return self.sites[name]
@@ -31,44 +44,131 @@ class Registry:
         return self.sites.keys()
 
     def describe(self) -> list:
-        return [self.sites[n].describe() for n in sorted(self.sites)]
+        return [dict(self.sites[n].describe(), origin=self.origins.get(n, "")) for n in sorted(self.sites)]
 
     def add(self, cls, origin: str) -> None:
         if not (inspect.isclass(cls) and issubclass(cls, Site) and cls is not Site and cls.name):
             return
-        if cls.name in self.sites and type(self.sites[cls.name]) is not cls:
+        if cls.name in self.sites:
             self.problems.append(f"{origin}: site name {cls.name!r} is already taken by "
-                                 f"{type(self.sites[cls.name]).__module__}; skipped")
+                                 f"{self.origins[cls.name]}; skipped")
             return
-        self.sites[cls.name] = cls()
-
-    def add_module(self, module_name: str, origin: str) -> None:
         try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # a broken user module must not take the daemon down
-            self.problems.append(f"{origin} {module_name}: {type(exc).__name__}: {exc}")
+            site = cls(self.settings.get(cls.name))
+        except Exception as exc:  # a bad policy in the class, or its __init__ failed
+            self.problems.append(f"{origin}: site {cls.name!r}: {type(exc).__name__}: {exc}")
             return
+        site.generation = self.generation
+        self.sites[cls.name] = site
+        self.origins[cls.name] = origin
+
+    def add_module_classes(self, module, origin: str) -> None:
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if obj.__module__ == module.__name__:
-                self.add(obj, module_name)
+                self.add(obj, origin)
+
+    def keep_previous(self, previous: "Registry | None", origin: str) -> None:
+        """After ``origin`` failed to load again: keep the sites it gave the previous load."""
+        if previous is None:
+            return
+        for name, was in previous.origins.items():
+            if was == origin and name not in self.sites:
+                self.sites[name] = previous.sites[name]
+                self.origins[name] = origin
+                self.problems[-1] += f"; kept the previously loaded site {name!r}"
 
 
-def load_registry(site_modules=()) -> Registry:
-    registry = Registry()
-    for name in BUILTIN_MODULES:
-        registry.add_module(name, "builtin")
-    for name in site_modules:
-        registry.add_module(name, "site_modules")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+def _import_fresh(name: str, reload: bool):
+    """Import ``name``, or re-execute it if it is already imported and this is a reload."""
+    module = sys.modules.get(name)
+    if module is not None and reload:
+        return importlib.reload(module)
+    return importlib.import_module(name)
+
+
+def _load_file(path: str):
+    """Execute a site file as a module of its own (a new module object every time)."""
+    digest = hashlib.sha1(os.path.dirname(path).encode()).hexdigest()[:8]
+    name = f"browserd_site_files.d{digest}.{os.path.splitext(os.path.basename(path))[0]}"
+    with open(path, "rb") as f:
+        source = f.read()
+    # Compiled here rather than by the import system: its bytecode cache goes by mtime in
+    # whole seconds and size, and would serve the old code of a file edited twice a second.
+    code = compile(source, path, "exec", dont_inherit=True)
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def site_files(site_dirs) -> list:
+    """The ``*.py`` files of ``site_dirs`` (not ``_*.py``), in a stable order."""
+    files = []
+    for directory in site_dirs:
         try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        files += [os.path.join(directory, n) for n in names if n.endswith(".py") and not n.startswith("_")]
+    return files
+
+
+def load_registry(site_modules=(), site_dirs=(), site_settings=None, previous: Registry | None = None) -> Registry:
+    """Load every site class. ``previous`` is the registry being replaced (a reload)."""
+    registry = Registry(settings=dict(site_settings or {}),
+                        generation=previous.generation + 1 if previous else 1)
+    reload = previous is not None
+    sources = [(name, "builtin", False) for name in BUILTIN_MODULES]
+    sources += [(name, "site_modules", reload) for name in site_modules]
+    for module_name, kind, fresh in sources:
+        try:
+            module = _import_fresh(module_name, fresh)
+        except BaseException as exc:  # a broken user module must not take the daemon down
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            registry.problems.append(f"{kind} {module_name}: {type(exc).__name__}: {_one_line(exc)}")
+            registry.keep_previous(previous, module_name)
+            continue
+        registry.add_module_classes(module, module_name)
+    for path in site_files(site_dirs):
+        try:
+            module = _load_file(path)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            registry.problems.append(f"site file {path}: {type(exc).__name__}: {_one_line(exc)}")
+            registry.keep_previous(previous, path)
+            continue
+        registry.add_module_classes(module, path)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name} ({ep.value})"
+        try:
+            if reload and ep.module in sys.modules:
+                importlib.reload(sys.modules[ep.module])
             obj = ep.load()
-        except Exception as exc:
-            registry.problems.append(f"entry point {ep.name} ({ep.value}): {type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            registry.problems.append(f"{origin}: {type(exc).__name__}: {_one_line(exc)}")
+            registry.keep_previous(previous, origin)
             continue
         if inspect.ismodule(obj):
-            registry.add_module(obj.__name__, f"entry point {ep.name}")
+            registry.add_module_classes(obj, origin)
         else:
-            registry.add(obj, f"entry point {ep.name}")
+            registry.add(obj, origin)
+    for name in registry.settings:
+        if name not in registry.sites:
+            registry.problems.append(f"config: [sites.{name}] names no loaded site class")
     for line in registry.problems:
         logger.error("site classes: %s", line)
     return registry
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

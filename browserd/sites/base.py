@@ -1,10 +1,21 @@
-"""The site-class API.
+"""The site-class API (docs/sites.md is the guide).
 
-A site class knows how to get a complete page from one kind of site. It receives a
-checked-out Selenium WebDriver (used only by this job's thread) and the Job, and returns
-a :class:`Page`. Raise :class:`browserd_client.errors.BadRequest` for bad params; any
-Selenium ``TimeoutException`` becomes a ``timeout`` reply, other exceptions ``site_error``
-(or ``browser_error`` when the browser itself broke).
+A site class knows how to get a complete page from one kind of site. For each job it
+receives a checked-out Selenium WebDriver (used only by this job's thread) and the Job,
+and returns a :class:`Page`. Raise :class:`browserd_client.errors.BadRequest` for bad
+params; a Selenium ``TimeoutException`` becomes a ``timeout`` reply, other exceptions
+``site_error`` (or ``browser_error`` when the browser itself broke).
+
+Hooks, all optional and all run on the job's thread inside the job's deadline:
+
+- :meth:`setup_browser` once per browser, the first time a browser is lent to this site
+  (log in, set a viewport). Runs again after the browser is replaced or recycled, after
+  a reload of the site classes, and (for a session site) after its session was wiped.
+- :meth:`before_job` / :meth:`after_job` around every :meth:`fetch`.
+
+Policies, as class attributes and overridable per site in the config (``[sites.NAME]``):
+``keep_session``, ``concurrency``, ``block``, ``block_urls`` and ``timeout``; the
+config's ``options`` table arrives as ``self.options``.
 
 Long waits must be bounded by ``job.remaining()``; use :meth:`Site.wait_until`, and call
 ``job.check()`` between steps of a loop: it raises once the job is aborted (deadline passed,
@@ -21,6 +32,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from browserd_client.errors import BadRequest
 
+from ..site_policy import block_patterns, check_policy
 
 @dataclass
 class Page:
@@ -36,11 +48,27 @@ class Site:
     description: ClassVar[str] = ""
     #: Params this site accepts, name -> one-line doc (unknown params are rejected).
     params: ClassVar[dict] = {}
-    #: Keep cookies and storage between this site's own jobs (no reset of session state).
+    #: Keep cookies and storage between this site's own jobs. Its browsers then carry its
+    #: session: they serve its jobs first, and are wiped before any other site's job.
     keep_session: ClassVar[bool] = False
+    #: At most this many browsers serve this site at once (0: no cap); excess jobs queue.
+    concurrency: ClassVar[int] = 0
+    #: Resource kinds not to load: any of ``BLOCK_KINDS`` (images, fonts, media, stylesheets).
+    block: ClassVar[tuple] = ()
+    #: More URL patterns not to load (``*`` is a wildcard), e.g. ``"*://ads.example.com/*"``.
+    block_urls: ClassVar[tuple] = ()
+    #: Default and maximum seconds of this site's jobs (None: the daemon's ``job_timeout``).
+    timeout: ClassVar[float | None] = None
 
     def __init__(self, settings: dict | None = None):
-        self.settings = settings or {}
+        settings = dict(settings or {})
+        check_policy(settings, f"[sites.{self.name}]")
+        self.options: dict = settings.pop("options", {})
+        for key, value in settings.items():  # instance values shadow the class defaults
+            setattr(self, key, tuple(value) if isinstance(value, list) else value)
+        self.blocked_patterns = block_patterns(self.block, self.block_urls)
+        #: Set by the registry: which load of the site classes this instance belongs to.
+        self.generation = 0
 
     def check_params(self, params: dict) -> None:
         unknown = set(params) - set(self.params)
@@ -50,8 +78,22 @@ class Site:
                 f" (it takes: {', '.join(sorted(self.params)) or 'none'})"
             )
 
+    # -- hooks ------------------------------------------------------------------------------
+
+    def setup_browser(self, driver, job) -> None:
+        """Once per browser, the first time it is lent to this site (e.g. log in)."""
+
+    def before_job(self, driver, job) -> None:
+        """Before every :meth:`fetch` of this site."""
+
+    def after_job(self, driver, job, page: "Page | None") -> None:
+        """After every :meth:`fetch` (``page`` is None when it failed). An exception here is
+        logged and does not change the job's answer; a session site loses its session."""
+
     def fetch(self, driver, job) -> Page:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # -- helpers ----------------------------------------------------------------------------
 
     @staticmethod
     def wait_until(driver, job, condition, timeout: float | None = None, message: str = ""):
@@ -73,6 +115,27 @@ class Site:
             "return [document.documentElement.outerHTML, document.URL, document.title]")
         return Page(source=source, url=url, title=title)
 
+    @staticmethod
+    def param(job, name: str, kind, default=None, *, minimum=None, maximum=None, required=False):
+        """``job.params[name]`` checked to be of ``kind`` (``int``, ``float``, ``str``) and within
+        bounds, or ``default``; a bad value is a ``bad_request`` that names the param."""
+        value = job.params.get(name)
+        if value is None:
+            if required:
+                raise BadRequest(f"param {name!r} is required")
+            return default
+        numeric = kind in (int, float)
+        if (isinstance(value, bool) or (kind is int and not isinstance(value, int))
+                or (kind is float and not isinstance(value, (int, float)))
+                or (kind is str and (not isinstance(value, str) or not value.strip()))):
+            what = {int: "an integer", float: "a number", str: "a non-empty string"}[kind]
+            raise BadRequest(f"param {name!r} must be {what}, not {value!r}")
+        if numeric and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
+            raise BadRequest(f"param {name!r} must be between {minimum} and {maximum}, not {value!r}")
+        return kind(value)
+
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "params": dict(self.params),
-                "keep_session": self.keep_session, "module": type(self).__module__}
+                "keep_session": self.keep_session, "concurrency": self.concurrency,
+                "block": list(self.block), "block_urls": list(self.block_urls), "timeout": self.timeout,
+                "module": type(self).__module__}

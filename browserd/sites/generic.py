@@ -1,33 +1,44 @@
-"""generic: load the URL, optionally wait for a CSS selector, return the page."""
+"""generic: load the URL, optionally wait for a CSS selector or a JavaScript condition."""
 
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from browserd_client.errors import BadRequest
-
 from .base import Page, Site
 
 
 class Generic(Site):
     name = "generic"
-    description = "Load the URL; optionally wait for a CSS selector to appear."
+    description = "Load the URL; optionally wait for a CSS selector or a JavaScript condition."
     params = {
         "wait_for": "CSS selector to wait for after the page has loaded",
-        "wait_timeout": "seconds to wait for it (default: the rest of the job's time)",
+        "wait_js": "JavaScript expression to wait for until it is truthy, e.g. "
+                   "\"document.querySelectorAll('.row').length >= 10\"",
+        "wait_timeout": "seconds to wait for them (default: the rest of the job's time)",
     }
 
     def fetch(self, driver, job) -> Page:
         self.check_params(job.params)
-        selector = job.params.get("wait_for")
-        if selector is not None and (not isinstance(selector, str) or not selector.strip()):
-            raise BadRequest("'wait_for' must be a non-empty CSS selector")
-        wait = job.params.get("wait_timeout")
-        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0):
-            raise BadRequest("'wait_timeout' must be a positive number of seconds")
+        selector = self.param(job, "wait_for", str)
+        script = self.param(job, "wait_js", str)
+        wait = self.param(job, "wait_timeout", float, minimum=0.001, maximum=3600)
         driver.get(job.url)
         if selector:
             self.wait_until(driver, job, EC.presence_of_element_located((By.CSS_SELECTOR, selector)),
                             timeout=wait, message=f"selector {selector!r} did not appear")
+        if script:
+            self.wait_until(driver, job, js_condition(script), timeout=wait,
+                            message=f"condition {script!r} did not become true")
         return self.read_page(driver)
+
+
+def js_condition(expression: str):
+    """A wait condition: ``expression`` evaluated in the page is truthy. A script error is
+    the site's error (a bad expression), not a timeout."""
+    body = f"return !!({expression});"
+
+    def condition(driver):
+        return driver.execute_script(body)
+
+    return condition

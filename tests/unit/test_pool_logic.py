@@ -18,6 +18,13 @@ class StandIn:
         self.id = f"s{i}"
         self.jobs = 0
         self.driver_pid = self.chromium_pid = 0
+        self.owner = self.leased_to = None
+        self.resetting = False
+
+
+class SiteStub:
+    def __init__(self, name, keep_session=False, concurrency=0):
+        self.name, self.keep_session, self.concurrency = name, keep_session, concurrency
 
 
 def make_pool(n):
@@ -114,3 +121,52 @@ def test_percentiles():
     assert percentile([], 50) is None
     values = list(range(1, 101))
     assert percentile(values, 50) in (50, 51) and percentile(values, 99) == 99
+
+
+def test_a_capped_site_waits_while_other_sites_are_served():
+    pool = make_pool(3)
+    capped = SiteStub("shop", concurrency=1)
+    first = pool.checkout(1, site=capped)
+    got = []
+    t = threading.Thread(target=lambda: got.append(pool.checkout(10, site=capped)))
+    t.start()
+    while len(pool._waiters) < 1:
+        time.sleep(0.001)
+    # The capped site's waiter is first in line, yet another site gets a browser at once.
+    other = pool.checkout(0, site=SiteStub("news"))
+    assert other.browser is not first.browser and not got
+    assert pool.snapshot()["sites_in_use"] == {"shop": 1, "news": 1}
+    pool._checkin(first.browser)
+    t.join(10)
+    assert got and pool.snapshot()["sites_in_use"] == {"shop": 1, "news": 1}
+    with pytest.raises(Busy, match="concurrency cap"):
+        pool.checkout(0.01, site=capped)
+
+
+def test_a_session_site_gets_its_own_browser_back_and_others_prefer_clean_ones():
+    pool = make_pool(2)
+    account = SiteStub("account", keep_session=True)
+    lease = pool.checkout(1, site=account)
+    owned = lease.browser
+    assert owned.owner == "account" and lease.wiped_owner is None
+    pool._checkin(owned)
+    # Another site takes the clean browser, not the one carrying the session.
+    news = pool.checkout(1, site=SiteStub("news"))
+    assert news.browser is not owned and news.wiped_owner is None
+    pool._checkin(news.browser)
+    # The session site gets its own browser back even though it is not the longest idle.
+    again = pool.checkout(1, site=account)
+    assert again.browser is owned and again.wiped_owner is None
+    pool._checkin(owned)
+
+
+def test_a_session_browser_is_lent_to_another_site_only_wiped():
+    pool = make_pool(1)
+    account = SiteStub("account", keep_session=True)
+    owned = pool.checkout(1, site=account).browser
+    pool._checkin(owned)
+    lease = pool.checkout(1, site=SiteStub("news"))
+    assert lease.browser is owned and lease.wiped_owner == "account" and owned.owner is None
+    pool._checkin(owned)
+    lease = pool.checkout(1, site=SiteStub("other", keep_session=True))
+    assert lease.wiped_owner is None and owned.owner == "other"
