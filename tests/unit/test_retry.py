@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from browserd_client import Backoff, BadRequest, Busy, Client, Unavailable
-from browserd_client.retry import RetryBudget
+from browserd_client.retry import RetryState
 
 
 def test_delays_are_full_jitter_under_an_exponential_cap():
@@ -37,20 +37,43 @@ class FakeClock:
         self.now += s
 
 
-def test_budget_stops_at_attempts():
-    clock = FakeClock()
-    budget = RetryBudget(Backoff(attempts=3, deadline=100), clock=clock, sleep=clock.sleep)
-    assert budget.wait() and budget.wait()
-    assert not budget.wait()
+def run(state, clock, failures):
+    """Drive ``state`` like the clients do, each try raising the next of ``failures``."""
+    failures = iter(failures)
+    while state.next_try():
+        step = state.failed(next(failures))
+        if step.error is not None:
+            return step.error
+        clock.sleep(step.delay)
+    return state.give_up()
 
 
-def test_budget_stops_at_deadline_without_oversleeping():
+def test_state_stops_at_attempts():
     clock = FakeClock()
-    budget = RetryBudget(Backoff(attempts=100, base=10, cap=10, deadline=1.0), clock=clock, sleep=clock.sleep,
-                         rng=random.Random(3))
-    while budget.wait():
-        pass
+    state = RetryState(Backoff(attempts=3, deadline=100), clock=clock)
+    error = run(state, clock, [ConnectionRefusedError()] * 10)
+    assert state.tries == 3
+    assert isinstance(error, Unavailable) and "after 3 tries" in str(error)
+    assert isinstance(error.__cause__, ConnectionRefusedError)
+
+
+def test_state_stops_at_deadline_without_oversleeping():
+    clock = FakeClock()
+    state = RetryState(Backoff(attempts=100, base=10, cap=10, deadline=1.0), clock=clock,
+                       rng=random.Random(3))
+    run(state, clock, [ConnectionResetError()] * 100)
     assert clock.now <= 1.0 + 1e-9
+
+
+def test_state_raises_a_refusal_as_it_was_and_never_retries_bad_input():
+    clock = FakeClock()
+    busy = Busy("full")
+    assert run(RetryState(Backoff(attempts=2), clock=clock), clock, [busy, busy]) is busy
+    bad = BadRequest("no such site")
+    state = RetryState(Backoff(attempts=5), clock=clock)
+    assert run(state, clock, [bad]) is bad and state.tries == 1
+    other = ValueError("a bug")
+    assert run(RetryState(Backoff(attempts=5), clock=clock), clock, [other]) is other
 
 
 def test_client_retries_refused_connections_then_gives_up():

@@ -18,16 +18,16 @@ import os
 
 from . import protocol
 from .batch import MapResult, failure
-from .client import _REPLY_GRACE, FetchResult
+from .client import _REPLY_GRACE, FetchResult, _Settings
 from .errors import (
-    AuthenticationFailed, BrowserdError, FrameTooLarge, NotRunning, ProtocolError, Timeout, Unavailable,
+    AuthenticationFailed, FrameTooLarge, NotRunning, ProtocolError, Timeout,
 )
-from .retry import Backoff, RetryBudget
+from .retry import TRANSIENT, Backoff, RetryState
 from .state import default_state_dir, read_authkey, read_state
 
 logger = logging.getLogger(__name__)
 
-_TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, TimeoutError, asyncio.TimeoutError)
+_TRANSIENT = TRANSIENT + (asyncio.TimeoutError,)  # a separate class before Python 3.11
 
 # --- the multiprocessing.connection handshake, without I/O -----------------------------------
 # Python <= 3.11 challenges with 20 random bytes and expects a raw HMAC-MD5; 3.12+ with
@@ -105,17 +105,7 @@ async def client_handshake(reader, writer, authkey: bytes) -> None:
         raise AuthenticationFailed("authentication failed: digest received was wrong")
 
 
-class _AsyncBudget(RetryBudget):
-    async def pause(self) -> bool:
-        """:meth:`RetryBudget.wait` with an asyncio sleep."""
-        delay = next(self._delays, None)
-        if delay is None or self.remaining() <= 0:
-            return False
-        await asyncio.sleep(min(delay, self.remaining()))
-        return self.remaining() > 0
-
-
-class AsyncClient:
+class AsyncClient(_Settings):
     """:class:`~browserd_client.Client` for asyncio: same arguments, same operations
     (awaitable), same retries. One connection; calls on one AsyncClient are serialized
     (``map`` opens connections of its own). Cancelling a call closes the connection, so
@@ -124,13 +114,7 @@ class AsyncClient:
     def __init__(self, address: str | dict | None = None, authkey: bytes | str | None = None, *,
                  state_dir: str | None = None, timeout: float = 60.0, connect_timeout: float = 5.0,
                  retry: Backoff | None = None, max_reply_bytes: int = protocol.MAX_REPLY_BYTES):
-        self.state_dir = state_dir or default_state_dir()
-        self._address = protocol.parse_address(address) if isinstance(address, str) else address
-        self._authkey = authkey.encode() if isinstance(authkey, str) else authkey
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.retry = retry or Backoff()
-        self.max_reply_bytes = max_reply_bytes
+        super().__init__(address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes)
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._ids = itertools.count(1)
         self._lock: asyncio.Lock | None = None   # made in the running loop
@@ -158,7 +142,7 @@ class AsyncClient:
         return FetchResult(
             source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
             site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
-            timing=r.get("timing", {}), attempts=r.get("attempts", 1),
+            timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
         )
 
     async def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
@@ -226,16 +210,7 @@ class AsyncClient:
             self._streams = None
 
     async def _connect(self, first_try: bool):
-        address, authkey = self._address, self._authkey
-        if address is None or authkey is None:
-            try:
-                state = read_state(self.state_dir)
-                address = address or state["address"]
-                authkey = authkey or read_authkey(self.state_dir)
-            except NotRunning:
-                if first_try:
-                    raise
-                raise ConnectionRefusedError("daemon state file is gone") from None
+        address, authkey = self._target(first_try)
         if address.get("family") == "AF_UNIX":
             opening = asyncio.open_unix_connection(address["path"])
         else:
@@ -253,24 +228,16 @@ class AsyncClient:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            budget = _AsyncBudget(self.retry)
-            last: BaseException | None = None
-            while True:
-                budget.tries += 1
+            state = RetryState(self.retry, _TRANSIENT, op=op, logger=logger)
+            while state.next_try():
                 try:
-                    return await self._call_once(op, args, reply_timeout, first_try=budget.tries == 1)
-                except BrowserdError as exc:
-                    if not exc.retryable:
-                        raise
-                    last = exc
-                except _TRANSIENT as exc:
-                    self._drop()
-                    last = exc
-                logger.debug("browserd %s try %d failed: %r", op, budget.tries, last)
-                if not await budget.pause():
-                    if isinstance(last, BrowserdError):
-                        raise last
-                    raise Unavailable(f"browserd unreachable after {budget.tries} tries: {last!r}") from last
+                    return await self._call_once(op, args, reply_timeout, first_try=state.tries == 1)
+                except Exception as exc:
+                    step = state.failed(exc)
+                if step.error is not None:
+                    raise step.error
+                await asyncio.sleep(step.delay)
+            raise state.give_up()
 
     async def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
         if self._streams is None:

@@ -10,14 +10,12 @@ import time
 from dataclasses import dataclass, field
 
 from . import protocol
-from .errors import BrowserdError, NotRunning, Timeout, Unavailable
-from .retry import Backoff, RetryBudget
+from .errors import BrowserdError, NotRunning, Timeout
+from .retry import TRANSIENT, Backoff, RetryState
 from .state import default_state_dir, read_authkey, read_state
 
 logger = logging.getLogger(__name__)
 
-#: Failures of the transport that say nothing about the request: safe to retry.
-_TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, socket.timeout, TimeoutError)
 #: Seconds a client waits for a reply beyond the job's own timeout.
 _REPLY_GRACE = 10.0
 
@@ -32,9 +30,39 @@ class FetchResult:
     browser: str = ""           #: id of the daemon's browser that served it
     timing: dict = field(default_factory=dict)  #: seconds: queue_wait, fetch, total
     attempts: int = 1           #: 2 when the first browser crashed and the daemon retried
+    notes: dict = field(default_factory=dict)  #: what the site class reported (e.g. scrolls)
 
 
-class Client:
+class _Settings:
+    """What :class:`Client` and :class:`~browserd_client.AsyncClient` are made with, and
+    where they find the daemon."""
+
+    def __init__(self, address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes):
+        self.state_dir = state_dir or default_state_dir()
+        self._address = protocol.parse_address(address) if isinstance(address, str) else address
+        self._authkey = authkey.encode() if isinstance(authkey, str) else authkey
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retry = retry or Backoff()
+        self.max_reply_bytes = max_reply_bytes
+
+    def _target(self, first_try: bool) -> tuple[dict, bytes]:
+        """The daemon's address and authkey: as given, else from its state directory."""
+        address, authkey = self._address, self._authkey
+        if address is None or authkey is None:
+            try:
+                state = read_state(self.state_dir)
+                address = address or state["address"]
+                authkey = authkey or read_authkey(self.state_dir)
+            except NotRunning:
+                if first_try:
+                    raise
+                # A restart removes the state file for a moment: like a refusal.
+                raise ConnectionRefusedError("daemon state file is gone") from None
+        return address, authkey
+
+
+class Client(_Settings):
     """A connection to a browserd daemon, reused across calls and re-opened as needed.
 
     With no ``address``/``authkey`` both are read from the daemon's state directory
@@ -55,13 +83,7 @@ class Client:
         retry: Backoff | None = None,
         max_reply_bytes: int = protocol.MAX_REPLY_BYTES,
     ):
-        self.state_dir = state_dir or default_state_dir()
-        self._address = protocol.parse_address(address) if isinstance(address, str) else address
-        self._authkey = authkey.encode() if isinstance(authkey, str) else authkey
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.retry = retry or Backoff()
-        self.max_reply_bytes = max_reply_bytes
+        super().__init__(address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes)
         self._conn: protocol.FrameSocket | None = None
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -85,7 +107,7 @@ class Client:
         return FetchResult(
             source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
             site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
-            timing=r.get("timing", {}), attempts=r.get("attempts", 1),
+            timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
         )
 
     def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
@@ -121,17 +143,7 @@ class Client:
     # -- machinery --------------------------------------------------------------------
 
     def _connect(self, first_try: bool) -> protocol.FrameSocket:
-        address, authkey = self._address, self._authkey
-        if address is None or authkey is None:
-            try:
-                state = read_state(self.state_dir)
-                address = address or state["address"]
-                authkey = authkey or read_authkey(self.state_dir)
-            except NotRunning:
-                if first_try:
-                    raise
-                # A restart removes the state file for a moment: like a refusal.
-                raise ConnectionRefusedError("daemon state file is gone") from None
+        address, authkey = self._target(first_try)
         sock = protocol.connect(address, self.connect_timeout)
         conn = protocol.FrameSocket(sock)
         try:
@@ -145,41 +157,33 @@ class Client:
     def _call(self, op: str, args: dict, reply_timeout: float | None = None):
         reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
         with self._lock:
-            budget = RetryBudget(self.retry)
-            last: BaseException | None = None
-            while True:
-                budget.tries += 1
+            state = RetryState(self.retry, op=op, logger=logger)
+            while state.next_try():
                 try:
-                    return self._call_once(op, args, reply_timeout, first_try=budget.tries == 1)
-                except BrowserdError as exc:
-                    if not exc.retryable:
-                        raise
-                    last = exc
-                except _TRANSIENT as exc:
-                    self.close()
-                    last = exc
-                logger.debug("browserd %s try %d failed: %r", op, budget.tries, last)
-                if not budget.wait():
-                    if isinstance(last, BrowserdError):
-                        raise last
-                    raise Unavailable(
-                        f"browserd unreachable after {budget.tries} tries: {last!r}"
-                    ) from last
+                    return self._call_once(op, args, reply_timeout, first_try=state.tries == 1)
+                except Exception as exc:
+                    step = state.failed(exc)
+                if step.error is not None:
+                    raise step.error
+                time.sleep(step.delay)
+            raise state.give_up()
 
     def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
         if self._conn is None:
             self._conn = self._connect(first_try)
         conn = self._conn
         req_id = next(self._ids)
-        conn.send_bytes(protocol.encode_request(req_id, op, args))
         try:
-            with conn.deadline_in(reply_timeout):
-                data = conn.recv_bytes(self.max_reply_bytes)
-        except (socket.timeout, TimeoutError):
-            self.close()  # the daemon sees us leave and cancels the job
-            raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
-        except BrowserdError:
-            self.close()  # oversized frame: the rest of it is unread
+            conn.send_bytes(protocol.encode_request(req_id, op, args))
+            try:
+                with conn.deadline_in(reply_timeout):
+                    data = conn.recv_bytes(self.max_reply_bytes)
+            except (socket.timeout, TimeoutError):
+                raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
+        except (BrowserdError, *TRANSIENT):
+            # Timed out (the daemon sees us leave and cancels the job), an oversized frame
+            # (the rest of it is unread), reset or cut off: the next try reconnects.
+            self.close()
             raise
         reply = protocol.decode_reply(data)
         if reply.get("id") != req_id:

@@ -3,13 +3,24 @@
 The shape of urllib3's ``Retry``: the n-th wait is ``uniform(0, min(cap, base * 2**n))``
 ("full jitter"), so a burst of clients that were refused together spread out instead of
 coming back together.
+
+:class:`RetryState` decides, without any I/O, what a call does after each failed try;
+the blocking and the asyncio client each run it in a loop of their own that only sends,
+sleeps and raises.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import socket
 import time
 from dataclasses import dataclass
+
+from .errors import BrowserdError, Unavailable
+
+#: Failures of the transport that say nothing about the request: safe to retry.
+TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, socket.timeout, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -26,26 +37,75 @@ class Backoff:
             yield rng.uniform(0, min(self.cap, self.base * (2 ** n)))
 
 
-class RetryBudget:
-    """Counts tries of one operation and sleeps between them."""
+@dataclass(frozen=True)
+class Step:
+    """What :meth:`RetryState.failed` tells the loop to do next: with an ``error``, give
+    up and raise it; else sleep ``delay`` seconds and send again."""
 
-    def __init__(self, policy: Backoff, clock=time.monotonic, sleep=time.sleep, rng=None):
-        self.policy = policy
-        self._clock, self._sleep = clock, sleep
+    delay: float = 0.0
+    error: BaseException | None = None
+
+
+class RetryState:
+    """The tries of one call under a :class:`Backoff`, as decisions without I/O::
+
+        state = RetryState(policy)
+        while state.next_try():          # False once the deadline passed during a wait
+            try:
+                return send(first_try=state.tries == 1)   # success: done
+            except Exception as exc:
+                step = state.failed(exc)
+            if step.error is not None:
+                raise step.error         # not retryable, or the budget is spent
+            sleep(step.delay)
+        raise state.give_up()
+
+    Retried: a :class:`BrowserdError` that says it is ``retryable`` (``busy``,
+    ``shutting_down``, ``unavailable``) and the ``transient`` failures of the transport
+    (refused, reset or cut-off connections, timeouts while connecting); anything else
+    is raised at once. Every wait is full jitter under the exponential cap, never past
+    the deadline; the first try always starts. ``clock`` and ``rng`` are for tests.
+    """
+
+    def __init__(self, policy: Backoff, transient: tuple = TRANSIENT, *, op: str = "call",
+                 logger: logging.Logger | None = None, clock=time.monotonic, rng=None):
+        self.policy, self.transient, self.op = policy, transient, op
+        self._logger = logger or logging.getLogger(__name__)
+        self._clock = clock
         self._start = clock()
         self._delays = policy.delays(rng)
-        self.tries = 0
+        self.tries = 0                              #: tries started so far
+        self.last: BaseException | None = None      #: the last failure that was retryable
 
     def remaining(self) -> float:
+        """Seconds left before the deadline (zero or less once it passed)."""
         return self.policy.deadline - (self._clock() - self._start)
 
-    def wait(self) -> bool:
-        """Sleep before the next try; False when the budget is spent (no sleep then)."""
+    def next_try(self) -> bool:
+        """Count a try about to start: the first always, later ones only before the deadline."""
+        if self.tries and self.remaining() <= 0:
+            return False
+        self.tries += 1
+        return True
+
+    def failed(self, exc: BaseException) -> Step:
+        """The current try raised ``exc``: wait and send again, or give up."""
+        retryable = exc.retryable if isinstance(exc, BrowserdError) else isinstance(exc, self.transient)
+        if not retryable:
+            return Step(error=exc)
+        self.last = exc
+        self._logger.debug("browserd %s try %d failed: %r", self.op, self.tries, exc)
         delay = next(self._delays, None)
-        if delay is None:
-            return False
         remaining = self.remaining()
-        if remaining <= 0:
-            return False
-        self._sleep(min(delay, remaining))
-        return self.remaining() > 0
+        if delay is None or remaining <= 0:
+            return Step(error=self.give_up())
+        return Step(delay=min(delay, remaining))
+
+    def give_up(self) -> BaseException:
+        """The error that ends the call: the daemon's last refusal as it was, else
+        :class:`Unavailable` caused by the last failure of the transport."""
+        if isinstance(self.last, BrowserdError):
+            return self.last
+        error = Unavailable(f"browserd unreachable after {self.tries} tries: {self.last!r}")
+        error.__cause__ = self.last   # as ``raise ... from last``
+        return error
