@@ -8,6 +8,8 @@ from collections import Counter
 
 DRIVER, POOL, NAIVE, BROWSERD, PING = ("in-process driver", "in-process pool", "naive (browser per request)",
                                        "browserd", "browserd ping")
+#: The grid section: the same daemon with local browsers and with its browsers on a Grid.
+GRID_LOCAL, GRID = "browserd, local browsers", "browserd, Grid browsers"
 
 
 def percentile(values, q: float) -> float | None:
@@ -73,6 +75,13 @@ def ratio(row: dict, rows: list) -> str:
     """Latency against the warm driver (one caller) or throughput against the warm pool."""
     if row["system"] in (DRIVER, PING):
         return "ref" if row["system"] == DRIVER else "—"
+    if row["system"] == GRID_LOCAL:
+        return "ref (Grid)"
+    if row["system"] == GRID:
+        ref = _find(rows, GRID_LOCAL, row["page"], row["n"], row["m"])
+        if ref and ref["p50"] and row["p50"] and ref["rps"]:
+            return f"vs local: lat ×{row['p50'] / ref['p50']:.2f}, thr ×{row['rps'] / ref['rps']:.2f}"
+        return "—"
     if row["m"] == 1:
         ref = _find(rows, DRIVER, row["page"])
         if ref and ref["p50"] and row["p50"]:
@@ -94,6 +103,75 @@ def table(rows: list) -> str:
                  _fmt(row["p99"]), row["failures"], _fmt(row["rss_mb"], 0), ratio(row, rows)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def grid_table(rows: list) -> str:
+    """Local vs Grid, one line per (N, M): the table of docs/scale-out.md."""
+    lines = ["| N | M | req/s local | req/s Grid | Grid / local | p50 ms local | p50 ms Grid | "
+             "p99 ms local | p99 ms Grid | failures local / Grid |", "|" + "---|" * 10]
+    for g in [r for r in rows if r["system"] == GRID]:
+        loc = _find(rows, GRID_LOCAL, g["page"], g["n"], g["m"])
+        if not loc:
+            continue
+        thr = f"{g['rps'] / loc['rps']:.2f}" if loc["rps"] else "—"
+        lines.append("| " + " | ".join(str(c) for c in (
+            g["n"], g["m"], f"{loc['rps']:.1f}", f"{g['rps']:.1f}", thr, _fmt(loc["p50"]), _fmt(g["p50"]),
+            _fmt(loc["p99"]), _fmt(g["p99"]), f"{loc['failures']} / {g['failures']}")) + " |")
+    return "\n".join(lines)
+
+
+def grid_text(rows: list, extra: dict) -> str:
+    """The grid section of the report: its table and what explains it, or why it is missing."""
+    info = extra.get("grid")
+    if not info:
+        return ""
+    out = ["## Local vs Grid", ""]
+    if info.get("skipped"):
+        return "\n".join(out + [f"Not measured: {info['skipped']}", ""])
+    out += [f"browserd with N={info['n']} local browsers and with N={info['n']} sessions on a Selenium "
+            f"Grid {info['version']} standalone on 127.0.0.1 (Debian chromedriver and Chromium on its node), "
+            "both daemons up at once and measured alternately in this run, the same static page from "
+            "the harness's page server; M client processes.", "", grid_table(rows), ""]
+    lines = []
+    pairs = [(loc, _find(rows, GRID, loc["page"], loc["n"], loc["m"]))
+             for loc in rows if loc["system"] == GRID_LOCAL]
+    pairs = [(loc, g) for loc, g in pairs if g]
+    if pairs:
+        lines.append("Where a request's time goes (medians, ms: queue wait / job in the daemon / client "
+                     "round trip minus the daemon's time, of p50), local vs Grid: " + "; ".join(
+                         f"M={loc['m']}: {_split(loc)} vs {_split(g)}" for loc, g in pairs))
+        lines.append("CPU ms per request (python = the daemon; browsers = chromedrivers + Chromiums; grid = "
+                     "the Grid's Java): " + "; ".join(
+                         f"M={loc['m']}: local {_cpu(loc)}, Grid {_cpu(g)}" for loc, g in pairs))
+        lines.append("RSS MB (local: daemon + its browsers; Grid: daemon + the whole Grid, Java included): "
+                     + "; ".join(f"M={loc['m']}: {_fmt(loc['rss_mb'], 0)} vs {_fmt(g['rss_mb'], 0)}"
+                                 for loc, g in pairs))
+    bd = info.get("breakdown_ms") or {}
+    if bd.get("local") and bd.get("grid"):
+        lines.append(f"Per-command medians on one warm browser, local chromedriver vs through the Grid "
+                     f"({info.get('breakdown_fetches', '?')} fetches each, interleaved; ms): " + "; ".join(
+                         f"{k} {v:.1f} vs {bd['grid'][k]:.1f}" for k, v in bd["local"].items() if k in bd["grid"]))
+    if info.get("start_s"):
+        lines.append("Start-up: Grid ready in {grid:.1f} s; `browserd start` {local:.2f} s local vs "
+                     "{remote:.2f} s on the Grid".format(**info["start_s"]))
+    if info.get("events"):
+        lines.append(f"Daemon events: local {info['events'].get('local') or 'none'}, "
+                     f"Grid {info['events'].get('grid') or 'none'}; Grid sessions left after stop: "
+                     f"{info.get('sessions_left', '?')}")
+    return "\n".join(out + [f"- {line}" for line in lines] + [""])
+
+
+def _split(row: dict) -> str:
+    if row.get("job_p50") is None:
+        return "—"
+    return f"{row['queue_wait_p50']:.1f} / {row['job_p50']:.1f} / {row['ipc_p50']:.1f} of {row['p50']:.1f}"
+
+
+def _cpu(row: dict) -> str:
+    cpu = row.get("cpu_ms_per_request")
+    if not cpu:
+        return "—"
+    return " + ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + f" = {sum(cpu.values()):.0f}"
 
 
 def _fmt(x, nd=1):
@@ -179,9 +257,13 @@ def extras_text(rows: list, extra: dict) -> str:
 
 
 def render(title: str, facts: str, rows: list, extra: dict, results: list, png: str | None) -> str:
+    grid = grid_text(rows, extra)
     return "\n".join([
         f"# {title}", "", facts, "Ratio: `lat` = p50 / in-process driver p50 (same page); `thr` = requests/s "
-        "/ in-process pool requests/s (same N and M).", "", table(rows), "", extras_text(rows, extra), "",
+        "/ in-process pool requests/s (same N and M); the Grid rows: against the local-browser daemon of the "
+        "same section (same N and M).", "", table(rows), "",
+        *([extras_text(rows, extra), ""] if extras_text(rows, extra) else []),
+        *([grid] if grid else []),
         "## Targets", "", targets_text(results), "",
         f"Chart: {png}" if png else "Chart: not drawn (matplotlib is not installed: pip install matplotlib)", "",
     ])
@@ -204,6 +286,7 @@ def chart(path: str, rows: list) -> str | None:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.1]})
     static = [r for r in rows if r["page"] == "static"]
+    grid_ms = sorted({r["m"] for r in static if r["system"] == GRID})
     ns = sorted({r["n"] for r in static if r["system"] in (POOL, BROWSERD)})
     colors = {n: f"C{i}" for i, n in enumerate(ns)}
     for system, style in ((POOL, "--"), (BROWSERD, "-")):
@@ -212,6 +295,11 @@ def chart(path: str, rows: list) -> str | None:
             if pts:
                 left.plot([p[0] for p in pts], [p[1] for p in pts], style, color=colors[n], marker="o",
                           label=f"{system} N={n}")
+    for system, style in ((GRID_LOCAL, ":"), (GRID, "-.")):
+        pts = sorted((r["m"], r["rps"], r["n"]) for r in static if r["system"] == system)
+        if pts:
+            left.plot([p[0] for p in pts], [p[1] for p in pts], style, color="C7" if system == GRID else "C8",
+                      marker="s", label=f"{system} N={pts[0][2]}")
     for system, marker, color in ((DRIVER, "*", "k"), (NAIVE, "x", "r")):
         row = _find(rows, system)
         if row:
@@ -221,7 +309,11 @@ def chart(path: str, rows: list) -> str | None:
     left.set_xticks(ms, [str(m) for m in ms])
     left.set_xlabel("concurrent callers M (threads in-process, client processes for browserd)")
     left.set_ylabel("requests/s (static ~20 KB page)")
-    left.set_title("Throughput vs concurrency (dashed: in-process pool, solid: browserd)")
+    if grid_ms:
+        left.set_title("Throughput vs concurrency (dashed: in-process pool, solid: browserd;\n"
+                       "dotted / dash-dot: the grid section, local vs Grid browsers)", fontsize=10)
+    else:
+        left.set_title("Throughput vs concurrency (dashed: in-process pool, solid: browserd)")
     left.set_ylim(bottom=0)
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
@@ -229,6 +321,8 @@ def chart(path: str, rows: list) -> str | None:
     picks = [_find(rows, DRIVER), _find(rows, BROWSERD, n=1, m=1), _find(rows, BROWSERD, n=top_n, m=1),
              _find(rows, POOL, n=top_n, m=top_m), _find(rows, BROWSERD, n=top_n, m=top_m),
              _find(rows, NAIVE), _find(rows, PING, page="-", m=1)]
+    if grid_ms:
+        picks += [_find(rows, GRID_LOCAL, m=grid_ms[-1]), _find(rows, GRID, m=grid_ms[-1])]
     for row in {id(r): r for r in picks if r and r["lat_ms"]}.values():
         xs = sorted(row["lat_ms"])
         ys = [(i + 1) / len(xs) for i in range(len(xs))]

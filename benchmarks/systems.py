@@ -11,7 +11,9 @@ latency_ms, total_ms, queue_wait_ms], ...], "fail": [[end_wall, code], ...], "st
   shared by threads);
 - naive: a new browser per request;
 - browserd: a daemon started and stopped through the real CLI in a private state dir,
-  driven by client *processes* (``benchmarks/worker.py``).
+  driven by client *processes* (``benchmarks/worker.py``);
+- browserd on a Grid: the same daemon with ``--driver-source grid`` against a Selenium Grid 4
+  standalone on 127.0.0.1 (:class:`GridProcess`, the launcher of the Grid tests).
 """
 
 from __future__ import annotations
@@ -203,37 +205,44 @@ class InProcess:
         return cpu_seconds([p for b in self.browsers[:n] for p in processes_of(b.pgid, b.workdir)])
 
     def breakdown(self, url: str, count: int) -> dict:
-        """Median milliseconds of each WebDriver command of a fetch on a warm driver: what
-        a scraper sends (get, page_source), and what browserd sends for a job of the generic
-        site (set_page_load_timeout, get, one execute_script read, then the reset)."""
-        d = self.browsers[0].driver
-        origin = url.split("/static")[0]
+        return breakdown(self.browsers[0].driver, url, count)
 
-        def cdp(cmd, **params):
-            return lambda i: d.execute("executeCdpCommand", {"cmd": cmd, "params": params})
 
-        steps = {
-            "set_page_load_timeout": lambda i: d.set_page_load_timeout(30),
-            "get": lambda i: d.get(url.format(m=f"b{i}")),
-            "page_source": lambda i: d.page_source,
-            "current_url+title": lambda i: (d.current_url, d.title),
-            "execute_script(outerHTML,URL,title)": lambda i: d.execute_script(
-                "return [document.documentElement.outerHTML, document.URL, document.title]"),
-            "reset: window_handles": lambda i: d.window_handles,
-            "reset: get about:blank": lambda i: d.get("about:blank"),
-            "reset: clearBrowserCookies": cdp("Network.clearBrowserCookies"),
-            "reset: clearDataForOrigin": cdp("Storage.clearDataForOrigin", origin=origin, storageTypes="all"),
-        }
-        times = {name: [] for name in steps}
-        deadline = time.monotonic() + 60
-        for i in range(count):
-            if time.monotonic() > deadline:
-                break
-            for name, step in steps.items():
-                t0 = time.perf_counter()
-                step(i)
-                times[name].append((time.perf_counter() - t0) * 1000)
-        return {name: sorted(v)[len(v) // 2] for name, v in times.items() if v}
+def breakdown(d, url: str, count: int, raw: bool = False, first: int = 0) -> dict:
+    """Median milliseconds of each WebDriver command of a fetch on a warm driver ``d`` (local
+    chromedriver or a Grid session): what a scraper sends (get, page_source), and what
+    browserd sends for a job of the generic site (set_page_load_timeout, get, one
+    execute_script read, then the reset). ``raw``: every sample instead of the medians;
+    ``first``: the number of the first fetch (each fetch's page has its own marker)."""
+    origin = url.split("/static")[0]
+
+    def cdp(cmd, **params):
+        return lambda i: d.execute("executeCdpCommand", {"cmd": cmd, "params": params})
+
+    steps = {
+        "set_page_load_timeout": lambda i: d.set_page_load_timeout(30),
+        "get": lambda i: d.get(url.format(m=f"b{i}")),
+        "page_source": lambda i: d.page_source,
+        "current_url+title": lambda i: (d.current_url, d.title),
+        "execute_script(outerHTML,URL,title)": lambda i: d.execute_script(
+            "return [document.documentElement.outerHTML, document.URL, document.title]"),
+        "reset: window_handles": lambda i: d.window_handles,
+        "reset: get about:blank": lambda i: d.get("about:blank"),
+        "reset: clearBrowserCookies": cdp("Network.clearBrowserCookies"),
+        "reset: clearDataForOrigin": cdp("Storage.clearDataForOrigin", origin=origin, storageTypes="all"),
+    }
+    times = {name: [] for name in steps}
+    deadline = time.monotonic() + 60
+    for i in range(first, first + count):
+        if time.monotonic() > deadline:
+            break
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step(i)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    if raw:
+        return times
+    return {name: sorted(v)[len(v) // 2] for name, v in times.items() if v}
 
 
 def run_naive(spec, url: str, count: int, duration: float) -> tuple[dict, float]:
@@ -274,20 +283,25 @@ def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 class Daemon:
     """A browserd daemon in a private state dir: ``start()`` returns the seconds ``browserd
-    start`` took to return (ready); ``stop()`` always leaves no process of it behind."""
+    start`` took to return (ready); ``stop()`` always leaves no process of it behind.
 
-    def __init__(self, n: int):
-        self.n = n
+    ``args``: more ``browserd start`` flags (``--driver-source grid --grid-url URL``).
+    ``remote``: for browsers that are not the daemon's processes (a Grid on this machine),
+    a callable returning ``{"browsers": [...], "grid": [...]}`` processes, counted in RSS and
+    CPU; never stopped or killed by this class."""
+
+    def __init__(self, n: int, args: tuple = (), remote=None):
+        self.n, self.args, self.remote = n, tuple(args), remote
         self.state_dir = tempfile.mkdtemp(prefix="browserd-bench-")
         self.pid = 0
 
     def start(self) -> float:
         t0 = time.perf_counter()
-        result = cli("start", "--browsers", str(self.n), "--state-dir", self.state_dir)
+        result = cli("start", "--browsers", str(self.n), "--state-dir", self.state_dir, *self.args)
         seconds = time.perf_counter() - t0
         if result.returncode != 0:
-            raise RuntimeError(f"browserd start --browsers {self.n} exited {result.returncode}: "
-                               f"{(result.stderr or result.stdout).strip()}")
+            raise RuntimeError(f"browserd start --browsers {self.n} {' '.join(self.args)} exited "
+                               f"{result.returncode}: {(result.stderr or result.stdout).strip()}")
         with open(os.path.join(self.state_dir, "state.json"), encoding="utf-8") as f:
             self.pid = json.load(f)["pid"]
         return seconds
@@ -307,14 +321,21 @@ class Daemon:
                 continue
         return found
 
-    def rss_mb(self) -> float:
-        return rss_mb(self.processes())
+    def remote_processes(self) -> dict:
+        return self.remote() if self.remote else {}
 
-    def cpu(self) -> tuple[float, float]:
-        """CPU seconds so far of the daemon process itself, and of its browsers."""
-        procs = self.processes()
-        return (cpu_seconds([p for p in procs if p.pid == self.pid], children=False),
-                cpu_seconds([p for p in procs if p.pid != self.pid]))
+    def rss_mb(self) -> float:
+        return rss_mb(self.processes() + [p for procs in self.remote_processes().values() for p in procs])
+
+    def cpu(self) -> dict:
+        """CPU seconds so far of the daemon process itself ("python"), of its browsers (local,
+        or the Grid's chromedrivers and Chromiums) and of the Grid's Java ("grid")."""
+        procs, remote = self.processes(), self.remote_processes()
+        cpu = {"python": cpu_seconds([p for p in procs if p.pid == self.pid], children=False),
+               "browsers": cpu_seconds([p for p in procs if p.pid != self.pid] + remote.get("browsers", []))}
+        if "grid" in remote:
+            cpu["grid"] = cpu_seconds(remote["grid"], children=False)
+        return cpu
 
     def status(self) -> dict:
         from browserd_client import Client
@@ -385,8 +406,8 @@ class Daemon:
                 except (subprocess.TimeoutExpired, ValueError, IndexError):
                     fail.append([time.time(), "client_process_failed"])
             cpu1 = self.cpu()
-            return {"ok": ok, "fail": fail, "start": start, "end": end, "cpu_s": {
-                "python": cpu1[0] - cpu0[0], "browsers": cpu1[1] - cpu0[1], "clients": clients_cpu}}
+            cpu = {k: cpu1[k] - cpu0[k] for k in cpu1}
+            return {"ok": ok, "fail": fail, "start": start, "end": end, "cpu_s": {**cpu, "clients": clients_cpu}}
         finally:
             for proc in procs:
                 if proc.poll() is None:
@@ -418,3 +439,92 @@ class Daemon:
         self.settle()
         samples.append([round(time.monotonic() - t0, 2), self.served(), self.rss_mb()])
         return {"samples": samples, "run": run}
+
+
+# -- Selenium Grid -----------------------------------------------------------------------------
+
+class GridProcess:
+    """A Selenium Grid 4 standalone on 127.0.0.1 with ``slots`` Chrome slots (Debian's
+    chromedriver and Chromium), started by the launcher the Grid tests use
+    (``tests/support/grid.py``: the jar from npm, cached); stopped with every session and
+    process it started. Raises ``GridUnavailable`` (no Java / npm / jar) or RuntimeError."""
+
+    def __init__(self, slots: int):
+        from tests.support.grid import Grid
+
+        self.grid = Grid(slots=slots)
+
+    def start(self) -> "GridProcess":
+        from tests.support.grid import JAR_VERSION
+
+        try:
+            self.grid.start()
+            nodes = self.grid.status().get("nodes") or [{}]
+        except BaseException:  # SIGTERM while it starts included: no Java left behind
+            self.grid.stop()
+            raise
+        self.url = self.grid.url
+        self.version = (nodes[0].get("version") or JAR_VERSION).split()[0]  # "4.48.0 (revision ...)"
+        return self
+
+    def stop(self) -> None:
+        self.grid.stop()
+
+    def __enter__(self) -> "GridProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def sessions(self) -> list[str]:
+        return self.grid.sessions()
+
+    def processes(self) -> dict:
+        """``{"grid": [Java], "browsers": [chromedrivers, Chromiums]}``: every process whose
+        command line or environment names the Grid's private temporary directory."""
+        java = self.grid.proc.pid if self.grid.proc else 0
+        procs = processes_of(java, self.grid.tmp)
+        return {"grid": [p for p in procs if p.pid == java], "browsers": [p for p in procs if p.pid != java]}
+
+    def spec(self):
+        """The LaunchSpec of a daemon configured with ``driver_source = grid`` for this Grid."""
+        from browserd.config import load
+        from browserd.lifecycle import launch_spec as derive
+
+        return derive(load(env={"BROWSERD_DRIVER_SOURCE": "grid", "BROWSERD_GRID_URL": self.url}))
+
+    def daemon_args(self) -> tuple:
+        return ("--driver-source", "grid", "--grid-url", self.url)
+
+
+def grid_unavailable() -> str | None:
+    """Why no Grid can be started here (no Java, or no npm and no cached jar); None if one can."""
+    from tests.support.grid import unavailable
+
+    return unavailable()
+
+
+def compare_breakdown(local_spec, grid: GridProcess, url: str, count: int) -> dict:
+    """:func:`breakdown` on one local warm browser and on one Grid session, interleaved in
+    rounds of a few fetches so a change of load skews both alike: ``{"local": {...},
+    "grid": {...}}`` median ms per command."""
+    root = tempfile.mkdtemp(prefix="browserd-bench-cmp-")
+    browsers = {"local": Browser("cmp-local", local_spec, os.path.join(root, "local")),
+                "grid": Browser("cmp-grid", grid.spec(), None)}
+    try:
+        for b in browsers.values():
+            b.start()
+            b.driver.set_page_load_timeout(30)
+        times: dict = {name: {} for name in browsers}
+        rounds, each = max(1, count // 5), min(count, 5)
+        for r in range(rounds):
+            for name, b in browsers.items():
+                part = breakdown(b.driver, url, each, raw=True, first=r * each)
+                for step, xs in part.items():
+                    times[name].setdefault(step, []).extend(xs)
+        return {name: {step: round(sorted(xs)[len(xs) // 2], 2) for step, xs in steps.items()}
+                for name, steps in times.items()}
+    finally:
+        for b in browsers.values():
+            b.quit()
+        shutil.rmtree(root, ignore_errors=True)

