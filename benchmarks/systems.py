@@ -36,7 +36,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browserd.browser import Browser, processes_of, total_rss
+from browserd.browser import STORAGE_TYPES, Browser, processes_of, total_rss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -229,7 +229,7 @@ def breakdown(d, url: str, count: int, raw: bool = False, first: int = 0) -> dic
         "reset: window_handles": lambda i: d.window_handles,
         "reset: get about:blank": lambda i: d.get("about:blank"),
         "reset: clearBrowserCookies": cdp("Network.clearBrowserCookies"),
-        "reset: clearDataForOrigin": cdp("Storage.clearDataForOrigin", origin=origin, storageTypes="all"),
+        "reset: clearDataForOrigin": cdp("Storage.clearDataForOrigin", origin=origin, storageTypes=STORAGE_TYPES),
     }
     times = {name: [] for name in steps}
     deadline = time.monotonic() + 60

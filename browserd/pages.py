@@ -7,7 +7,8 @@ Routes (all deterministic, all generated):
   /images?n=N           N images served by /img/<i>.png
   /slow?s=S             sends headers, then holds the body for S seconds (bounded)
   /cookie/set?v=V       sets cookie c=V;  /cookie/get shows the cookies it received
-  /storage/set?v=V      sets localStorage k=V;  /storage/get shows it
+  /storage/set?v=V      sets localStorage and IndexedDB k=V (#idb-set when stored);
+                        /storage/get shows both (#v, then #idb)
   /popup                opens a second window
   /infinite?total=N&batch=B&delay=MS
                         an infinite list: B <li class='item'> rows, B more (after MS ms) each
@@ -31,6 +32,14 @@ _PNG = bytes.fromhex(
     "a50000000049454e44ae426082"
 )
 FILLER = "<p>" + "lorem ipsum dolor sit amet " * 8 + "</p>\n"
+
+
+#: IndexedDB helpers of the /storage pages: idb(fn) opens database "db" (store "o") and calls
+#: fn(db); done(id, text) appends <p id=ID>TEXT</p>, the element a job waits for.
+_IDB_JS = ("<script>function done(id, text) { const p = document.createElement('p'); p.id = id;"
+           " p.textContent = text || id; document.body.appendChild(p); }"
+           " function idb(fn) { const r = indexedDB.open('db', 1);"
+           " r.onupgradeneeded = () => r.result.createObjectStore('o'); r.onsuccess = () => fn(r.result); }</script>")
 
 
 def _page(title: str, body: str, head: str = "") -> bytes:
@@ -98,10 +107,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(_page("cookie get", f"<p id='cookies'>{html.escape(self.headers.get('Cookie', ''))}</p>"))
         if path == "/storage/set":
             v = q.get("v", "1")
-            return self._send(_page("storage set", f"<script>localStorage.setItem('k', {v!r});</script><p>ok</p>"))
+            return self._send(_page("storage set", f"<script>localStorage.setItem('k', {v!r});</script><p>ok</p>"
+                                    + _IDB_JS + f"<script>idb(db => {{ const t = db.transaction('o', 'readwrite');"
+                                    f" t.objectStore('o').put({v!r}, 'k'); t.oncomplete = () => done('idb-set'); }});"
+                                    "</script>"))
         if path == "/storage/get":
             return self._send(_page("storage get", "<p id='v'></p><script>document.getElementById('v')"
-                                    ".textContent='storage=' + localStorage.getItem('k');</script>"))
+                                    ".textContent='storage=' + localStorage.getItem('k');</script>" + _IDB_JS
+                                    + "<script>idb(db => { const r = db.transaction('o').objectStore('o').get('k');"
+                                    " r.onsuccess = () => done('idb', 'idb=' + (r.result ?? null)); });</script>"))
         if path in ("/infinite", "/more"):
             total, batch, delay = int(q.get("total", "60")), int(q.get("batch", "10")), int(q.get("delay", "50"))
             return self._send(_page(path[1:], _list_page(path == "/more", total, batch, delay)))

@@ -210,16 +210,27 @@ def test_page_chrome_refuses_to_load_is_load_failed_not_its_error_page(shared_da
 
 
 def test_browser_comes_back_clean_between_jobs(shared_daemon, pages):
-    """Cookies, local storage and extra windows of one job are gone for the next."""
+    """Cookies, local storage, IndexedDB and extra windows of one job are gone for the next."""
+    total = shared_daemon.status()["browsers"]["total"]
     with shared_daemon.client() as c:
-        for _ in range(2):  # both browsers of the pool take a dirty job
-            c.fetch(pages.url("/cookie/set", v="SECRET"))
-            c.fetch(pages.url("/storage/set", v="SECRET"))
-            c.fetch(pages.url("/popup"))
-        for _ in range(4):
-            assert "SECRET" not in c.page_source(pages.url("/cookie/get"))
-            got = c.page_source(pages.url("/storage/get"))
-            assert "storage=null" in got
+        dirty: dict[str, set] = {"cookie": set(), "storage": set(), "popup": set()}
+        for _ in range(10 * total):  # until every browser of the pool took each dirty job
+            if all(len(ids) == total for ids in dirty.values()):
+                break
+            dirty["cookie"].add(c.fetch(pages.url("/cookie/set", v="SECRET")).browser)
+            dirty["storage"].add(c.fetch(pages.url("/storage/set", v="SECRET"), wait_for="#idb-set").browser)
+            dirty["popup"].add(c.fetch(pages.url("/popup")).browser)
+        assert all(len(ids) == total for ids in dirty.values()), dirty
+        checked: set[str] = set()
+        for _ in range(10 * total):
+            if len(checked) == total:
+                break
+            cookies = c.fetch(pages.url("/cookie/get"))
+            assert "SECRET" not in cookies.source
+            got = c.fetch(pages.url("/storage/get"), wait_for="#idb")
+            assert "storage=null" in got.source and "idb=null" in got.source, got.source
+            checked |= {cookies.browser, got.browser}
+        assert len(checked) == total, checked
     status = shared_daemon.status()
     assert status["browsers"]["total"] == 2
 
