@@ -372,8 +372,7 @@ class Arbiter:
         systemd.notify("STOPPING=1")
         if self.server is not None:
             self.server.begin_drain()
-        if self.pool is not None:
-            self.pool.begin_drain()
+        if self.pool is not None:  # jobs already accepted (queued ones too) are served
             if not force:
                 deadline = time.monotonic() + self.config.drain_timeout
                 while not self.pool.wait_for_jobs(0.1):

@@ -520,10 +520,6 @@ class Pool:
 
     # -- replacement -------------------------------------------------------------------------
 
-    def begin_drain(self) -> None:
-        """Nothing to do in the pool: jobs already accepted (queued ones too) are served;
-        the server refuses new ones."""
-
     def replace(self, browser: Browser, reason: str, event: str = "replaced") -> None:
         """Take ``browser`` out of the pool, kill it, and start a new one in the background.
         ``event`` is what status counts it as: replaced (broken) or recycled (planned)."""
