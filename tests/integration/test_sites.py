@@ -285,6 +285,36 @@ def test_a_broken_site_module_at_start_is_reported_and_the_daemon_serves(start_d
         assert c.fetch(pages.url("/static", m="ok")).title == "static ok"
 
 
+# -- the documented example (docs/sites.md) -------------------------------------------------------
+
+EXAMPLE_SITES = os.path.join(ROOT, "examples", "sites")
+
+
+def test_the_documented_example_site_loads_n_items_behind_its_consent_cookie(start_daemon, pages):
+    daemon = start_daemon(1, env={"BROWSERD_SITE_DIRS": EXAMPLE_SITES})
+    assert daemon.status()["site_problems"] == []
+    listing = pages.url("/more", total=50, batch=10)
+    with daemon.client() as c:
+        some = c.fetch(listing, site="catalogue", min_items=25)
+        every = c.fetch(listing, site="catalogue")
+        # before_job set the consent cookie before the page was requested...
+        consent = c.fetch(pages.url("/cookie/get"), site="catalogue")
+        # ...and the reset took it away again: the next job on the one browser sees none.
+        after = c.fetch(pages.url("/cookie/get"))
+        with pytest.raises(BadRequest, match="'min_items' must be between 1 and 10000, not 0"):
+            c.fetch(listing, site="catalogue", min_items=0)
+        described = {s["name"]: s for s in c.sites()}["catalogue"]
+    assert some.notes == {"items": 30, "clicks": 2, "complete": False}
+    assert some.source.count('class="item"') == 30 and 'id="more"' in some.source
+    assert every.notes == {"items": 50, "clicks": 4, "complete": True}
+    assert every.source.count('class="item"') == 50 and 'id="more"' not in every.source
+    assert cookie_of(consent) == "consent=yes"
+    assert consent.notes == {"items": 0, "clicks": 0, "complete": True}
+    assert cookie_of(after) == "" and after.browser == consent.browser
+    assert described["block"] == ["images", "fonts"]
+    assert described["origin"] == os.path.join(EXAMPLE_SITES, "catalogue.py")
+
+
 def test_reload_when_not_running(state_dir):
     result = run_cli("reload", state_dir=state_dir)
     assert result.returncode == 3 and "not running" in result.stdout
