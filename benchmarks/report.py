@@ -10,6 +10,8 @@ DRIVER, POOL, NAIVE, BROWSERD, PING = ("in-process driver", "in-process pool", "
                                        "browserd", "browserd ping")
 #: The grid section: the same daemon with local browsers and with its browsers on a Grid.
 GRID_LOCAL, GRID = "browserd, local browsers", "browserd, Grid browsers"
+#: The blocking section: one daemon, a page of many images, with and without blocking them.
+IMAGES, IMAGES_BLOCKED = "browserd, images loaded", "browserd, images blocked"
 
 
 def percentile(values, q: float) -> float | None:
@@ -77,6 +79,13 @@ def ratio(row: dict, rows: list) -> str:
         return "ref" if row["system"] == DRIVER else "—"
     if row["system"] == GRID_LOCAL:
         return "ref (Grid)"
+    if row["system"] == IMAGES:
+        return "ref (blocking)"
+    if row["system"] == IMAGES_BLOCKED:
+        ref = _find(rows, IMAGES, row["page"], row["n"], row["m"])
+        if ref and ref["p50"] and row["p50"] and ref["rps"]:
+            return f"vs loaded: lat ×{row['p50'] / ref['p50']:.2f}, thr ×{row['rps'] / ref['rps']:.2f}"
+        return "—"
     if row["system"] == GRID:
         ref = _find(rows, GRID_LOCAL, row["page"], row["n"], row["m"])
         if ref and ref["p50"] and row["p50"] and ref["rps"]:
@@ -240,6 +249,21 @@ def extras_text(rows: list, extra: dict) -> str:
                          f"{r['system']} N={r['n']}: " + " + ".join(
                              f"{k} {v:.1f}" for k, v in r["cpu_ms_per_request"].items())
                          + f" = {sum(r['cpu_ms_per_request'].values()):.0f}" for r in sat))
+    block = extra.get("blocking")
+    pairs = [(r, _find(rows, IMAGES_BLOCKED, r["page"], r["n"], r["m"])) for r in rows if r["system"] == IMAGES]
+    if block and any(b for _, b in pairs):
+        lines.append(f"Resource blocking (a page of {block['images']} images, each served after "
+                     f"{block['image_delay_s'] * 1000:.0f} ms; `generic` vs a site with `block = (\"images\",)`): "
+                     + "; ".join(f"N={r['n']} M={r['m']}: {r['rps']:.1f} -> {b['rps']:.1f} req/s "
+                                 f"(×{b['rps'] / r['rps']:.1f}), p50 {_fmt(r['p50'])} -> {_fmt(b['p50'])} ms"
+                                 for r, b in pairs if b and r["rps"]))
+    batch = extra.get("batch")
+    if batch:
+        failed = ", ".join(f"{k} {v}" for k, v in batch["failed"].items()) or "none"
+        lines.append(f"Batch: `browserd fetch -i` of {batch['urls']} local static pages with "
+                     f"-j {batch['jobs']} on N={batch['n']}: {batch['saved']} saved ({batch['files']} files) in "
+                     f"{batch['seconds']:.1f} s = {batch['pages_per_s']:.1f} pages/s (CLI start-up included); "
+                     f"failed: {failed}")
     if extra.get("startup_s"):
         lines.append("Start-up (wall time of `browserd start` until it returns): "
                      + ", ".join(f"N={n}: {s:.2f} s" for n, s in extra["startup_s"].items()))
@@ -316,7 +340,8 @@ def chart(path: str, rows: list) -> str | None:
         left.set_title("Throughput vs concurrency (dashed: in-process pool, solid: browserd)")
     left.set_ylim(bottom=0)
     left.grid(alpha=0.3)
-    left.legend(fontsize=8)
+    if left.get_legend_handles_labels()[0]:
+        left.legend(fontsize=8)
     top_n, top_m = (ns or [1])[-1], ms[-1]
     picks = [_find(rows, DRIVER), _find(rows, BROWSERD, n=1, m=1), _find(rows, BROWSERD, n=top_n, m=1),
              _find(rows, POOL, n=top_n, m=top_m), _find(rows, BROWSERD, n=top_n, m=top_m),
@@ -332,7 +357,8 @@ def chart(path: str, rows: list) -> str | None:
     right.set_ylabel("fraction of requests")
     right.set_title("Latency distribution (CDF)")
     right.grid(alpha=0.3)
-    right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -3,10 +3,15 @@ per request, on the same Chromium, in one run.
 
     python -m benchmarks.run [--quick] [--out DIR] [--only SECTION[,SECTION...]]
 
-Sections: driver, pool, naive, browserd, pages, ping, startup, memory, grid (default: all).
+Sections: driver, pool, naive, browserd, pages, ping, startup, memory, blocking, batch, grid
+(default: all).
 Prints a markdown table and the targets; writes <stamp>.json, <stamp>.png and <stamp>.md
 to --out (default benchmarks/results/). Every page is served from 127.0.0.1; every load
 loop is bounded in count and in time; every browser, daemon and Grid is stopped on the way out.
+
+blocking: one daemon, the same page of many slow images fetched with ``generic`` and with a
+site that blocks images (benchmarks/sites/images_blocked.py), alternately. batch: ``browserd
+fetch -i URLS -o DIR -j K`` on the same daemon, a list of local pages, its wall time.
 
 grid: browserd with its browsers on a Selenium Grid 4 standalone on 127.0.0.1 against
 browserd with local browsers (same N, M, page, in the same run). It needs Java 17+ and the
@@ -20,19 +25,24 @@ version of it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 
 from . import report
-from .report import BROWSERD, DRIVER, GRID, GRID_LOCAL, NAIVE, PING, POOL
-from .systems import (Daemon, GridProcess, InProcess, PageProcess, chromium_version, compare_breakdown,
+from .report import BROWSERD, DRIVER, GRID, GRID_LOCAL, IMAGES, IMAGES_BLOCKED, NAIVE, PING, POOL
+from .systems import (Daemon, GridProcess, cli, InProcess, PageProcess, chromium_version, compare_breakdown,
                       grid_unavailable, launch_spec, run_naive)
 
-SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "grid")
+SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "blocking", "batch", "grid")
+#: Site classes of the blocking section.
+SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites")
 #: The pages of section 8: name -> (path and query with a {m} marker, CSS selector to wait for).
 PAGES = {
     "static": ("/static?m={m}", None),
@@ -61,6 +71,13 @@ class Sizes:
     rss_m: int = 4
     rss_fetches: int = 2000
     rss_limit: float = 240.0       # seconds: fewer fetches are reported if the machine is slower
+    sites_n: int = 2               # browsers of the daemon of the blocking and batch sections
+    images: int = 60               # images on the blocking section's page ...
+    image_delay: float = 0.02      # ... each served after this many seconds, like a real CDN
+    blocking_ms: tuple = (1, 4)
+    blocking_window: float = 10.0
+    batch_urls: int = 200          # URLs of the batch section's list
+    batch_jobs: int = 4            # its -j
     grid_n: int = 2                # browsers of each daemon of the grid section
     grid_ms: tuple = (1, 4)
     grid_window: float = 10.0      # seconds per cell, of which the first `warm` are not counted
@@ -69,7 +86,8 @@ class Sizes:
 
 QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
               page_counts=(("js", 3), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
-              ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, grid_window=3.0, grid_breakdown=5)
+              ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, blocking_window=3.0, batch_urls=20,
+              grid_window=3.0, grid_breakdown=5)
 
 
 def log(message: str) -> None:
@@ -89,6 +107,7 @@ class Bench:
         self.s, self.only, self.pages = sizes, only, pages
         self.rows: list[dict] = []
         self.extra: dict = {}
+        self.scratch = tempfile.mkdtemp(prefix="browserd-bench-run-")  # removed by main()
 
     def url(self, page: str) -> str:
         return f"http://{self.pages.host}:{self.pages.port}{PAGES[page][0]}"
@@ -109,8 +128,10 @@ class Bench:
             daemon_ns.add(1)
         if "memory" in only:
             daemon_ns.add(s.rss_n)
-        if only - {"grid"}:
+        if only - {"grid", "blocking", "batch"}:
             self.local(spec, daemon_ns)
+        if only & {"blocking", "batch"}:
+            self.sites()
         if "grid" in only:
             self.grid(spec)
 
@@ -167,6 +188,54 @@ class Bench:
                     self.add(report.summarize(run, BROWSERD, "static", n, m, s.warm, daemon.rss_mb()))
         if n == s.rss_n and daemon and "memory" in only:
             self.memory(daemon)
+
+    def sites(self) -> None:
+        """The blocking and batch sections, on one daemon that loads benchmarks/sites."""
+        s = self.s
+        config = os.path.join(self.scratch, "sites.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(f"site_dirs = [{json.dumps(SITE_DIR)}]\n")
+        daemon = Daemon(s.sites_n, args=("--config", config))
+        log(f"sites: starting a daemon with {s.sites_n} browsers and the benchmark's site classes")
+        daemon.start()
+        try:
+            if "blocking" in self.only:
+                url = self.url("static").split("/static")[0] + f"/images?m={{m}}&n={s.images}&delay={s.image_delay}"
+                for m in s.blocking_ms:
+                    for system, site in ((IMAGES, "generic"), (IMAGES_BLOCKED, "images_blocked")):
+                        daemon.settle()
+                        run = daemon.run(m, url, s.blocking_window, params={"site": site})
+                        self.add(report.summarize(run, system, "images", s.sites_n, m, s.warm, daemon.rss_mb()))
+                self.extra["blocking"] = {"images": s.images, "image_delay_s": s.image_delay}
+            if "batch" in self.only:
+                self.batch(daemon)
+        finally:
+            log("sites: stopping the daemon")
+            daemon.stop()
+
+    def batch(self, daemon: Daemon) -> None:
+        """``browserd fetch -i`` of ``batch_urls`` local static pages into a directory: its wall time, its summary, and the files it wrote."""
+        s = self.s
+        base = self.url("static").split("/static")[0]
+        urls = [f"{base}/static?m=batch{i}" for i in range(s.batch_urls)]
+        listing, out = os.path.join(self.scratch, "urls.txt"), os.path.join(self.scratch, "batch")
+        with open(listing, "w", encoding="utf-8") as f:
+            f.write("\n".join(urls) + "\n")
+        daemon.settle()
+        log(f"batch: browserd fetch -i ({s.batch_urls} URLs) -j {s.batch_jobs}")
+        t0 = time.perf_counter()
+        result = cli("fetch", "--state-dir", daemon.state_dir, "-i", listing, "-o", out, "-j", str(s.batch_jobs),
+                     "--json", timeout=60 + 5 * s.batch_urls)
+        seconds = time.perf_counter() - t0
+        try:
+            summary = json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise RuntimeError(f"browserd fetch -i exited {result.returncode}: {result.stderr.strip()[-500:]}")
+        files = len([n for n in os.listdir(out) if n.endswith(".html")])
+        self.extra["batch"] = {"urls": s.batch_urls, "jobs": s.batch_jobs, "n": daemon.n, "seconds": round(seconds, 2),
+                               "saved": summary["saved"], "failed": summary["failed"], "files": files,
+                               "pages_per_s": round(summary["saved"] / seconds, 2), "exit": result.returncode}
+        log(f"  {summary['saved']} saved, {summary['failed'] or 'none'} failed in {seconds:.1f} s")
 
     def grid(self, spec) -> None:
         """browserd with N local browsers vs browserd with N sessions on a Selenium Grid on
@@ -284,11 +353,14 @@ def main(argv=None) -> int:
         bench = Bench(sizes, only, pages)
         if left_out:
             bench.extra["grid"] = {"skipped": left_out.split(": ", 1)[1]}
-        bench.run(spec)
+        try:
+            bench.run(spec)
+        finally:
+            shutil.rmtree(bench.scratch, ignore_errors=True)
     elapsed, load_after = time.monotonic() - t0, os.getloadavg()[0]
 
-    order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, GRID_LOCAL: 5, GRID: 6,
-             PING: 7}
+    order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, IMAGES: 5, IMAGES_BLOCKED: 6,
+             GRID_LOCAL: 7, GRID: 8, PING: 9}
     pages_order = {p: i for i, p in enumerate(PAGES)}
     rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"]))
     results = report.targets(rows, bench.extra)

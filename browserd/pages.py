@@ -4,7 +4,7 @@ Routes (all deterministic, all generated):
   /static?m=MARK        a ~20 KB static page carrying MARK
   /js?m=MARK&delay=MS   the marker is built by JavaScript after MS milliseconds (#built)
   /large?kb=N           a page with a DOM of about N KB
-  /images?n=N           N images served by /img/<i>.png
+  /images?n=N&delay=S   N images served by /img/<i>.png (each after S seconds)
   /slow?s=S             sends headers, then holds the body for S seconds (bounded)
   /cookie/set?v=V       sets cookie c=V;  /cookie/get shows the cookies it received
   /storage/set?v=V      sets localStorage and IndexedDB k=V (#idb-set when stored);
@@ -84,7 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(_page("large", f"<table id='big'>{rows}</table><p id='end'>{mark}</p>"))
         if path == "/images":
             n = int(q.get("n", "50"))
-            imgs = "".join(f"<img src='/img/{i}.png' width=8 height=8>" for i in range(n))
+            delay = f"?delay={float(q['delay'])}" if "delay" in q else ""
+            imgs = "".join(f"<img src='/img/{i}.png{delay}' width=8 height=8>" for i in range(n))
             return self._send(_page("images", imgs + f"<p id='marker'>{mark}</p>"))
         if path.startswith("/img/"):
             delay = float(q.get("delay", self.server.image_delay))

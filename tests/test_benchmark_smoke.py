@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYSTEMS = ("in-process driver", "in-process pool", "naive (browser per request)", "browserd", "browserd ping")
+SYSTEMS = ("in-process driver", "in-process pool", "naive (browser per request)", "browserd", "browserd ping",
+           "browserd, images loaded", "browserd, images blocked")
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
@@ -83,6 +84,9 @@ def _run_and_check(out, scratch: str) -> None:
     assert set(data["extra"]["startup_s"]) >= {"1", "4"}
     assert data["extra"]["memory"]["fetches"] > 0 and data["extra"]["memory"]["last_mb"] > 0
     assert all(t["value"] is not None for t in data["targets"]), data["targets"]
+    batch = data["extra"]["batch"]
+    assert batch["exit"] == 0 and batch["saved"] == batch["files"] == batch["urls"] > 0, batch
+    assert "Resource blocking (a page of" in stdout and "Batch: `browserd fetch -i`" in stdout
 
     # Nothing of the run is left: no daemon, Chromium or chromedriver (init reaps lazily).
     deadline = time.monotonic() + 30
