@@ -1,4 +1,4 @@
-"""browserd command line: start | stop | restart | run | status | fetch | sites."""
+"""browserd command line: start | stop | restart | run | status | fetch | demo | reload | sites."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import psutil
 
-from browserd_client import Backoff, Client
+from browserd_client import SITE_TIMEOUT, Backoff, Client
 from browserd_client.errors import BrowserdError, NotRunning
 from browserd_client.state import PID_FILE, STATE_FILE
 
@@ -23,7 +23,7 @@ from . import config as configmod
 EXIT_OK = 0
 EXIT_FAILURE = 1          # the operation failed (fetch error, start failed, ...)
 EXIT_USAGE = 2            # bad command line (argparse)
-EXIT_NOT_RUNNING = 3      # status/fetch/sites: no daemon (LSB "program is not running")
+EXIT_NOT_RUNNING = 3      # status/fetch/demo/reload: no daemon (LSB "program is not running")
 EXIT_ALREADY_RUNNING = 4  # start: a live daemon holds the pidfile
 EXIT_UNAVAILABLE = 69     # a dependency is missing: chromium, chromedriver, webdriver-manager
 EXIT_CONFIG = 78          # bad configuration (file, environment or flags)
@@ -238,6 +238,19 @@ def _params(pairs) -> dict:
     return params
 
 
+def _fetch_timeouts(client: Client, args, config) -> tuple:
+    """(the ``timeout`` to send with each fetch, the seconds the client should wait for a
+    reply, before its grace). Without ``--timeout`` none is sent: the daemon gives each job
+    the site's own timeout, else ``job_timeout`` (this configuration's, which the CLI takes
+    to be the daemon's, as ``stop`` does with ``drain_timeout``)."""
+    if args.timeout is not None:
+        return args.timeout, args.timeout
+    for site in client.sites():
+        if site.get("name") == args.site and site.get("timeout"):
+            return SITE_TIMEOUT, float(site["timeout"])
+    return SITE_TIMEOUT, config.job_timeout
+
+
 def cmd_fetch(args) -> int:
     if (args.url is None) == (args.input is None):
         return _die("fetch needs either a URL or -i FILE", EXIT_USAGE)
@@ -251,8 +264,9 @@ def cmd_fetch(args) -> int:
     if args.input is not None:
         return _fetch_batch(args, config, params)
     try:
-        with _client(args, config, timeout=args.timeout or config.job_timeout) as client:
-            result = client.fetch(args.url, site=args.site, timeout=args.timeout, **params)
+        with _client(args, config) as client:
+            timeout, client.timeout = _fetch_timeouts(client, args, config)
+            result = client.fetch(args.url, site=args.site, timeout=timeout, **params)
     except NotRunning as exc:
         return _die(str(exc), EXIT_NOT_RUNNING)
     except BrowserdError as exc:
@@ -260,7 +274,7 @@ def cmd_fetch(args) -> int:
     if args.json:
         out = json.dumps({"url": result.url, "requested_url": result.requested_url, "title": result.title,
                           "site": result.site, "browser": result.browser, "timing": result.timing,
-                          "source": result.source}, ensure_ascii=False)
+                          "notes": result.notes, "source": result.source}, ensure_ascii=False)
     else:
         out = result.source
     if args.output and args.output != "-":
@@ -373,12 +387,12 @@ def _fetch_batch(args, config, params: dict) -> int:
     progress = _Progress(len(todo), sys.stderr)
     t0 = time.monotonic()
     try:
-        with _client(args, config, timeout=args.timeout or config.job_timeout) as client, \
-                open(index_path, "a", encoding="utf-8") as index:
+        with _client(args, config) as client, open(index_path, "a", encoding="utf-8") as index:
             client.ping()  # not running: say so once, not once per URL
+            timeout, client.timeout = _fetch_timeouts(client, args, config)
             if torn:
                 index.write("\n")
-            results = client.map(todo, site=args.site, concurrency=args.jobs, timeout=args.timeout, **params)
+            results = client.map(todo, site=args.site, concurrency=args.jobs, timeout=timeout, **params)
             with contextlib.closing(results):
                 for r in results:
                     record = {"url": r.url, "ok": r.ok, "file": None, "code": r.code, "message": r.message}
@@ -454,16 +468,18 @@ def cmd_sites(args) -> int:
     source = "daemon"
     try:
         with Client(state_dir=config.state_dir, retry=Backoff(attempts=3, deadline=3)) as client:
-            sites = client.sites()
+            reply = client.sites(problems=True)
+        sites, problems = reply["sites"], reply["problems"]
     except NotRunning:
         from .sites import load_registry
 
         registry = load_registry(config.site_modules, config.site_dirs, config.sites)
-        sites, source = registry.describe(), "local configuration (daemon not running)"
-        for problem in registry.problems:
-            print(f"browserd: warning: {problem}", file=sys.stderr)
+        sites, problems = registry.describe(), registry.problems
+        source = "local configuration (daemon not running)"
     except BrowserdError as exc:
         return _die(f"sites failed: {exc.code}: {exc}", EXIT_FAILURE)
+    for problem in problems:
+        print(f"browserd: warning: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps(sites, indent=2))
         return EXIT_OK
@@ -548,10 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--site", default="generic", help="site class (default generic)")
     p.add_argument("--wait-for", metavar="CSS", help="wait for this CSS selector")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="site parameter (repeatable)")
-    p.add_argument("--timeout", type=float, help="job timeout in seconds")
+    p.add_argument("--timeout", type=float, help="job timeout in seconds (default and maximum: the site's "
+                   "timeout, else job_timeout)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of stdout; with -i: the "
                    "directory for the pages and index.jsonl")
-    p.add_argument("--json", action="store_true", help="print URL, title, timing and source as JSON "
+    p.add_argument("--json", action="store_true", help="print URL, title, timing, notes and source as JSON "
                    "(with -i: the summary)")
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")

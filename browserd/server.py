@@ -367,8 +367,12 @@ class Server:
                     "pid": os.getpid(), "draining": self.draining})
             if req.op == "status":
                 return protocol.encode_result(req.id, self.status_provider())
-            if req.op == "sites":
-                return protocol.encode_result(req.id, self.registry.describe())
+            if req.op == "sites":  # with {"problems": true}: the load's problems too
+                registry = self.registry
+                if req.args.get("problems"):
+                    return protocol.encode_result(req.id, {"sites": registry.describe(),
+                                                           "problems": list(registry.problems)})
+                return protocol.encode_result(req.id, registry.describe())
             raise UnknownOp(f"unknown op {req.op!r} (known: {', '.join(protocol.OPS)})")
         except _ClientGone:
             return None

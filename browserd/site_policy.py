@@ -12,8 +12,10 @@ BLOCK_KINDS = {
     "stylesheets": ("css",),
 }
 
+#: The policies a site class sets as class attributes (and a config block may override).
+CLASS_POLICIES = ("keep_session", "concurrency", "block", "block_urls", "timeout")
 #: The per-site settings a config block may set, and what each must be.
-POLICY_KEYS = ("keep_session", "concurrency", "block", "block_urls", "timeout", "options")
+POLICY_KEYS = CLASS_POLICIES + ("options",)
 
 
 def block_patterns(kinds=(), urls=()) -> tuple:

@@ -2,9 +2,10 @@
 ``site_dirs`` and the entry-point group ``browserd.sites``.
 
 Loading is what ``start`` and ``browserd reload`` (SIGHUP) do. A module that fails to
-import is reported by name with its error and skipped; on a reload, the sites it held
-before stay as they were (like a web server that keeps its old configuration when the
-new one does not parse). Per-site ``[sites.NAME]`` config blocks are applied here.
+import, or a class that fails to instantiate (a bad policy, its ``__init__`` raised), is
+reported by name with its error and skipped; on a reload, the sites it held before stay
+as they were (like a web server that keeps its old configuration when the new one does
+not parse). Per-site ``[sites.NAME]`` config blocks are applied here.
 """
 
 from __future__ import annotations
@@ -46,33 +47,38 @@ class Registry:
     def describe(self) -> list:
         return [dict(self.sites[n].describe(), origin=self.origins.get(n, "")) for n in sorted(self.sites)]
 
-    def add(self, cls, origin: str) -> None:
+    def add(self, cls, origin: str, label: str, previous: "Registry | None" = None) -> None:
+        """Register site class ``cls`` found in ``origin``; problems start with ``label``
+        (as its import failure would). A class that fails to instantiate keeps the site
+        ``origin`` gave the ``previous`` load, as a failed import does."""
         if not (inspect.isclass(cls) and issubclass(cls, Site) and cls is not Site and cls.name):
             return
         if cls.name in self.sites:
-            self.problems.append(f"{origin}: site name {cls.name!r} is already taken by "
+            self.problems.append(f"{label}: site name {cls.name!r} is already taken by "
                                  f"{self.origins[cls.name]}; skipped")
             return
         try:
             site = cls(self.settings.get(cls.name))
         except Exception as exc:  # a bad policy in the class, or its __init__ failed
-            self.problems.append(f"{origin}: site {cls.name!r}: {type(exc).__name__}: {exc}")
+            self.problems.append(f"{label}: site {cls.name!r}: {type(exc).__name__}: {_one_line(exc)}")
+            self.keep_previous(previous, origin, names={cls.name})
             return
         site.generation = self.generation
         self.sites[cls.name] = site
         self.origins[cls.name] = origin
 
-    def add_module_classes(self, module, origin: str) -> None:
+    def add_module_classes(self, module, origin: str, label: str, previous: "Registry | None" = None) -> None:
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if obj.__module__ == module.__name__:
-                self.add(obj, origin)
+                self.add(obj, origin, label, previous)
 
-    def keep_previous(self, previous: "Registry | None", origin: str) -> None:
-        """After ``origin`` failed to load again: keep the sites it gave the previous load."""
+    def keep_previous(self, previous: "Registry | None", origin: str, names=None) -> None:
+        """After ``origin`` (or, with ``names``, those of its classes) failed to load again:
+        keep the sites it gave the previous load, and say so in the last problem."""
         if previous is None:
             return
         for name, was in previous.origins.items():
-            if was == origin and name not in self.sites:
+            if was == origin and name not in self.sites and (names is None or name in names):
                 self.sites[name] = previous.sites[name]
                 self.origins[name] = origin
                 self.problems[-1] += f"; kept the previously loaded site {name!r}"
@@ -126,25 +132,27 @@ def load_registry(site_modules=(), site_dirs=(), site_settings=None, previous: R
     sources = [(name, "builtin", False) for name in BUILTIN_MODULES]
     sources += [(name, "site_modules", reload) for name in site_modules]
     for module_name, kind, fresh in sources:
+        label = f"{kind} {module_name}"
         try:
             module = _import_fresh(module_name, fresh)
         except BaseException as exc:  # a broken user module must not take the daemon down
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            registry.problems.append(f"{kind} {module_name}: {type(exc).__name__}: {_one_line(exc)}")
+            registry.problems.append(f"{label}: {type(exc).__name__}: {_one_line(exc)}")
             registry.keep_previous(previous, module_name)
             continue
-        registry.add_module_classes(module, module_name)
+        registry.add_module_classes(module, module_name, label, previous)
     for path in site_files(site_dirs):
+        label = f"site file {path}"
         try:
             module = _load_file(path)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            registry.problems.append(f"site file {path}: {type(exc).__name__}: {_one_line(exc)}")
+            registry.problems.append(f"{label}: {type(exc).__name__}: {_one_line(exc)}")
             registry.keep_previous(previous, path)
             continue
-        registry.add_module_classes(module, path)
+        registry.add_module_classes(module, path, label, previous)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         origin = f"entry point {ep.name} ({ep.value})"
         try:
@@ -158,9 +166,9 @@ def load_registry(site_modules=(), site_dirs=(), site_settings=None, previous: R
             registry.keep_previous(previous, origin)
             continue
         if inspect.ismodule(obj):
-            registry.add_module_classes(obj, origin)
+            registry.add_module_classes(obj, origin, origin, previous)
         else:
-            registry.add(obj, origin)
+            registry.add(obj, origin, origin, previous)
     for name in registry.settings:
         if name not in registry.sites:
             registry.problems.append(f"config: [sites.{name}] names no loaded site class")

@@ -14,8 +14,9 @@ Hooks, all optional and all run on the job's thread inside the job's deadline:
 - :meth:`before_job` / :meth:`after_job` around every :meth:`fetch`.
 
 Policies, as class attributes and overridable per site in the config (``[sites.NAME]``):
-``keep_session``, ``concurrency``, ``block``, ``block_urls`` and ``timeout``; the
-config's ``options`` table arrives as ``self.options``.
+``keep_session``, ``concurrency``, ``block``, ``block_urls`` and ``timeout``; both are
+validated by the same checks when the class is instantiated (a bad one is a load problem
+of the site). The config's ``options`` table arrives as ``self.options``.
 
 Long waits must be bounded by ``job.remaining()``; use :meth:`Site.wait_until`, and call
 ``job.check()`` between steps of a loop: it raises once the job is aborted (deadline passed,
@@ -32,7 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from browserd_client.errors import BadRequest
 
-from ..site_policy import block_patterns, check_policy
+from ..site_policy import CLASS_POLICIES, block_patterns, check_policy
 
 @dataclass
 class Page:
@@ -61,6 +62,8 @@ class Site:
     timeout: ClassVar[float | None] = None
 
     def __init__(self, settings: dict | None = None):
+        cls = type(self)
+        check_policy({key: getattr(cls, key) for key in CLASS_POLICIES}, f"site class {cls.__qualname__}")
         settings = dict(settings or {})
         check_policy(settings, f"[sites.{self.name}]")
         self.options: dict = settings.pop("options", {})
@@ -131,7 +134,13 @@ class Site:
             what = {int: "an integer", float: "a number", str: "a non-empty string"}[kind]
             raise BadRequest(f"param {name!r} must be {what}, not {value!r}")
         if numeric and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
-            raise BadRequest(f"param {name!r} must be between {minimum} and {maximum}, not {value!r}")
+            if maximum is None:
+                bound = f">= {minimum}"
+            elif minimum is None:
+                bound = f"<= {maximum}"
+            else:
+                bound = f"between {minimum} and {maximum}"
+            raise BadRequest(f"param {name!r} must be {bound}, not {value!r}")
         return kind(value)
 
     def describe(self) -> dict:

@@ -4,6 +4,7 @@ click_more and generic wait_js, site directories and ``browserd reload``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import textwrap
@@ -273,16 +274,81 @@ def test_site_directory_and_reload_without_restarting_browsers(start_daemon, pag
     assert sorted(b["chromium_pid"] for b in status["browsers"]["browsers"]) == pids
 
 
+BAD_POLICIES = """
+from browserd.sites import Site
+
+
+class Images(Site):
+    name = "images_as_a_string"
+    block = "images"
+
+
+class Negative(Site):
+    name = "negative_cap"
+    concurrency = -1
+"""
+
+
 def test_a_broken_site_module_at_start_is_reported_and_the_daemon_serves(start_daemon, pages, tmp_path):
     sites = tmp_path / "sites"
     sites.mkdir()
     (sites / "bad.py").write_text("1/0\n")
+    (sites / "policies.py").write_text(BAD_POLICIES)
     daemon = start_daemon(1, env={"BROWSERD_SITE_DIRS": str(sites)})
     status = daemon.status()
-    assert any("bad.py: ZeroDivisionError: division by zero" in p for p in status["site_problems"])
+    policies = f"site file {sites / 'policies.py'}"
+    assert status["site_problems"] == [
+        f"site file {sites / 'bad.py'}: ZeroDivisionError: division by zero",
+        f"{policies}: site 'images_as_a_string': ValueError: site class Images.block = 'images': "
+        "must be a list of images, fonts, media, stylesheets",
+        f"{policies}: site 'negative_cap': ValueError: site class Negative.concurrency = -1: "
+        "must be an integer >= 0 (0: no cap)",
+    ]
     assert "bad.py: ZeroDivisionError: division by zero" in daemon.log
+    assert "site class Negative.concurrency = -1" in daemon.log
     with daemon.client() as c:
         assert c.fetch(pages.url("/static", m="ok")).title == "static ok"
+        described = c.sites(problems=True)
+    assert described["problems"] == status["site_problems"]
+    assert {"images_as_a_string", "negative_cap"}.isdisjoint(s["name"] for s in described["sites"])
+    # `browserd sites` prints a running daemon's problems too, as it does for the local fallback.
+    listed = run_cli("sites", state_dir=daemon.state_dir)
+    assert listed.returncode == 0 and "# site classes from daemon" in listed.stdout
+    assert listed.stderr.splitlines() == [f"browserd: warning: {p}" for p in status["site_problems"]]
+
+
+PATIENT = """
+from browserd.sites import Site
+
+
+class Patient(Site):
+    name = "patient"
+    timeout = 7  # longer than the daemon's job_timeout
+
+    def fetch(self, driver, job):
+        driver.get(job.url)
+        job.notes["timeout"] = job.timeout
+        return self.read_page(driver)
+"""
+
+
+def test_cli_fetch_without_timeout_gets_the_sites_own_and_json_has_the_notes(start_daemon, pages, tmp_path):
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "patient.py").write_text(PATIENT)
+    env = {"BROWSERD_SITE_DIRS": str(sites), "BROWSERD_JOB_TIMEOUT": "5"}
+    daemon = start_daemon(1, env=env)
+    url = pages.url("/static", m="cli")
+
+    def cli_fetch(*flags) -> dict:
+        result = run_cli("fetch", url, "--site", "patient", "--json", *flags, state_dir=daemon.state_dir, env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    default = cli_fetch()
+    assert default["title"] == "static cli" and default["notes"] == {"timeout": 7.0}
+    assert cli_fetch("--timeout", "3")["notes"] == {"timeout": 3.0}
+    assert cli_fetch("--timeout", "600")["notes"] == {"timeout": 7.0}  # capped at the site's
 
 
 # -- the documented example (docs/sites.md) -------------------------------------------------------

@@ -10,7 +10,7 @@
 """
 
 from .batch import MapResult
-from .client import Client, FetchResult
+from .client import SITE_TIMEOUT, Client, FetchResult
 from .errors import (
     AuthenticationFailed, BadRequest, BrowserdError, BrowserError, Busy, ForbiddenUrl,
     FrameTooLarge, Internal, LoadFailed, NotRunning, ProtocolError, ShuttingDown, SiteError,
@@ -29,8 +29,8 @@ def __getattr__(name):  # AsyncClient imports asyncio: only for those who use it
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "Client", "AsyncClient", "FetchResult", "MapResult", "Backoff", "AuthenticationFailed",
-    "BadRequest", "BrowserdError", "BrowserError", "Busy", "ForbiddenUrl", "FrameTooLarge",
-    "Internal", "LoadFailed", "NotRunning", "ProtocolError", "ShuttingDown", "SiteError", "Timeout",
-    "Unavailable", "UnknownOp", "UnknownSite", "UnsupportedVersion",
+    "Client", "AsyncClient", "FetchResult", "MapResult", "Backoff", "SITE_TIMEOUT",
+    "AuthenticationFailed", "BadRequest", "BrowserdError", "BrowserError", "Busy", "ForbiddenUrl",
+    "FrameTooLarge", "Internal", "LoadFailed", "NotRunning", "ProtocolError", "ShuttingDown",
+    "SiteError", "Timeout", "Unavailable", "UnknownOp", "UnknownSite", "UnsupportedVersion",
 ]

@@ -18,7 +18,7 @@ import os
 
 from . import protocol
 from .batch import MapResult, failure
-from .client import _REPLY_GRACE, FetchResult, _Settings
+from .client import _REPLY_GRACE, FetchResult, _fetch_request, _Settings, _sites_with_problems
 from .errors import (
     AuthenticationFailed, FrameTooLarge, NotRunning, ProtocolError, Timeout,
 )
@@ -132,13 +132,14 @@ class AsyncClient(_Settings):
     async def status(self) -> dict:
         return await self._call("status", {})
 
-    async def sites(self) -> list:
-        return await self._call("sites", {})
+    async def sites(self, problems: bool = False):
+        if not problems:
+            return await self._call("sites", {})
+        return _sites_with_problems(await self._call("sites", {"problems": True}))
 
-    async def fetch(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> FetchResult:
-        timeout = self.timeout if timeout is None else timeout
-        args = {"url": url, "site": site, "timeout": timeout, "params": params}
-        r = await self._call("fetch", args, reply_timeout=timeout + _REPLY_GRACE)
+    async def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
+        args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
+        r = await self._call("fetch", args, reply_timeout=reply_timeout)
         return FetchResult(
             source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
             site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),

@@ -20,6 +20,26 @@ logger = logging.getLogger(__name__)
 _REPLY_GRACE = 10.0
 
 
+class _SiteTimeout:
+    def __repr__(self):
+        return "SITE_TIMEOUT"
+
+
+#: ``fetch(..., timeout=SITE_TIMEOUT)`` sends no timeout: the daemon gives the job the site's
+#: own (its ``timeout``, else the daemon's ``job_timeout``). The client then waits for the
+#: reply for its own ``timeout`` + 10 s, so make that at least as long as the site's.
+SITE_TIMEOUT = _SiteTimeout()
+
+
+def _fetch_request(url: str, site: str, timeout, default: float, params: dict) -> tuple[dict, float]:
+    """A fetch's request args, and how long to wait for its reply."""
+    args = {"url": url, "site": site, "params": params}
+    if timeout is SITE_TIMEOUT:
+        return args, default + _REPLY_GRACE
+    timeout = default if timeout is None else timeout
+    return dict(args, timeout=timeout), timeout + _REPLY_GRACE
+
+
 @dataclass(frozen=True)
 class FetchResult:
     source: str                 #: the rendered page source
@@ -96,14 +116,19 @@ class Client(_Settings):
     def status(self) -> dict:
         return self._call("status", {})
 
-    def sites(self) -> list:
-        return self._call("sites", {})
+    def sites(self, problems: bool = False):
+        """The loaded site classes, a list of dicts; with ``problems=True``
+        ``{"sites": [...], "problems": [...]}``, with the load's problems too."""
+        if not problems:
+            return self._call("sites", {})
+        return _sites_with_problems(self._call("sites", {"problems": True}))
 
-    def fetch(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> FetchResult:
-        """Load ``url`` in a warm browser through site class ``site``; return the page."""
-        timeout = self.timeout if timeout is None else timeout
-        args = {"url": url, "site": site, "timeout": timeout, "params": params}
-        r = self._call("fetch", args, reply_timeout=timeout + _REPLY_GRACE)
+    def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
+        """Load ``url`` in a warm browser through site class ``site``; return the page.
+        ``timeout``: seconds (capped by the daemon at the site's), None for this client's
+        ``timeout``, or :data:`SITE_TIMEOUT` to send none."""
+        args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
+        r = self._call("fetch", args, reply_timeout=reply_timeout)
         return FetchResult(
             source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
             site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
@@ -190,6 +215,11 @@ class Client(_Settings):
             self.close()
             raise protocol.ProtocolError(f"reply id {reply.get('id')} does not match request {req_id}")
         return protocol.raise_for_reply(reply)
+
+
+def _sites_with_problems(reply) -> dict:
+    # A daemon from before the problems argument answers with the list alone.
+    return reply if isinstance(reply, dict) else {"sites": reply, "problems": []}
 
 
 def wait_until_ready(client: Client, timeout: float) -> dict:
