@@ -81,6 +81,10 @@ def chrome_options(spec: LaunchSpec, profile_dir: str | None) -> webdriver.Chrom
         options.add_argument(f"--user-data-dir={profile_dir}")
     options.page_load_strategy = "normal"
     options.set_capability("webSocketUrl", False)
+    # chromedriver records the page's frame navigations (no network events) so that a
+    # reset knows every origin a job's documents ran in: see navigated_urls().
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    options.add_experimental_option("perfLoggingPrefs", {"enableNetwork": False, "enablePage": True})
     return options
 
 
@@ -208,6 +212,7 @@ class Browser:
             # answers, and the first one after launch is the slow one (0.3-5 s here).
             self.driver.get("data:text/html,<title>warm</title>")
             self.driver.get("about:blank")
+            navigated_urls(self.driver)  # start the first job with an empty log
         except BaseException as exc:
             self.kill()
             self.cleanup_workdir()
@@ -491,9 +496,41 @@ def _origin(url: str) -> str | None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}"
+    host = parts.netloc.rsplit("@", 1)[-1]  # an origin has no user:password@
+    if parts.scheme in ("http", "https") and host:
+        return f"{parts.scheme}://{host}"
     return None
+
+
+#: Page events of chromedriver's performance log that name a URL a document was (or was
+#: asked to be) loaded from: the top frame's and same-process frames' navigations, and the
+#: requests of every frame to navigate, which also covers cross-site iframes (their own
+#: navigations happen in another target) and script redirects.
+_NAVIGATION_EVENTS = {"Page.frameNavigated": lambda p: (p.get("frame") or {}).get("url"),
+                      "Page.frameRequestedNavigation": lambda p: p.get("url")}
+
+
+def navigated_urls(driver) -> list[str]:
+    """The URLs of the frame navigations since the last call (chromedriver's performance
+    log, read and emptied). A job's page can run scripts in origins neither its URL nor its
+    final URL names (a script redirect, an iframe); each can have stored data. Empty, not
+    an error, if the log cannot be read (a driver started without it)."""
+    try:
+        entries = driver.execute("getLog", {"type": "performance"})["value"]
+    except WebDriverException as exc:
+        logger.debug("performance log unavailable: %s", str(exc).strip().splitlines()[:1])
+        return []
+    urls = []
+    for entry in entries:
+        try:
+            message = json.loads(entry["message"])["message"]
+            pick = _NAVIGATION_EVENTS.get(message.get("method"))
+            url = pick(message.get("params") or {}) if pick else None
+        except (KeyError, TypeError, ValueError):
+            continue
+        if url:
+            urls.append(url)
+    return urls
 
 
 def set_blocking(browser: Browser, patterns: tuple) -> None:
@@ -522,8 +559,11 @@ def reset_browser(browser: Browser, clear_session: bool, urls=()) -> None:
             driver.close()
         driver.switch_to.window(handles[0])
     driver.get("about:blank")
+    seen = navigated_urls(driver)
     if clear_session:
-        clear_session_state(driver, urls)
+        clear_session_state(driver, list(urls) + seen)
+    else:  # the session stays; so does the list of what a later wipe must clear
+        browser.session_urls.update(seen)
 
 
 #: What a page can store for its origin, for Storage.clearDataForOrigin. Not "all": cookies are

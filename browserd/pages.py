@@ -7,7 +7,9 @@ Routes (all deterministic, all generated):
   /images?n=N&delay=S   N images served by /img/<i>.png (each after S seconds)
   /slow?s=S             sends headers, then holds the body for S seconds (bounded)
   /cookie/set?v=V       sets cookie c=V;  /cookie/get shows the cookies it received
-  /storage/set?v=V      sets localStorage and IndexedDB k=V (#idb-set when stored);
+  /storage/set?v=V&next=URL
+                        sets localStorage and IndexedDB k=V (#idb-set when stored), then
+                        goes on to URL by script, if given;
                         /storage/get shows both (#v, then #idb)
   /popup                opens a second window
   /infinite?total=N&batch=B&delay=MS
@@ -17,6 +19,7 @@ Routes (all deterministic, all generated):
                         a list with a button#more that loads B more rows (after MS ms) per
                         click and disappears once all N are shown
   /redirect?to=PATH     302 to PATH
+  /goto?to=URL          goes on to URL by script (location.replace)
 """
 
 from __future__ import annotations
@@ -110,8 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
             v = q.get("v", "1")
             return self._send(_page("storage set", f"<script>localStorage.setItem('k', {v!r});</script><p>ok</p>"
                                     + _IDB_JS + f"<script>idb(db => {{ const t = db.transaction('o', 'readwrite');"
-                                    f" t.objectStore('o').put({v!r}, 'k'); t.oncomplete = () => done('idb-set'); }});"
+                                    f" t.objectStore('o').put({v!r}, 'k'); t.oncomplete = () => {{ done('idb-set');"
+                                    f" if ({q.get('next', '')!r}) location.replace({q.get('next', '')!r}); }}; }});"
                                     "</script>"))
+        if path == "/goto":
+            return self._send(_page("goto", f"<script>location.replace({q.get('to', '/static')!r});</script>"))
         if path == "/storage/get":
             return self._send(_page("storage get", "<p id='v'></p><script>document.getElementById('v')"
                                     ".textContent='storage=' + localStorage.getItem('k');</script>" + _IDB_JS

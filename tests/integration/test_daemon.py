@@ -7,6 +7,7 @@ import os
 import socket
 import time
 from multiprocessing.connection import Client as StdlibClient
+from urllib.parse import quote
 
 import psutil
 import pytest
@@ -233,6 +234,33 @@ def test_browser_comes_back_clean_between_jobs(shared_daemon, pages):
         assert len(checked) == total, checked
     status = shared_daemon.status()
     assert status["browsers"]["total"] == 2
+
+
+def test_storage_of_an_origin_a_job_only_passed_through_is_cleared(shared_daemon, pages):
+    """A job whose page goes by script through another origin (which stores data there)
+    and ends back on the first: neither the job's URL nor its final URL names that origin;
+    the reset still clears it, on every browser of the pool."""
+    other = f"http://localhost:{pages.port}"  # another origin, same server
+    back = pages.url("/static", m="back")
+    via = f"{other}/storage/set?v=SECRET&next={quote(back, safe='')}"
+    total = shared_daemon.status()["browsers"]["total"]
+    with shared_daemon.client() as c:
+        dirty: set[str] = set()
+        for _ in range(10 * total):
+            if len(dirty) == total:
+                break
+            page = c.fetch(pages.url("/goto", to=quote(via, safe="")), wait_for="#marker")
+            assert page.url == back and ">back<" in page.source, page.url
+            dirty.add(page.browser)
+        assert len(dirty) == total, dirty
+        checked: set[str] = set()
+        for _ in range(10 * total):
+            if len(checked) == total:
+                break
+            got = c.fetch(f"{other}/storage/get", wait_for="#idb")
+            assert "storage=null" in got.source and "idb=null" in got.source, got.source
+            checked.add(got.browser)
+        assert len(checked) == total, checked
 
 
 def test_32_client_processes_on_a_pool_of_2_all_succeed(shared_daemon, pages):
