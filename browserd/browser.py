@@ -57,6 +57,8 @@ class _PortTaken(Exception):
 
 
 PORT_ATTEMPTS = 5
+#: The longest $TMPDIR Chromium is started with (its socket path adds ~47 bytes to it).
+_TMPDIR_MAX = 60
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,10 @@ class Browser:
         env = dict(os.environ)
         env["XDG_CONFIG_HOME"] = os.path.join(self.workdir, "xdg-config")
         env["XDG_CACHE_HOME"] = os.path.join(self.workdir, "xdg-cache")
+        if len(env.get("TMPDIR", "")) > _TMPDIR_MAX:
+            # Chromium puts its singleton socket in $TMPDIR/.org.chromium.Chromium.XXXXXX/;
+            # past 107 bytes a Unix socket cannot be bound and the browser exits at start.
+            env["TMPDIR"] = "/tmp"
         with open(out_path, "wb") as log:
             self.popen = subprocess.Popen(
                 [self.spec.chromedriver, "--port=0", f"--log-path={log_path}", "--log-level=WARNING"],

@@ -42,6 +42,17 @@ def test_start_prints_pid_and_address_and_stop_leaves_nothing(start_daemon, page
     assert again.returncode == 0 and "not running" in again.stdout
 
 
+def test_browsers_start_under_a_tmpdir_too_long_for_chromiums_socket(start_daemon, pages, tmp_path):
+    """Chromium binds a Unix socket under $TMPDIR, at most 107 bytes long; a scraper's deep
+    $TMPDIR (pytest's tmp_path, a CI workspace) must not make every browser fail to start."""
+    long_tmp = tmp_path / ("t" * 60) / ("u" * 60)
+    long_tmp.mkdir(parents=True)
+    assert len(str(long_tmp)) + 47 > 107
+    daemon = start_daemon(1, env={"TMPDIR": str(long_tmp)})
+    with daemon.client() as c:
+        assert "TMP1" in c.page_source(pages.url("/static", m="TMP1"))
+
+
 def test_missing_chromium_fails_start_with_one_line(state_dir):
     result = run_cli("start", "--chromium", "/nonexistent/chromium", state_dir=state_dir)
     assert result.returncode == 69
