@@ -8,6 +8,9 @@ from collections import Counter
 
 DRIVER, POOL, NAIVE, BROWSERD, PING = ("in-process driver", "in-process pool", "naive (browser per request)",
                                        "browserd", "browserd ping")
+#: The in-process pool resetting every browser after every page as browserd does: the same
+#: browser work per page, so browserd against it is the cost of the daemon itself.
+POOL_RESET = "in-process pool + reset"
 #: The grid section: the same daemon with local browsers and with its browsers on a Grid.
 GRID_LOCAL, GRID = "browserd, local browsers", "browserd, Grid browsers"
 #: The blocking section: one daemon, a page of many images, with and without blocking them.
@@ -98,6 +101,9 @@ def ratio(row: dict, rows: list) -> str:
     else:
         if row["system"] == POOL:
             return "ref"
+        if row["system"] == POOL_RESET:
+            ref = _find(rows, POOL, row["page"], row["n"], row["m"])
+            return f"thr ×{row['rps'] / ref['rps']:.2f}" if ref and ref["rps"] else "—"
         ref = _find(rows, POOL, row["page"], row["n"], row["m"])
         if ref and ref["rps"]:
             return f"thr ×{row['rps'] / ref['rps']:.2f}"
@@ -241,7 +247,7 @@ def extras_text(rows: list, extra: dict) -> str:
                      "in the daemon / client round trip minus the daemon's time, of p50): " + "; ".join(
                          f"{r['page']} N={r['n']} M={r['m']}: {r['queue_wait_p50']:.1f} / {r['job_p50']:.1f}"
                          f" / {r['ipc_p50']:.1f} of {r['p50']:.1f}" for r in split))
-    sat = [r for r in rows if r["system"] in (POOL, BROWSERD) and r["page"] == "static"
+    sat = [r for r in rows if r["system"] in (POOL, POOL_RESET, BROWSERD) and r["page"] == "static"
            and r["m"] == max(x["m"] for x in rows) and r.get("cpu_ms_per_request")]
     if sat:
         lines.append("CPU ms per request at saturation (static; python = the harness's process in-process, "
@@ -249,6 +255,13 @@ def extras_text(rows: list, extra: dict) -> str:
                          f"{r['system']} N={r['n']}: " + " + ".join(
                              f"{k} {v:.1f}" for k, v in r["cpu_ms_per_request"].items())
                          + f" = {sum(r['cpu_ms_per_request'].values()):.0f}" for r in sat))
+    pairs = [(r, _find(rows, BROWSERD, r["page"], r["n"], r["m"])) for r in rows if r["system"] == POOL_RESET]
+    pairs = [(p, b) for p, b in pairs if b and p["rps"]]
+    if pairs:
+        lines.append("The daemon's own cost at saturation (browserd against an in-process pool that resets "
+                     "each browser after each page as browserd does, same N and M): " + "; ".join(
+                         f"N={p['n']} M={p['m']}: {b['rps']:.1f} / {p['rps']:.1f} req/s = ×{b['rps'] / p['rps']:.2f}"
+                         for p, b in pairs))
     block = extra.get("blocking")
     pairs = [(r, _find(rows, IMAGES_BLOCKED, r["page"], r["n"], r["m"])) for r in rows if r["system"] == IMAGES]
     if block and any(b for _, b in pairs):

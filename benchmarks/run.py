@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import report
-from .report import BROWSERD, DRIVER, GRID, GRID_LOCAL, IMAGES, IMAGES_BLOCKED, NAIVE, PING, POOL
+from .report import BROWSERD, DRIVER, GRID, GRID_LOCAL, IMAGES, IMAGES_BLOCKED, NAIVE, PING, POOL, POOL_RESET
 from .systems import (Daemon, GridProcess, cli, InProcess, PageProcess, chromium_version, compare_breakdown,
                       grid_unavailable, launch_spec, run_naive)
 
@@ -183,6 +183,9 @@ class Bench:
                 if "pool" in only:
                     run = inproc.run(n, m, self.url("static"), s.window)
                     self.add(report.summarize(run, POOL, "static", n, m, s.warm, inproc.rss_mb(n)))
+                    if m == max(s.ms):  # the same browser work per page as browserd
+                        run = inproc.run(n, m, self.url("static"), s.window, reset=True)
+                        self.add(report.summarize(run, POOL_RESET, "static", n, m, s.warm, inproc.rss_mb(n)))
                 if daemon and "browserd" in only:
                     run = daemon.run(m, self.url("static"), s.window)
                     self.add(report.summarize(run, BROWSERD, "static", n, m, s.warm, daemon.rss_mb()))
@@ -359,7 +362,7 @@ def main(argv=None) -> int:
             shutil.rmtree(bench.scratch, ignore_errors=True)
     elapsed, load_after = time.monotonic() - t0, os.getloadavg()[0]
 
-    order = {DRIVER: 0, POOL: 1, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, IMAGES: 5, IMAGES_BLOCKED: 6,
+    order = {DRIVER: 0, POOL: 1, POOL_RESET: 1.5, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, IMAGES: 5, IMAGES_BLOCKED: 6,
              GRID_LOCAL: 7, GRID: 8, PING: 9}
     pages_order = {p: i for i, p in enumerate(PAGES)}
     rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"]))

@@ -36,7 +36,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browserd.browser import STORAGE_TYPES, Browser, processes_of, total_rss
+from browserd.browser import STORAGE_TYPES, Browser, processes_of, reset_browser, total_rss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -180,23 +180,41 @@ class InProcess:
         return rss_mb([p for b in self.browsers[:n] for p in processes_of(b.pgid, b.workdir)])
 
     def run(self, n: int, m: int, url: str, duration: float, count: int = 10**6,
-            wait_for: str | None = None) -> dict:
-        """A pool of the first ``n`` browsers in a ``queue.Queue``, shared by ``m`` threads."""
+            wait_for: str | None = None, reset: bool = False) -> dict:
+        """A pool of the first ``n`` browsers in a ``queue.Queue``, shared by ``m`` threads.
+        ``reset``: each browser is reset after each page exactly as browserd does it
+        (``reset_browser``, in a thread of its own while the caller goes on) before it goes
+        back to the queue: the same work per page as browserd, without the daemon."""
         pool: queue.Queue = queue.Queue()
         for b in self.browsers[:n]:
             pool.put(b)
+        resetter = ThreadPoolExecutor(max_workers=max(1, n)) if reset else None
 
-        def call(ident: int, i: int) -> bool:
-            marker = f"t{ident}x{i}"
-            b = pool.get(timeout=60)
+        def give_back(b: Browser, page_url: str) -> None:
             try:
-                return marker in load_page(b.driver, url.format(m=marker), wait_for)
+                reset_browser(b, True, [page_url])
             finally:
                 pool.put(b)
 
+        def call(ident: int, i: int) -> bool:
+            marker = f"t{ident}x{i}"
+            page_url = url.format(m=marker)
+            b = pool.get(timeout=60)
+            try:
+                return marker in load_page(b.driver, page_url, wait_for)
+            finally:
+                if resetter:
+                    resetter.submit(give_back, b, page_url)
+                else:
+                    pool.put(b)
+
         me = psutil.Process()
         before = cpu_seconds([me], children=False), self.browser_cpu(n)
-        run = run_threads(call, m, duration, count)
+        try:
+            run = run_threads(call, m, duration, count)
+        finally:
+            if resetter:
+                resetter.shutdown(wait=True)
         run["cpu_s"] = {"python": cpu_seconds([me], children=False) - before[0],
                         "browsers": self.browser_cpu(n) - before[1]}
         return run

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEMS = ("in-process driver", "in-process pool", "naive (browser per request)", "browserd", "browserd ping",
-           "browserd, images loaded", "browserd, images blocked")
+           "browserd, images loaded", "browserd, images blocked", "in-process pool + reset")
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
@@ -87,6 +87,7 @@ def _run_and_check(out, scratch: str) -> None:
     batch = data["extra"]["batch"]
     assert batch["exit"] == 0 and batch["saved"] == batch["files"] == batch["urls"] > 0, batch
     assert "Resource blocking (a page of" in stdout and "Batch: `browserd fetch -i`" in stdout
+    assert "The daemon's own cost at saturation" in stdout
 
     # Nothing of the run is left: no daemon, Chromium or chromedriver (init reaps lazily).
     deadline = time.monotonic() + 30
