@@ -278,8 +278,10 @@ def extras_text(rows: list, extra: dict) -> str:
                      f"{batch['seconds']:.1f} s = {batch['pages_per_s']:.1f} pages/s (CLI start-up included); "
                      f"failed: {failed}")
     if extra.get("startup_s"):
-        lines.append("Start-up (wall time of `browserd start` until it returns): "
-                     + ", ".join(f"N={n}: {s:.2f} s" for n, s in extra["startup_s"].items()))
+        samples = extra.get("startup_samples_s", {})
+        lines.append("Start-up (wall time of `browserd start` until it returns; median of the starts listed): "
+                     + ", ".join(f"N={n}: {s:.2f} s" + (f" {samples[n]}" if len(samples.get(n, [])) > 1 else "")
+                                 for n, s in extra["startup_s"].items()))
     mem = extra.get("memory")
     if mem:
         drift = "—" if mem["drift_pct"] is None else f"{mem['drift_pct']:+.1f}%"
