@@ -444,7 +444,7 @@ class Pool:
             t0 = time.monotonic()
             clear_session_state(driver, browser.session_urls)
             browser.session_urls = set()
-            browser.prepared = {key for key in browser.prepared if key[0] != run.wiped_owner}
+            self._forget_setup(browser, run.wiped_owner)
             self.stats.count("sessions_wiped")
             logger.info("job=%s browser=%s site=%s: wiped the session of site %s in %.3fs",
                         job.id, browser.id, site.name, run.wiped_owner, time.monotonic() - t0)
@@ -474,12 +474,16 @@ class Pool:
                            type(exc).__name__, _first_line(exc))
             return False
 
-    @staticmethod
-    def _drop_session(browser: Browser) -> None:
+    @classmethod
+    def _drop_session(cls, browser: Browser) -> None:
         """The browser no longer carries its owner's session (the reset clears it)."""
-        owner = browser.owner
-        browser.owner = None
-        browser.prepared = {key for key in browser.prepared if key[0] != owner}
+        owner, browser.owner = browser.owner, None
+        cls._forget_setup(browser, owner)
+
+    @staticmethod
+    def _forget_setup(browser: Browser, site_name: str) -> None:
+        """``setup_browser`` of ``site_name`` runs again on this browser (its session is gone)."""
+        browser.prepared = {key for key in browser.prepared if key[0] != site_name}
 
     @staticmethod
     def _aborted_error(job):

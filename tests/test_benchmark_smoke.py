@@ -47,22 +47,29 @@ def test_quick_benchmark_runs_end_to_end(tmp_path):
         _run_and_check(out, scratch)
 
 
-def _run_and_check(out, scratch: str) -> None:
+def _run_benchmark(args: list, scratch: str, timeout: float) -> str:
+    """``python -m benchmarks.run ARGS`` with every state dir and profile under ``scratch``;
+    its stdout, once it exited 0 within ``timeout``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROWSERD_")}
     env.update(TMPDIR=scratch, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)], cwd=ROOT,
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    command = " ".join(["python -m benchmarks.run", *args[:-2]])  # without --out DIR
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", *args], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        stdout, stderr = proc.communicate(timeout=600)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)  # the harness stops its daemons and browsers on SIGTERM
         try:
             proc.communicate(timeout=60)
         finally:
             proc.kill()
-        pytest.fail("python -m benchmarks.run --quick did not finish within 600 s")
+        pytest.fail(f"{command} did not finish within {timeout:.0f} s")
     assert proc.returncode == 0, f"benchmark exited {proc.returncode}:\n{stderr[-3000:]}"
+    return stdout
+
+
+def _run_and_check(out, scratch: str) -> None:
+    stdout = _run_benchmark(["--quick", "--out", str(out)], scratch, 600)
 
     assert "| system | page | N | M | requests/s | p50 ms | p99 ms | failures | RSS MB | ratio |" in stdout
     assert "## Targets" in stdout and ("PASS" in stdout or "MISS" in stdout)
@@ -114,21 +121,7 @@ def test_quick_grid_section_runs_end_to_end(tmp_path):
         pytest.skip(reason)
     out = tmp_path / "out"
     with tempfile.TemporaryDirectory(prefix="browserd-bench-smoke-") as scratch:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BROWSERD_")}
-        env.update(TMPDIR=scratch, PYTHONPATH=ROOT)
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.run", "--quick", "--only", "grid", "--out",
-                                 str(out)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=60)
-            finally:
-                proc.kill()
-            pytest.fail("python -m benchmarks.run --quick --only grid did not finish within 300 s")
-        assert proc.returncode == 0, f"benchmark exited {proc.returncode}:\n{stderr[-3000:]}"
+        stdout = _run_benchmark(["--quick", "--only", "grid", "--out", str(out)], scratch, 300)
         assert "## Local vs Grid" in stdout and "| N | M | req/s local | req/s Grid |" in stdout
 
         [json_path] = glob.glob(str(out / "*.json"))

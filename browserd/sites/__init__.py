@@ -128,53 +128,46 @@ def load_registry(site_modules=(), site_dirs=(), site_settings=None, previous: R
     """Load every site class. ``previous`` is the registry being replaced (a reload)."""
     registry = Registry(settings=dict(site_settings or {}),
                         generation=previous.generation + 1 if previous else 1)
-    reload = previous is not None
-    sources = [(name, "builtin", False) for name in BUILTIN_MODULES]
-    sources += [(name, "site_modules", reload) for name in site_modules]
-    for module_name, kind, fresh in sources:
-        label = f"{kind} {module_name}"
+    for key, label, load in _sources(site_modules, site_dirs, reload=previous is not None):
         try:
-            module = _import_fresh(module_name, fresh)
+            obj = load()
         except BaseException as exc:  # a broken user module must not take the daemon down
             if isinstance(exc, KeyboardInterrupt):
                 raise
             registry.problems.append(f"{label}: {type(exc).__name__}: {_one_line(exc)}")
-            registry.keep_previous(previous, module_name)
-            continue
-        registry.add_module_classes(module, module_name, label, previous)
-    for path in site_files(site_dirs):
-        label = f"site file {path}"
-        try:
-            module = _load_file(path)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            registry.problems.append(f"{label}: {type(exc).__name__}: {_one_line(exc)}")
-            registry.keep_previous(previous, path)
-            continue
-        registry.add_module_classes(module, path, label, previous)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        origin = f"entry point {ep.name} ({ep.value})"
-        try:
-            if reload and ep.module in sys.modules:
-                importlib.reload(sys.modules[ep.module])
-            obj = ep.load()
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            registry.problems.append(f"{origin}: {type(exc).__name__}: {_one_line(exc)}")
-            registry.keep_previous(previous, origin)
+            registry.keep_previous(previous, key)
             continue
         if inspect.ismodule(obj):
-            registry.add_module_classes(obj, origin, origin, previous)
+            registry.add_module_classes(obj, key, label, previous)
         else:
-            registry.add(obj, origin, origin, previous)
+            registry.add(obj, key, label, previous)
     for name in registry.settings:
         if name not in registry.sites:
             registry.problems.append(f"config: [sites.{name}] names no loaded site class")
     for line in registry.problems:
         logger.error("site classes: %s", line)
     return registry
+
+
+def _sources(site_modules, site_dirs, reload: bool):
+    """Where site classes come from, in order: ``(key, label, load)``, ``key`` naming the
+    source across reloads (what a failing source keeps of the previous load), ``load()``
+    returning a module or, for an entry point, a class."""
+    for name in BUILTIN_MODULES:
+        yield name, f"builtin {name}", lambda name=name: _import_fresh(name, False)
+    for name in site_modules:
+        yield name, f"site_modules {name}", lambda name=name: _import_fresh(name, reload)
+    for path in site_files(site_dirs):
+        yield path, f"site file {path}", lambda path=path: _load_file(path)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name} ({ep.value})"
+        yield origin, origin, lambda ep=ep: _load_entry_point(ep, reload)
+
+
+def _load_entry_point(ep, reload: bool):
+    if reload and ep.module in sys.modules:
+        importlib.reload(sys.modules[ep.module])
+    return ep.load()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ keeps its browser busy until it is killed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -109,6 +110,21 @@ class Site:
             return condition(d)
 
         return WebDriverWait(driver, max(limit, 0.01), poll_frequency=0.05).until(check, message)
+
+    @staticmethod
+    def poll_change(job, settle: float, probe, changed) -> tuple[bool, object]:
+        """Call ``probe()`` every 50 ms until ``changed(result)`` holds or ``settle`` seconds
+        (bounded by the job) pass: ``(True, result)`` or ``(False, last result)``. For pages
+        that grow after a scroll or a click; gives up at once when the job is aborted."""
+        until = time.monotonic() + min(settle, max(job.remaining(), 0))
+        while True:
+            result = probe()
+            if changed(result):
+                return True, result
+            if time.monotonic() >= until:
+                return False, result
+            job.check()
+            time.sleep(0.05)
 
     @staticmethod
     def read_page(driver) -> Page:

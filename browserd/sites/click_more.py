@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from browserd_client.errors import BadRequest
 
 from .base import Page, Site
@@ -53,18 +51,10 @@ class ClickMore(Site):
             if not clicked:
                 break  # the control is gone (or hidden, or disabled): everything is loaded
             clicks += 1
-            changed = False
-            until = time.monotonic() + min(settle, max(job.remaining(), 0))
-            while True:  # wait for the click's effect: more items or a changed document
-                _, new_items, new_size = driver.execute_script(_CLICK, selector, item_selector, True)
-                if new_items > items or new_size != size:
-                    changed = True
-                    break
-                if time.monotonic() >= until:
-                    break
-                job.check()
-                time.sleep(0.05)
-            items, size = new_items, new_size
+            # The click's effect: more items or a changed document.
+            changed, (_, items, size) = self.poll_change(
+                job, settle, lambda: driver.execute_script(_CLICK, selector, item_selector, True),
+                lambda now, before=(items, size): now[1] > before[0] or now[2] != before[1])
             if not changed:
                 break  # the click did nothing within settle: stop rather than click on
         page = self.read_page(driver)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from browserd_client.errors import BadRequest
 
 from .base import Page, Site
 
@@ -30,7 +30,6 @@ class Scroll(Site):
         selector = self.param(job, "item_selector", str)
         min_items = self.param(job, "min_items", int, minimum=1, maximum=10**6)
         if min_items and not selector:
-            from browserd_client.errors import BadRequest
             raise BadRequest("param 'min_items' needs 'item_selector'")
         max_scrolls = self.param(job, "max_scrolls", int, 30, minimum=0, maximum=1000)
         settle = self.param(job, "settle", float, 1.5, minimum=0.05, maximum=60)
@@ -40,18 +39,9 @@ class Scroll(Site):
         while scrolls < max_scrolls and not (min_items and items >= min_items):
             job.check()
             scrolls += 1
-            grew = False
-            until = time.monotonic() + min(settle, max(job.remaining(), 0))
-            while True:  # poll until it grows or settle passes (bounded by the job)
-                new_height, new_items = driver.execute_script(_STEP, selector)
-                if new_height > height or new_items > items:
-                    grew = True
-                    break
-                if time.monotonic() >= until:
-                    break
-                job.check()
-                time.sleep(0.05)
-            height, items = new_height, new_items
+            grew, (height, items) = self.poll_change(
+                job, settle, lambda: driver.execute_script(_STEP, selector),
+                lambda now, before=(height, items): now[0] > before[0] or now[1] > before[1])
             if not grew:
                 break
         page = self.read_page(driver)
