@@ -4,6 +4,9 @@ chromedriver is started by us, not by Selenium's ``Service``: with ``--port=0`` 
 its own port and prints it (no check-then-use race, STYLE trap 8); it runs in a new
 session so that it and every Chromium process it starts share one process group; its
 output goes to a file, so no pipe of ours can go stale across the daemon's fork.
+chromedriver and Chromium run in a private network namespace (:mod:`browserd.netns`):
+their unauthenticated control ports (WebDriver, DevTools) exist for no other process,
+and the browser's only way out is the daemon's egress proxy (:mod:`browserd.egress`).
 Each browser gets a private working directory (profile, XDG config, crash database):
 every process of the browser, crashpad's double-forked handler included, is found by
 that recorded group and path, never by process name. Liveness is read from /proc, since
@@ -18,17 +21,20 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 
-import urllib.request
+import http.client
 
 import psutil
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
 from selenium.webdriver.remote.client_config import ClientConfig
+
+from .netns import Namespace, NamespacePoolManager, launcher_argv
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,19 @@ class BrowserStartError(RuntimeError):
     """A browser could not be started; the message is one line and says why."""
 
 
+class _NamespaceConnection(ChromiumRemoteConnection):
+    """Selenium's connection to a chromedriver inside a browser's network namespace."""
+
+    namespace: Namespace
+
+    def __init__(self, namespace: Namespace, **kwargs):
+        self.namespace = namespace
+        super().__init__(**kwargs)
+
+    def _get_connection_manager(self):
+        return NamespacePoolManager(self.namespace, timeout=self._client_config.timeout)
+
+
 class _PortTaken(Exception):
     """chromedriver could not bind the port it picked in both address families."""
 
@@ -73,7 +92,7 @@ class LaunchSpec:
     start_timeout: float = 60.0
 
 
-def chrome_options(spec: LaunchSpec, profile_dir: str | None) -> webdriver.ChromeOptions:
+def chrome_options(spec: LaunchSpec, profile_dir: str | None, egress_port: int = 0) -> webdriver.ChromeOptions:
     options = webdriver.ChromeOptions()
     if spec.chromium:
         options.binary_location = spec.chromium
@@ -81,6 +100,11 @@ def chrome_options(spec: LaunchSpec, profile_dir: str | None) -> webdriver.Chrom
         options.add_argument(arg)
     if profile_dir:
         options.add_argument(f"--user-data-dir={profile_dir}")
+    if egress_port:
+        # Every connection, loopback included (<-loopback> drops Chromium's implicit
+        # bypass), goes through the daemon's egress proxy: the namespace has no other exit.
+        options.add_argument(f"--proxy-server=socks5://127.0.0.1:{egress_port}")
+        options.add_argument("--proxy-bypass-list=<-loopback>")
     options.page_load_strategy = "normal"
     options.set_capability("webSocketUrl", False)
     # chromedriver records the page's frame navigations (no network events) so that a
@@ -163,8 +187,9 @@ def kill_recorded(record: dict, sig: int = signal.SIGKILL) -> int:
 class Browser:
     """A started browser. Only the thread holding its checkout may use ``driver``."""
 
-    def __init__(self, browser_id: str, spec: LaunchSpec, workdir: str | None):
+    def __init__(self, browser_id: str, spec: LaunchSpec, workdir: str | None, egress=None):
         self.id = browser_id
+        self.egress = egress  # the pool's EgressProxy: serves this browser's only way out
         self.spec = spec
         self.workdir = workdir
         self.driver: webdriver.Remote | None = None
@@ -174,6 +199,7 @@ class Browser:
         self.chromium_pid = 0
         self.chromium_create_time = 0.0
         self.port = 0
+        self.namespace: Namespace | None = None      # local browsers: the private netns
         self.spawned_by = os.getpid()
         self.started_at = 0.0
         self.start_seconds = 0.0
@@ -195,20 +221,27 @@ class Browser:
         """Start chromedriver and a session; on any failure stop what was started, raise."""
         t0 = time.monotonic()
         try:
+            egress_port = 0
             if self.spec.grid_url:
                 executor = self.spec.grid_url
             else:
-                os.makedirs(self.workdir, exist_ok=True)
+                os.makedirs(self.workdir, mode=0o700, exist_ok=True)
                 executor = f"http://127.0.0.1:{self._start_chromedriver()}"
+                listener = self.namespace.listener()
+                egress_port = listener.getsockname()[1]
+                if self.egress is not None:
+                    self.egress.add(self.id, listener)  # served from now on, warm-up included
+                else:
+                    listener.close()  # no way out at all
             config = ClientConfig(remote_server_addr=executor, keep_alive=True,
                                   timeout=self.spec.command_timeout)
-            connection = ChromiumRemoteConnection(
-                remote_server_addr=executor, vendor_prefix="goog", browser_name="chrome",
-                ignore_proxy=True, client_config=config,
-            )
+            kwargs = dict(remote_server_addr=executor, vendor_prefix="goog", browser_name="chrome",
+                          ignore_proxy=True, client_config=config)
+            connection = (_NamespaceConnection(self.namespace, **kwargs) if self.namespace is not None
+                          else ChromiumRemoteConnection(**kwargs))
             profile = os.path.join(self.workdir, "profile") if self.workdir else None
             self.driver = webdriver.Remote(command_executor=connection,
-                                           options=chrome_options(self.spec, profile))
+                                           options=chrome_options(self.spec, profile, egress_port))
             self._find_chromium()
             # A real navigation before the browser counts as ready: it proves the browser
             # answers, and the first one after launch is the slow one (0.3-5 s here).
@@ -249,13 +282,20 @@ class Browser:
             # Chromium puts its singleton socket in $TMPDIR/.org.chromium.Chromium.XXXXXX/;
             # past 107 bytes a Unix socket cannot be bound and the browser exits at start.
             env["TMPDIR"] = "/tmp"
-        with open(out_path, "wb") as log:
-            self.popen = subprocess.Popen(
-                [self.spec.chromedriver, "--port=0", f"--log-path={log_path}", "--log-level=WARNING"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, env=env, cwd=self.workdir,
-            )
-        self.driver_pid = self.popen.pid
+        self.close_namespace()
+        self.namespace, launcher_end = Namespace.pair()
+        program = [self.spec.chromedriver, "--port=0", f"--log-path={log_path}", "--log-level=WARNING"]
+        try:
+            with open(out_path, "wb") as log:
+                self.popen = subprocess.Popen(
+                    launcher_argv(launcher_end.fileno(), program),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True, pass_fds=[launcher_end.fileno()],
+                    env=env, cwd=self.workdir,
+                )
+        finally:
+            launcher_end.close()
+        self.driver_pid = self.popen.pid  # the launcher: leads the group, exits with chromedriver
         self.driver_create_time = psutil.Process(self.driver_pid).create_time()
         deadline = time.monotonic() + self.spec.start_timeout
         delay = 0.005
@@ -287,9 +327,10 @@ class Browser:
     def _find_chromium(self) -> None:
         if not self.driver_pid:
             return
-        for child in psutil.Process(self.driver_pid).children():
+        marker = f"--user-data-dir={self.workdir}"
+        for child in psutil.Process(self.driver_pid).children(recursive=True):
             try:
-                if self.workdir in " ".join(child.cmdline()):
+                if marker in " ".join(child.cmdline()):
                     self.chromium_pid, self.chromium_create_time = child.pid, child.create_time()
                     return
             except psutil.NoSuchProcess:
@@ -299,7 +340,7 @@ class Browser:
 
     @property
     def pgid(self) -> int:
-        return self.driver_pid  # chromedriver leads its own session and group
+        return self.driver_pid  # the namespace launcher leads its own session and group
 
     def record(self) -> dict:
         """What a later ``start`` needs to end this browser if our daemon dies."""
@@ -350,16 +391,24 @@ class Browser:
         if self.spec.grid_url:
             return self._interrupt_through_grid(websocket, timeout)
         address = self.debugger_address
-        if not address:
+        namespace = self.namespace
+        if not address or namespace is None:
             return False
+        port = int(address.rsplit(":", 1)[1])
         try:
-            with urllib.request.urlopen(f"http://{address}/json/list", timeout=timeout) as resp:
-                targets = json.load(resp)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            conn.sock = namespace.connect(port, timeout)  # the DevTools port is in the namespace
+            try:
+                conn.request("GET", "/json/list")
+                targets = json.loads(conn.getresponse().read())
+            finally:
+                conn.close()
             for target in targets:
                 if target.get("type") != "page" or "webSocketDebuggerUrl" not in target:
                     continue
                 ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=timeout,
-                                                 suppress_origin=True)
+                                                 suppress_origin=True,
+                                                 socket=namespace.connect(port, timeout))
                 try:
                     ws.send(json.dumps({"id": 1, "method": "Page.stopLoading"}))
                     ws.recv()
@@ -415,6 +464,20 @@ class Browser:
         except psutil.NoSuchProcess:
             return 0
 
+    def held_fds(self) -> list[int]:
+        """Descriptors this browser needs across the daemon's fork: the namespace's
+        control socket (closing it ends the browser)."""
+        return [self.namespace.fileno()] if self.namespace is not None else []
+
+    def close_namespace(self) -> None:
+        """Close our end of the namespace's control socket (the launcher then ends the
+        browser's processes) and the browser's egress listener. Idempotent."""
+        if self.namespace is not None:
+            self.namespace.close()
+            self.namespace = None
+        if self.egress is not None:
+            self.egress.remove(self.id)
+
     def drop_http_connections(self) -> None:
         """Close Selenium's keep-alive sockets to chromedriver. Called before the daemon
         fork: DaemonContext closes them and a later socket could reuse their numbers."""
@@ -438,8 +501,10 @@ class Browser:
                 delete_session(self.spec.grid_url, self.session_id)
             return
         if not self.driver_pid:
+            self.close_namespace()
             return
         kill_group_and_strays(self.pgid, processes_of(self.pgid, self.workdir), signal.SIGKILL)
+        self.close_namespace()
         self._reap()
 
     def quit(self, timeout: float = 5.0) -> None:
@@ -476,6 +541,7 @@ class Browser:
                     self.popen.wait(timeout)
                 except subprocess.TimeoutExpired:
                     logger.error("browser=%s chromedriver pid %d not reaped", self.id, self.driver_pid)
+        self.close_namespace()
         self.cleanup_workdir()
         logger.debug("browser=%s stopped in %.3fs", self.id, time.monotonic() - t0)
 

@@ -29,6 +29,7 @@ from . import __version__, systemd
 from .browser import BrowserStartError, LaunchSpec, kill_recorded, processes_of
 from .config import resolve_binary
 from .daemonize import PidFile, Readiness
+from .egress import EgressPolicy, EgressProxy
 from .pool import Pool
 from .server import Server, bind
 from .sites import load_registry
@@ -165,6 +166,7 @@ class Arbiter:
         self.stats = Stats()
         self.pidfile = PidFile(config.path_in_state(PID_FILE))
         self.pool: Pool | None = None
+        self.egress: EgressProxy | None = None
         self.server: Server | None = None
         self.listener = None
         self.address: dict | None = None
@@ -212,17 +214,25 @@ class Arbiter:
             except OSError as exc:
                 raise StartError(str(exc), 1) from None
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
+            if not spec.grid_url:
+                own_port = {self.address["port"]} if self.address.get("port") else set()
+                self.egress = EgressProxy(EgressPolicy(protected_ports=own_port), self.stats)
             self.pool = Pool(spec, config.browsers, None if spec.grid_url else config.profiles_dir,
                              self.stats, page_load_timeout=config.page_load_timeout,
                              queue_wait=config.queue_wait, recycle_after=config.recycle_after,
-                             recycle_rss=config.recycle_rss_mb << 20)
+                             recycle_rss=config.recycle_rss_mb << 20, egress=self.egress)
+            if self.egress is not None:  # serves while browsers start; suspended for the fork
+                self.egress.start()
             try:
                 seconds = self.pool.start_browsers()
             except BrowserStartError as exc:
                 raise StartError(str(exc), 69 if "No such file" in str(exc) else 1) from None
             logger.info("%d browsers ready in %.3fs", config.browsers, seconds)
-            # Selenium's keep-alive sockets would not survive DaemonContext: drop them now.
+            # Selenium's keep-alive sockets would not survive DaemonContext: drop them now;
+            # and no thread may run across the fork (STYLE trap 5).
             self.pool.drop_http_connections()
+            if self.egress is not None:
+                self.egress.suspend()
         except BaseException:
             self._abort_prepare()
             raise
@@ -239,6 +249,8 @@ class Arbiter:
             self.pidfile.release()
 
     def _abort_prepare(self) -> None:
+        if self.egress is not None:
+            self.egress.stop()
         if self.listener is not None:
             self.listener.close()
             if self.address and self.address.get("family") == "AF_UNIX":
@@ -250,7 +262,9 @@ class Arbiter:
         self.pidfile.release()
 
     def preserved_fds(self) -> list:
-        return [self.listener.fileno()]
+        """The listener, and what keeps the browsers alive: their namespaces' control
+        sockets and egress listeners (closing those ends the browsers)."""
+        return [self.listener.fileno()] + self.pool.held_fds()
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -258,6 +272,8 @@ class Arbiter:
         """Run until stopped; returns the process exit code."""
         try:
             self._install_signals()
+            if self.egress is not None:
+                self.egress.start()
             self.pool.start_threads()
             self.server = Server(self.config, self.listener, self.address, self.authkey, self.pool,
                                  self.registry, self.stats, self.status)
@@ -392,6 +408,8 @@ class Arbiter:
             self.server.close()
         if self.pool is not None:
             self.pool.close()
+        if self.egress is not None:
+            self.egress.stop()
         shutil.rmtree(self.config.profiles_dir, ignore_errors=True)
         snap = self.stats.snapshot()["jobs"]
         logger.info("stopped in %.3fs after %d jobs served, %d failed", time.monotonic() - t0,

@@ -101,8 +101,9 @@ class _Run:
 class Pool:
     def __init__(self, spec: LaunchSpec, size: int, profiles_dir: str | None, stats: Stats,
                  page_load_timeout: float = 30.0, queue_wait: float = 10.0,
-                 recycle_after: int = 0, recycle_rss: int = 0):
+                 recycle_after: int = 0, recycle_rss: int = 0, egress=None):
         self.spec = spec
+        self.egress = egress  # EgressProxy serving local browsers' only way out (None: Grid)
         self.queue_wait = queue_wait
         self.recycle_after = recycle_after
         self.recycle_rss = recycle_rss
@@ -129,7 +130,7 @@ class Pool:
     def _new_browser(self) -> Browser:
         browser_id = f"b{next(self._ids)}"
         workdir = os.path.join(self.profiles_dir, browser_id) if self.profiles_dir else None
-        return Browser(browser_id, self.spec, workdir)
+        return Browser(browser_id, self.spec, workdir, egress=self.egress)
 
     def start_browsers(self) -> float:
         """Start ``size`` browsers in parallel, one thread each (all joined on return).
@@ -152,6 +153,11 @@ class Pool:
             logger.info("browser=%s started in %.3fs (chromedriver pid %d, port %d)",
                         b.id, b.start_seconds, b.driver_pid, b.port)
         return time.monotonic() - t0
+
+    def held_fds(self) -> list[int]:
+        """Descriptors the pool's browsers need across the daemon's fork."""
+        fds = [fd for b in self.browsers() for fd in b.held_fds()]
+        return fds + (self.egress.listener_fds() if self.egress is not None else [])
 
     def start_threads(self) -> None:
         """Threads start only after daemonizing (threads do not survive fork)."""
@@ -194,6 +200,7 @@ class Pool:
         if browsers:
             with ThreadPoolExecutor(max_workers=len(browsers), thread_name_prefix="quit") as ex:
                 list(ex.map(lambda b: b.quit(timeout), browsers))
+
         if self._resetter is not None:
             self._resetter.shutdown(wait=False, cancel_futures=True)
         self.watchdog.stop()

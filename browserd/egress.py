@@ -1,0 +1,291 @@
+"""The browsers' only way out: a SOCKS5 proxy run by the daemon, one listener per browser.
+
+Each local browser lives in a private network namespace (:mod:`browserd.netns`) that has
+nothing but loopback. Chromium is started with ``--proxy-server=socks5://127.0.0.1:PORT``
+and ``--proxy-bypass-list=<-loopback>`` (so loopback URLs go through the proxy too),
+where PORT is a socket listening *inside* its namespace that this proxy accepts on from
+outside. Every TCP connection the browser makes (navigations, redirects, subresources,
+workers, WebSockets) is therefore a SOCKS5 ``CONNECT`` here; the proxy resolves the name
+itself, asks the :class:`EgressPolicy` about the resolved address, and connects to the
+address it checked (so a DNS answer that changes between check and connect cannot get
+through). A refused destination is answered with SOCKS5 reply 0x02, "connection not
+allowed by ruleset" (RFC 1928 section 6); Chromium reports it as a failed load.
+
+Because each browser has its own listener, the proxy knows which browser a connection
+comes from, hence which job: the hook for per-job policy and upstream proxies.
+
+SOCKS5 needs no HTTP parsing: the protocol work here is the RFC 1928 greeting and
+``CONNECT`` request (no authentication: only the browser's own namespace can reach the
+listener). It runs on one asyncio event loop thread; tunnels copy bytes with asyncio
+streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+
+logger = logging.getLogger(__name__)
+
+# RFC 1928 reply codes
+REP_OK = 0x00
+REP_FAILURE = 0x01
+REP_NOT_ALLOWED = 0x02
+REP_NETWORK_UNREACHABLE = 0x03
+REP_HOST_UNREACHABLE = 0x04
+REP_REFUSED = 0x05
+REP_COMMAND_NOT_SUPPORTED = 0x07
+REP_ADDRESS_NOT_SUPPORTED = 0x08
+
+CONNECT_TIMEOUT = 30.0   # seconds to resolve and connect one destination
+HANDSHAKE_TIMEOUT = 10.0  # seconds a browser has to send its SOCKS request
+CHUNK = 1 << 16
+
+
+class EgressPolicy:
+    """Which resolved destinations a browser may connect to.
+
+    ``check(ip, port)`` returns None when allowed, or a one-line reason. Always refused:
+    the daemon's own listening port on a loopback or unspecified address (a page must
+    never talk to the daemon). ``protected`` is a set of ``(ip, port)`` pairs, or
+    ``(None, port)`` for any loopback/unspecified address.
+    """
+
+    def __init__(self, protected_ports: set[int] | None = None):
+        self.protected_ports = set(protected_ports or ())
+
+    def check(self, ip: str, port: int) -> str | None:
+        addr = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        if port in self.protected_ports and (addr.is_loopback or addr.is_unspecified):
+            return f"{ip}:{port} is a control port of browserd"
+        return None
+
+
+class EgressProxy:
+    """SOCKS5 proxy for the pool's browsers.
+
+    Life: :meth:`add` a browser's listener (the proxy owns it from then on),
+    :meth:`start` the loop thread, :meth:`suspend` it before the daemon forks (threads
+    do not survive ``fork``; the listeners stay open and are kept across it, see
+    :meth:`listener_fds`), :meth:`start` again after, :meth:`remove` a browser (its
+    listener and open tunnels are closed), :meth:`stop`. Thread-safe. Refused
+    destinations are counted as ``egress_refused`` in ``stats``.
+
+    The proxy must serve while browsers start: Chromium's first navigation waits for its
+    start-up connections (the default search engine's preconnect), which would hang for
+    30 s on a listener nobody accepts on.
+    """
+
+    def __init__(self, policy: EgressPolicy, stats=None):
+        self.policy = policy
+        self.stats = stats
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._listeners: dict[str, socket.socket] = {}
+        self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._tunnels: dict[str, set[asyncio.Task]] = {}  # connection handlers, by browser
+        self._lock = threading.Lock()
+
+    # -- life ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start serving every listener added so far (and later ones) on a new thread."""
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="egress", daemon=True)
+        self._thread.start()
+        with self._lock:
+            self._loop = loop
+            listeners = dict(self._listeners)
+        for browser_id, sock in listeners.items():
+            self._call(self._serve(browser_id, sock))
+
+    def suspend(self) -> None:
+        """Stop the loop thread and close every tunnel; keep the listeners open."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(5)
+        loop.close()
+        self._thread = None
+
+    def stop(self) -> None:
+        """Suspend, and close every listener (the browsers lose their way out)."""
+        self.suspend()
+        with self._lock:
+            for sock in self._listeners.values():
+                sock.close()
+            self._listeners.clear()
+
+    def add(self, browser_id: str, listener: socket.socket) -> None:
+        """Accept ``browser_id``'s connections on ``listener`` (we own it from now on)."""
+        listener.setblocking(False)
+        with self._lock:
+            self._listeners[browser_id] = listener
+            loop = self._loop
+        if loop is not None:
+            self._call(self._serve(browser_id, listener))
+
+    def remove(self, browser_id: str) -> None:
+        """Stop accepting for ``browser_id``, close its listener and tunnels. Idempotent."""
+        with self._lock:
+            sock = self._listeners.pop(browser_id, None)
+            loop = self._loop
+        if loop is not None:
+            self._call(self._unserve(browser_id))
+        if sock is not None:
+            sock.close()
+
+    def listener_fds(self) -> list[int]:
+        """Descriptors to keep across the daemon's fork."""
+        with self._lock:
+            return [s.fileno() for s in self._listeners.values()]
+
+    def tunnel_count(self, browser_id: str | None = None) -> int:
+        """Connections from the browser being served, of one browser or all."""
+        if browser_id is not None:
+            return len(self._tunnels.get(browser_id, ()))
+        return sum(len(t) for t in self._tunnels.values())
+
+    def _call(self, coro, timeout: float = 10.0):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _serve(self, browser_id: str, sock: socket.socket) -> None:
+        # asyncio closes the socket it serves on when the server closes: give it a
+        # duplicate, so that suspend() keeps the listener itself open across the fork.
+        server = await asyncio.start_server(
+            lambda r, w: self._handle(browser_id, r, w), sock=sock.dup(), limit=CHUNK)
+        self._servers[browser_id] = server
+        self._tunnels.setdefault(browser_id, set())
+
+    async def _unserve(self, browser_id: str) -> None:
+        server = self._servers.pop(browser_id, None)
+        if server is not None:
+            server.close()
+        tasks = self._tunnels.pop(browser_id, set())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close_all(self) -> None:
+        for browser_id in list(self._servers):
+            await self._unserve(browser_id)
+
+    # -- one connection --------------------------------------------------------------------
+
+    async def _handle(self, browser_id: str, reader, writer) -> None:
+        task = asyncio.current_task()
+        tunnels = self._tunnels.setdefault(browser_id, set())
+        tunnels.add(task)
+        upstream = None
+        try:
+            host, port = await asyncio.wait_for(self._socks_request(reader, writer), HANDSHAKE_TIMEOUT)
+            rep, upstream = await self._connect(browser_id, host, port)
+            writer.write(_reply(rep))
+            await writer.drain()
+            if upstream is not None:
+                await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, _SocksError, ConnectionError, OSError):
+            pass
+        finally:
+            tunnels.discard(task)
+            writer.transport.abort()
+            if upstream is not None:
+                upstream[1].transport.abort()
+
+    async def _socks_request(self, reader, writer) -> tuple[str, int]:
+        version, count = await reader.readexactly(2)
+        methods = await reader.readexactly(count)
+        if version != 5 or 0 not in methods:
+            writer.write(b"\x05\xff")
+            raise _SocksError("no acceptable method")
+        writer.write(b"\x05\x00")
+        version, command, _reserved, atyp = await reader.readexactly(4)
+        if atyp == 1:
+            host = socket.inet_ntop(socket.AF_INET, await reader.readexactly(4))
+        elif atyp == 4:
+            host = socket.inet_ntop(socket.AF_INET6, await reader.readexactly(16))
+        elif atyp == 3:
+            host = (await reader.readexactly((await reader.readexactly(1))[0])).decode("idna")
+        else:
+            writer.write(_reply(REP_ADDRESS_NOT_SUPPORTED))
+            raise _SocksError("address type")
+        (port,) = struct.unpack("!H", await reader.readexactly(2))
+        if command != 1:  # only CONNECT: no BIND, no UDP ASSOCIATE
+            writer.write(_reply(REP_COMMAND_NOT_SUPPORTED))
+            raise _SocksError("command")
+        return host, port
+
+    async def _connect(self, browser_id: str, host: str, port: int):
+        """Resolve, check every address against the policy, connect to a checked one."""
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            return REP_HOST_UNREACHABLE, None
+        allowed, refused = [], None
+        for family, _type, _proto, _name, sockaddr in infos:
+            reason = self.policy.check(sockaddr[0], port)
+            if reason is None:
+                allowed.append((family, sockaddr))
+            elif refused is None:
+                refused = reason
+        if refused is not None:  # one refused answer refuses the name: no fallback games
+            self._refused(browser_id, host, port, refused)
+            return REP_NOT_ALLOWED, None
+        rep = REP_HOST_UNREACHABLE
+        for family, sockaddr in allowed:
+            try:
+                upstream = await asyncio.wait_for(
+                    asyncio.open_connection(sockaddr[0], sockaddr[1], family=family, limit=CHUNK),
+                    CONNECT_TIMEOUT)
+                sock = upstream[1].get_extra_info("socket")
+                if sock is not None and sock.family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return REP_OK, upstream
+            except ConnectionRefusedError:
+                rep = REP_REFUSED
+            except (OSError, asyncio.TimeoutError):
+                rep = REP_HOST_UNREACHABLE
+        return rep, None
+
+    def _refused(self, browser_id: str, host: str, port: int, reason: str) -> None:
+        if self.stats is not None:
+            self.stats.count("egress_refused")
+        logger.info("browser=%s egress refused: %r port %d: %s", browser_id, host, port, reason)
+
+
+class _SocksError(Exception):
+    pass
+
+
+def _reply(code: int) -> bytes:
+    return struct.pack("!BBBB4sH", 5, code, 0, 1, b"\0\0\0\0", 0)
+
+
+async def _pipe(reader, writer) -> None:
+    try:
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+        except (OSError, RuntimeError):
+            pass
