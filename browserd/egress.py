@@ -44,6 +44,18 @@ REP_ADDRESS_NOT_SUPPORTED = 0x08
 CONNECT_TIMEOUT = 30.0   # seconds to resolve and connect one destination
 HANDSHAKE_TIMEOUT = 10.0  # seconds a browser has to send its SOCKS request
 CHUNK = 1 << 16
+FAILURES_KEPT = 32  # per browser: recent failed CONNECTs, to name a failed load's cause
+
+#: Chromium reports every failed SOCKS5 CONNECT as net::ERR_SOCKS_CONNECTION_FAILED, whatever
+#: the reply code; the proxy knows the real cause and names it with Chromium's own error
+#: names (net/base/net_error_list.h).
+NET_ERRORS = {
+    "refused": "ERR_CONNECTION_REFUSED",
+    "name": "ERR_NAME_NOT_RESOLVED",
+    "timeout": "ERR_CONNECTION_TIMED_OUT",
+    "unreachable": "ERR_ADDRESS_UNREACHABLE",
+    "policy": "ERR_ACCESS_DENIED",
+}
 
 
 class EgressPolicy:
@@ -90,6 +102,7 @@ class EgressProxy:
         self._listeners: dict[str, socket.socket] = {}
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._tunnels: dict[str, set[asyncio.Task]] = {}  # connection handlers, by browser
+        self._failures: dict[str, dict[tuple, tuple[str, str]]] = {}  # browser -> (host, port) -> why
         self._lock = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------
@@ -150,6 +163,24 @@ class EgressProxy:
         with self._lock:
             return [s.fileno() for s in self._listeners.values()]
 
+    def failure(self, browser_id: str, host: str | None = None, port: int | None = None):
+        """Why a recent CONNECT of ``browser_id`` failed: ``(net_error, detail)`` for
+        ``host:port``, else for the latest failure, else None. ``net_error`` is one of
+        :data:`NET_ERRORS`' values."""
+        with self._lock:
+            failures = self._failures.get(browser_id) or {}
+            if (host, port) in failures:
+                return failures[(host, port)]
+            return next(reversed(failures.values()), None) if failures else None
+
+    def _failed(self, browser_id: str, host: str, port: int, kind: str, detail: str) -> None:
+        with self._lock:
+            failures = self._failures.setdefault(browser_id, {})
+            failures.pop((host, port), None)
+            failures[(host, port)] = (NET_ERRORS[kind], detail)
+            while len(failures) > FAILURES_KEPT:
+                failures.pop(next(iter(failures)))
+
     def tunnel_count(self, browser_id: str | None = None) -> int:
         """Connections from the browser being served, of one browser or all."""
         if browser_id is not None:
@@ -171,6 +202,8 @@ class EgressProxy:
         server = self._servers.pop(browser_id, None)
         if server is not None:
             server.close()
+        with self._lock:
+            self._failures.pop(browser_id, None)
         tasks = self._tunnels.pop(browser_id, set())
         for task in tasks:
             task.cancel()
@@ -231,7 +264,8 @@ class EgressProxy:
         try:
             infos = await asyncio.wait_for(
                 loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, asyncio.TimeoutError) as exc:
+            self._failed(browser_id, host, port, "name", f"{host!r} did not resolve: {exc or 'timeout'}")
             return REP_HOST_UNREACHABLE, None
         allowed, refused = [], None
         for family, _type, _proto, _name, sockaddr in infos:
@@ -242,8 +276,9 @@ class EgressProxy:
                 refused = reason
         if refused is not None:  # one refused answer refuses the name: no fallback games
             self._refused(browser_id, host, port, refused)
+            self._failed(browser_id, host, port, "policy", refused)
             return REP_NOT_ALLOWED, None
-        rep = REP_HOST_UNREACHABLE
+        rep, kind, detail = REP_HOST_UNREACHABLE, "unreachable", "no address"
         for family, sockaddr in allowed:
             try:
                 upstream = await asyncio.wait_for(
@@ -254,9 +289,12 @@ class EgressProxy:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return REP_OK, upstream
             except ConnectionRefusedError:
-                rep = REP_REFUSED
-            except (OSError, asyncio.TimeoutError):
-                rep = REP_HOST_UNREACHABLE
+                rep, kind, detail = REP_REFUSED, "refused", f"{sockaddr[0]} port {port} refused the connection"
+            except asyncio.TimeoutError:
+                rep, kind, detail = REP_HOST_UNREACHABLE, "timeout", f"{sockaddr[0]} port {port} did not answer"
+            except OSError as exc:
+                rep, kind, detail = REP_HOST_UNREACHABLE, "unreachable", f"{sockaddr[0]} port {port}: {exc.strerror}"
+        self._failed(browser_id, host, port, kind, detail)
         return rep, None
 
     def _refused(self, browser_id: str, host: str, port: int, reason: str) -> None:

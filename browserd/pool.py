@@ -21,6 +21,7 @@ from collections import Counter
 import os
 import re
 import threading
+from urllib.parse import urlsplit
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -417,7 +418,7 @@ class Pool:
                 run.error = self._aborted_error(job)
                 fate = "replace" if browser.killed or not browser.alive() else "reset"
             elif isinstance(exc, WebDriverException) and "net::ERR_" in message:
-                run.error = LoadFailed(f"{job.url}: {message.split('unknown error: ')[-1]}")
+                run.error = LoadFailed(f"{job.url}: {self._net_error(browser, job.url, message)}")
             elif is_browser_failure(exc) or not browser.alive():
                 run.error = _Broken(message or type(exc).__name__)
                 fate = "replace"
@@ -486,6 +487,21 @@ class Pool:
         """The browser no longer carries its owner's session (the reset clears it)."""
         owner, browser.owner = browser.owner, None
         cls._forget_setup(browser, owner)
+
+    def _net_error(self, browser: Browser, url: str, message: str) -> str:
+        """The net error of a failed load, as Chromium names it. Behind the egress proxy
+        every failed connection reads ERR_SOCKS_CONNECTION_FAILED; the proxy knows why."""
+        error = message.split("unknown error: ")[-1]
+        if "ERR_SOCKS_CONNECTION_FAILED" in error and self.egress is not None:
+            parts = urlsplit(url)
+            try:
+                port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+            except ValueError:
+                port = None
+            cause = self.egress.failure(browser.id, parts.hostname, port)
+            if cause is not None:
+                return f"net::{cause[0]} ({cause[1]})"
+        return error
 
     @staticmethod
     def _forget_setup(browser: Browser, site_name: str) -> None:

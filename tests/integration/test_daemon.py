@@ -17,6 +17,7 @@ from browserd_client import (
 )
 from browserd_client import protocol
 from browserd_client.state import read_authkey, read_state
+from tests.support.ports import established, listening
 from tests.conftest import run_cli, run_workers
 
 
@@ -76,20 +77,26 @@ def test_browsers_were_started_before_daemonizing_and_are_not_its_children(share
 def test_selenium_connections_after_daemonizing_reach_only_our_chromedrivers(shared_daemon, pages):
     """DaemonContext closes every fd not preserved; the keep-alive sockets Selenium had
     open were dropped before the fork, so each page comes back from the right browser and
-    every TCP connection of the daemon goes to a chromedriver of its own or is a client."""
+    every TCP connection of the daemon is a client's, the egress proxy's to the page
+    server, or one into a browser's own network namespace to a port listening there."""
     with shared_daemon.client() as c:
         for i in range(12):
             marker = f"FD-CHECK-{i}"
             assert marker in c.page_source(pages.url("/static", m=marker))
-    state = read_state(shared_daemon.state_dir)
-    driver_ports = {b["port"] for b in state["browsers"]}
-    listen_port = state["address"]["port"]
-    conns = psutil.Process(shared_daemon.pid).net_connections(kind="tcp")
-    established = [c for c in conns if c.status == psutil.CONN_ESTABLISHED]
-    assert established, "expected keep-alive connections to chromedriver"
-    for conn in established:
-        assert conn.raddr.port in driver_ports or conn.laddr.port == listen_port, conn
-    assert any(conn.raddr.port in driver_ports for conn in established)
+    listen_port = shared_daemon.address["port"]
+    host_side = established(shared_daemon.pid)
+    for local, remote in host_side:
+        assert local == listen_port or remote == pages.port, (local, remote)
+    into_browsers = 0
+    for proc in shared_daemon.processes():
+        if "_netns_launcher" not in " ".join(proc.cmdline()):
+            continue
+        inside = {e["port"] for e in listening([p.pid for p in [proc, *proc.children(recursive=True)]])}
+        egress = {e["port"] for e in listening([shared_daemon.pid], table_pid=proc.pid)}
+        for local, remote in established(shared_daemon.pid, table_pid=proc.pid):
+            assert remote in inside or local in egress, (local, remote, inside, egress)
+            into_browsers += remote in inside
+    assert into_browsers, "expected keep-alive connections to chromedriver"
 
 
 def test_stdlib_multiprocessing_client_can_talk_to_the_daemon(shared_daemon):
