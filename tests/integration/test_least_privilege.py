@@ -95,12 +95,7 @@ def test_unit_exec_start_as_unprivileged_user_sandboxes_chromium(nobody_dirs, pa
         with Client(state_dir=state_dir) as client:
             assert "SANDBOXED" in client.page_source(pages.url("/static", m="SANDBOXED"))
             status = client.status()
-        plain = run_cli("status", state_dir=state_dir)
         procs = _chromium_processes(state_dir)
-        print(f"\nstatus: user {status['user']}, sandbox {status['sandbox']}")
-        assert status["user"].endswith(f"(uid {NOBODY})")
-        assert status["sandbox"] == {"on": True, "reason": "unprivileged user namespaces"}
-        assert "sandbox: on (unprivileged user namespaces)" in plain.stdout, plain.stdout
         assert procs["browser"] and procs["renderer"], f"no Chromium found: {procs}"
         assert all(p.uids().effective == NOBODY for p in ours(state_dir))
         with_flag = [p.pid for p in procs["all"] if "--no-sandbox" in p.cmdline()]
@@ -109,10 +104,15 @@ def test_unit_exec_start_as_unprivileged_user_sandboxes_chromium(nobody_dirs, pa
         for renderer in procs["renderer"]:
             seccomp = _proc_field(renderer.pid, "Seccomp")
             ns = {kind: os.readlink(f"/proc/{renderer.pid}/ns/{kind}") for kind in ("user", "pid")}
-            print(f"renderer {renderer.pid}: Seccomp {seccomp}, {ns['user']}, {ns['pid']} "
+            print(f"\nrenderer {renderer.pid}: Seccomp {seccomp}, {ns['user']}, {ns['pid']} "
                   f"(browser: {sorted(browser_ns)})")
             assert seccomp == "2", f"renderer {renderer.pid} is not under a seccomp filter"
             assert not set(ns.values()) & browser_ns, "renderer shares the browser's user/pid namespace"
+        plain = run_cli("status", state_dir=state_dir)
+        print(f"status: user {status.get('user')}, sandbox {status.get('sandbox')}")
+        assert status["user"].endswith(f"(uid {NOBODY})")
+        assert status["sandbox"] == {"on": True, "reason": "unprivileged user namespaces"}
+        assert "sandbox: on (unprivileged user namespaces)" in plain.stdout, plain.stdout
     finally:
         pids = [p.pid for p in ours(state_dir)]
         stopped = run_as_nobody(service["ExecStop"])
