@@ -39,7 +39,7 @@ from .netns import Namespace, NamespacePoolManager, launcher_argv
 logger = logging.getLogger(__name__)
 
 HEADLESS_ARGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--headless=new", "--disable-gpu", "--disable-dev-shm-usage",
     "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-extensions",
     "--disable-default-apps", "--mute-audio", "--password-store=basic",
@@ -90,13 +90,14 @@ class LaunchSpec:
     extra_args: tuple = ()
     command_timeout: float = 90.0  # HTTP timeout of every WebDriver command
     start_timeout: float = 60.0
+    sandbox: bool = False          # Chromium's own sandbox (sandbox.py); else --no-sandbox
 
 
 def chrome_options(spec: LaunchSpec, profile_dir: str | None, egress_port: int = 0) -> webdriver.ChromeOptions:
     options = webdriver.ChromeOptions()
     if spec.chromium:
         options.binary_location = spec.chromium
-    for arg in HEADLESS_ARGS + tuple(spec.extra_args):
+    for arg in HEADLESS_ARGS + (() if spec.sandbox else ("--no-sandbox",)) + tuple(spec.extra_args):
         options.add_argument(arg)
     if profile_dir:
         options.add_argument(f"--user-data-dir={profile_dir}")

@@ -209,6 +209,8 @@ def cmd_status(args) -> int:
 
     print(f"browserd {status['version']} pid {status['pid']} on {status['address']}, "
           f"up {_duration(status['uptime'])}{' (draining)' if status['draining'] else ''}")
+    sandbox = status["sandbox"]
+    print(f"user: {status['user']}; sandbox: {'on' if sandbox['on'] else 'off'} ({sandbox['reason']})")
     print(f"browsers: {b['total']}/{b['size']} ({b['idle']} idle, {b['busy']} busy, "
           f"{b['starting']} starting), {b['waiters']} jobs waiting, {status['connections']} connections")
     print(f"jobs: {jobs['served']} served, {jobs['failed']} failed "

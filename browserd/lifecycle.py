@@ -15,6 +15,7 @@ import json
 import logging
 import logging.handlers
 import os
+import pwd
 import resource
 import secrets
 import select
@@ -31,6 +32,7 @@ from .config import resolve_binary
 from .daemonize import PidFile, Readiness
 from .egress import EgressPolicy, EgressProxy
 from .pool import Pool
+from .sandbox import sandbox_available
 from .server import Server, bind
 from .sites import load_registry
 from .stats import Stats
@@ -73,8 +75,26 @@ def driver_path(config) -> str | None:
         raise StartError(str(exc), 69) from None
 
 
-def launch_spec(config) -> LaunchSpec:
+GRID_SANDBOX = (False, "driver_source = grid: the Grid nodes run the browsers, given --no-sandbox as before")
+
+
+def chromium_sandbox(config) -> tuple[bool, str]:
+    """Whether the browsers run with Chromium's sandbox, and why (see sandbox.py)."""
+    return GRID_SANDBOX if config.driver_source == "grid" else sandbox_available()
+
+
+def daemon_user() -> str:
+    uid = os.geteuid()
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def launch_spec(config, sandbox: bool | None = None) -> LaunchSpec:
     chromedriver = driver_path(config)
+    if sandbox is None:
+        sandbox = chromium_sandbox(config)[0]
     if config.driver_source == "grid":
         chromium = "" if config.chromium == "chromium" else config.chromium
     else:
@@ -88,6 +108,7 @@ def launch_spec(config) -> LaunchSpec:
         extra_args=tuple(config.chromium_args),
         command_timeout=config.job_timeout + 30,
         start_timeout=config.start_timeout,
+        sandbox=sandbox,
     )
 
 
@@ -174,6 +195,7 @@ class Arbiter:
         self.authkey = b""
         self.started_monotonic = time.monotonic()
         self.ready_seconds: float | None = None
+        self.sandbox: tuple[bool, str] = (False, "not decided yet")
         self._signals: list[int] = []
         self._wake_r = self._wake_w = None
         self._stop_requested = 0  # 0 running, 1 drain, 2 force
@@ -199,7 +221,8 @@ class Arbiter:
         try:
             clean_stale(config, self.pidfile.stale_pid)
             raise_fd_limit()
-            spec = launch_spec(config)
+            self.sandbox = chromium_sandbox(config)
+            spec = launch_spec(config, sandbox=self.sandbox[0])
             if spec.grid_url:
                 from .grid import GridError, check_capacity
 
@@ -228,6 +251,7 @@ class Arbiter:
             except BrowserStartError as exc:
                 raise StartError(str(exc), 69 if "No such file" in str(exc) else 1) from None
             logger.info("%d browsers ready in %.3fs", config.browsers, seconds)
+            self._warn_privileges(spec)
             # Selenium's keep-alive sockets would not survive DaemonContext: drop them now;
             # and no thread may run across the fork (STYLE trap 5).
             self.pool.drop_http_connections()
@@ -237,6 +261,19 @@ class Arbiter:
             self._abort_prepare()
             raise
         self.ready_seconds = time.monotonic() - t0
+
+    def _warn_privileges(self, spec: LaunchSpec) -> None:
+        """Said once a start has succeeded (a failed start prints its one error line only)."""
+        if os.geteuid() == 0:
+            logger.warning("running as root: run browserd as an unprivileged user "
+                           "(systemd/browserd.service runs it as 'browserd')")
+        on, why = self.sandbox
+        if on:
+            logger.info("Chromium sandbox: on (%s)", why)
+        elif spec.grid_url:
+            logger.info("Chromium sandbox: off (%s)", why)
+        else:
+            logger.warning("Chromium sandbox: off (%s): browsers run with --no-sandbox", why)
 
     def abort(self) -> None:
         """Emergency stop after an unexpected failure: quit browsers, release state."""
@@ -372,6 +409,8 @@ class Arbiter:
             "pid": os.getpid(), "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
             "address": protocol.format_address(self.address),
             "uptime": round(time.time() - self.stats.started, 3),
+            "user": daemon_user(),
+            "sandbox": {"on": self.sandbox[0], "reason": self.sandbox[1]},
             "draining": bool(self._stop_requested),
             "browsers": pool, "jobs": snap["jobs"], "events": snap["events"],
             "latency": snap["latency"], "queue_wait": snap["queue_wait"],
