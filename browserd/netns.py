@@ -22,6 +22,7 @@ is a resident Python process of ~9 MB per browser.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -37,9 +38,20 @@ class NamespaceError(OSError):
     """The namespace's launcher did not answer a socket request (it is gone)."""
 
 
+def launcher_python() -> str:
+    """A Python interpreter this process may execute, for the stdlib-only launcher: ours,
+    else the system's (a daemon running as a service user may have been started through an
+    interpreter under a directory it cannot enter, e.g. a venv made from ~root/.pyenv)."""
+    for candidate in (sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3",
+                      shutil.which("python3") or ""):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return sys.executable
+
+
 def launcher_argv(ctl_fd: int, program: list[str]) -> list[str]:
     """The command that runs ``program`` in a private network namespace."""
-    return [sys.executable, "-I", "-S", LAUNCHER, str(ctl_fd), *program]
+    return [launcher_python(), "-I", "-S", LAUNCHER, str(ctl_fd), *program]
 
 
 class Namespace:
