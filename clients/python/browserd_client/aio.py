@@ -15,6 +15,7 @@ import hmac
 import itertools
 import logging
 import os
+import socket
 
 from . import protocol
 from .batch import MapResult, failure
@@ -109,15 +110,18 @@ class AsyncClient(_Settings):
     """:class:`~browserd_client.Client` for asyncio: same arguments, same operations
     (awaitable), same retries. One connection; calls on one AsyncClient are serialized
     (``map`` opens connections of its own). Cancelling a call closes the connection, so
-    the daemon aborts the job."""
+    the daemon aborts the job. A connection belongs to the process (and loop) that opened
+    it: in a forked child that runs its own event loop, the first call opens the child's
+    own, and the parent's is left to the parent, untouched."""
 
     def __init__(self, address: str | dict | None = None, authkey: bytes | str | None = None, *,
                  state_dir: str | None = None, timeout: float = 60.0, connect_timeout: float = 5.0,
                  retry: Backoff | None = None, max_reply_bytes: int = protocol.MAX_REPLY_BYTES):
         super().__init__(address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes)
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter, socket.socket] | None = None
         self._ids = itertools.count(1)
         self._lock: asyncio.Lock | None = None   # made in the running loop
+        self._bind_to_process()
 
     def _sibling(self) -> AsyncClient:
         return AsyncClient(self._address, self._authkey, state_dir=self.state_dir, timeout=self.timeout,
@@ -195,6 +199,7 @@ class AsyncClient(_Settings):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
+        self._check_process()
         self._drop()
 
     async def __aenter__(self):
@@ -210,22 +215,36 @@ class AsyncClient(_Settings):
             self._streams[1].close()
             self._streams = None
 
+    def _after_fork_in_child(self) -> None:
+        # The streams live in the parent's event loop: closing the writer would unregister
+        # the socket from the epoll instance the child shares with the parent. Close only
+        # our descriptor; the transport, which holds the same socket object, then has none.
+        if self._streams is not None:
+            self._streams[2].close()
+            self._streams = None
+        self._lock = None
+
     async def _connect(self, first_try: bool):
         address, authkey = self._target(first_try)
-        if address.get("family") == "AF_UNIX":
-            opening = asyncio.open_unix_connection(address["path"])
-        else:
-            opening = asyncio.open_connection(address["host"], address["port"])
-        reader, writer = await asyncio.wait_for(opening, self.connect_timeout)
+        sock, target = protocol.stream_socket(address)   # ours, so a forked child can close it
+        try:
+            sock.setblocking(False)
+            loop = asyncio.get_running_loop()
+            await asyncio.wait_for(loop.sock_connect(sock, target), self.connect_timeout)
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         try:
             await asyncio.wait_for(client_handshake(reader, writer, authkey), self.connect_timeout)
         except BaseException:
             writer.close()
             raise
-        return reader, writer
+        return reader, writer, sock
 
     async def _call(self, op: str, args: dict, reply_timeout: float | None = None):
         reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
+        self._check_process()
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -243,25 +262,24 @@ class AsyncClient(_Settings):
     async def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
         if self._streams is None:
             self._streams = await self._connect(first_try)
-        reader, writer = self._streams
+        reader, writer, _ = self._streams
         req_id = next(self._ids)
 
-        async def exchange() -> bytes:
+        async def exchange() -> dict:
             await send_frame(writer, protocol.encode_request(req_id, op, args))
-            return await recv_frame(reader, self.max_reply_bytes)
+            reply = protocol.decode_reply(await recv_frame(reader, self.max_reply_bytes))
+            if reply.get("id") != req_id:
+                raise ProtocolError(f"reply id {reply.get('id')!r} does not match request {req_id}")
+            return reply
 
         try:
-            data = await asyncio.wait_for(exchange(), reply_timeout)
+            reply = await asyncio.wait_for(exchange(), reply_timeout)
         except asyncio.TimeoutError:
             self._drop()  # the daemon sees us leave and cancels the job
             raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
         except BaseException:
-            self._drop()  # cancelled, reset or oversized: the connection is out of step
-            raise
-        reply = protocol.decode_reply(data)
-        if reply.get("id") != req_id:
-            self._drop()
-            raise ProtocolError(f"reply id {reply.get('id')} does not match request {req_id}")
+            self._drop()  # cancelled, reset, oversized, garbage or another request's reply:
+            raise         # the connection is out of step
         return protocol.raise_for_reply(reply)
 
 

@@ -56,11 +56,15 @@ class _WorkerClient(Client):
     shut down and every later try raises :class:`_Cancelled` (not retryable)."""
 
     def __init__(self, parent: Client, stop: threading.Event):
+        self._stop = stop
+        self._live = None
         super().__init__(parent._address, parent._authkey, state_dir=parent.state_dir,
                          timeout=parent.timeout, connect_timeout=parent.connect_timeout,
                          retry=parent.retry, max_reply_bytes=parent.max_reply_bytes)
-        self._stop = stop
-        self._live = None
+
+    def _after_fork_in_child(self):
+        self._live = None  # abort() must never shut down the parent's socket
+        super()._after_fork_in_child()
 
     def _connect(self, first_try):
         conn = self._live = super()._connect(first_try)

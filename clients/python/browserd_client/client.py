@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import protocol
+from ._fork import ProcessBound
 from .errors import BrowserdError, NotRunning, Timeout
 from .retry import TRANSIENT, Backoff, RetryState
 from .state import default_state_dir, read_authkey, read_state
@@ -53,7 +54,7 @@ class FetchResult:
     notes: dict = field(default_factory=dict)  #: what the site class reported (e.g. scrolls)
 
 
-class _Settings:
+class _Settings(ProcessBound):
     """What :class:`Client` and :class:`~browserd_client.AsyncClient` are made with, and
     where they find the daemon."""
 
@@ -89,7 +90,10 @@ class Client(_Settings):
     (``state_dir``, ``$BROWSERD_STATE_DIR`` or the default). Refused or reset
     connections, failed handshakes and ``busy``/``shutting_down`` replies are retried
     with exponential backoff and full jitter (``retry``); bad requests never are.
-    One Client may be shared by threads; calls on it are serialized.
+    One Client may be shared by threads; calls on it are serialized. A connection
+    belongs to the process that opened it: in a forked child (``os.fork``, a ``fork``
+    multiprocessing pool) the first call opens the child's own, and the parent's is left
+    to the parent, untouched.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class Client(_Settings):
         self._conn: protocol.FrameSocket | None = None
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
+        self._bind_to_process()
 
     # -- public operations ------------------------------------------------------------
 
@@ -154,6 +159,7 @@ class Client(_Settings):
         return map_urls(self, urls, site, concurrency, timeout, params)
 
     def close(self) -> None:
+        self._check_process()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -166,6 +172,12 @@ class Client(_Settings):
         self.close()
 
     # -- machinery --------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # our descriptor only: the parent's connection lives on
+            self._conn = None
+        self._lock = threading.RLock()  # a parent thread may have held the old one
 
     def _connect(self, first_try: bool) -> protocol.FrameSocket:
         address, authkey = self._target(first_try)
@@ -181,6 +193,7 @@ class Client(_Settings):
 
     def _call(self, op: str, args: dict, reply_timeout: float | None = None):
         reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
+        self._check_process()
         with self._lock:
             state = RetryState(self.retry, op=op, logger=logger)
             while state.next_try():
@@ -205,15 +218,15 @@ class Client(_Settings):
                     data = conn.recv_bytes(self.max_reply_bytes)
             except (socket.timeout, TimeoutError):
                 raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
+            reply = protocol.decode_reply(data)
+            if reply.get("id") != req_id:
+                raise protocol.ProtocolError(f"reply id {reply.get('id')!r} does not match request {req_id}")
         except (BrowserdError, *TRANSIENT):
             # Timed out (the daemon sees us leave and cancels the job), an oversized frame
-            # (the rest of it is unread), reset or cut off: the next try reconnects.
+            # (the rest of it is unread), garbage or another request's reply (out of step),
+            # reset or cut off: this connection is done; the next try reconnects.
             self.close()
             raise
-        reply = protocol.decode_reply(data)
-        if reply.get("id") != req_id:
-            self.close()
-            raise protocol.ProtocolError(f"reply id {reply.get('id')} does not match request {req_id}")
         return protocol.raise_for_reply(reply)
 
 

@@ -130,6 +130,8 @@ class FrameSocket:
         return buf
 
     def close(self) -> None:
+        """Close this process's descriptor; never ``shutdown()``, so closing a socket
+        inherited across ``fork()`` leaves the other process's connection alone."""
         try:
             self.sock.close()
         except OSError:
@@ -277,16 +279,19 @@ def parse_address(text: str) -> dict:
     return {"family": "AF_INET", "host": host.strip("[]") or "127.0.0.1", "port": int(port)}
 
 
+def stream_socket(address: dict) -> tuple[socket.socket, str | tuple]:
+    """A new, unconnected stream socket for ``address``, and the target to connect it to."""
+    if address.get("family") == "AF_UNIX":
+        return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), address["path"]
+    host = address["host"]
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock, (host, address["port"])
+
+
 def connect(address: dict, timeout: float) -> socket.socket:
     """Open a stream socket to ``address`` within ``timeout`` seconds."""
-    if address.get("family") == "AF_UNIX":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        target = address["path"]
-    else:
-        host = address["host"]
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        target = (host, address["port"])
+    sock, target = stream_socket(address)
     try:
         sock.settimeout(timeout)
         sock.connect(target)
@@ -300,5 +305,5 @@ __all__ = [
     "PROTOCOL_VERSION", "MAX_REQUEST_BYTES", "MAX_REPLY_BYTES", "OPS", "FrameSocket",
     "Request", "server_handshake", "client_handshake", "encode_request", "decode_request",
     "request_id_of", "encode_result", "encode_error", "decode_reply", "raise_for_reply",
-    "format_address", "parse_address", "connect",
+    "format_address", "parse_address", "stream_socket", "connect",
 ]

@@ -26,7 +26,8 @@ the request's errback gets it (``failure.value.code`` is the wire code, e.g.
 
 The blocking client runs on a thread pool of its own (``BROWSERD_CONCURRENCY`` threads,
 one connection each), never on the reactor's thread. Needs a Twisted reactor (Scrapy's
-default, asyncio or not).
+default, asyncio or not). In a process forked from the one that made the middleware, the
+first request starts a thread pool and clients of its own; the parent's are left alone.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from ._fork import ProcessBound
 from .client import Client
 from .errors import BrowserdError
 
@@ -53,13 +55,22 @@ class BrowserdRequestFailed(IgnoreRequest):
         self.code, self.message, self.url = code, message, url
 
 
-class BrowserdMiddleware:
+class BrowserdMiddleware(ProcessBound):
     def __init__(self, state_dir=None, address=None, timeout: float = 60.0, concurrency: int = 4):
         self.state_dir, self.address, self.timeout = state_dir, address, float(timeout)
-        self.pool = ThreadPool(minthreads=0, maxthreads=int(concurrency), name="browserd")
+        self.concurrency = int(concurrency)
+        self._start_fresh()
+        self._bind_to_process()
+
+    def _start_fresh(self) -> None:
+        """This process's thread pool, clients and lock (a forked child has none of the
+        parent's threads, and the parent's clients reset themselves there)."""
+        self.pool = ThreadPool(minthreads=0, maxthreads=self.concurrency, name="browserd")
         self._idle: queue.SimpleQueue = queue.SimpleQueue()   # clients between fetches
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+
+    _after_fork_in_child = _start_fresh
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -70,6 +81,7 @@ class BrowserdMiddleware:
         return mw
 
     def engine_stopped(self) -> None:
+        self._check_process()
         if self.pool.started:
             self.pool.stop()  # joins the threads; no fetch is running once the engine stopped
         with self._clients_lock:
@@ -83,6 +95,7 @@ class BrowserdMiddleware:
         options = request.meta.get("browserd")
         if not options:
             return None
+        self._check_process()
         options = options if isinstance(options, dict) else {}
         site = options.get("site", "generic")
         params = dict(options.get("params") or {})
