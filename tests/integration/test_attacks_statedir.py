@@ -84,7 +84,8 @@ def stop_afterwards():
 def victim():
     """An unrelated live process (a ``sleep 60`` of another program), with its own dir."""
     workdir = tempfile.mkdtemp(prefix="victim-")
-    proc = subprocess.Popen(["sleep", "60"], cwd=workdir, env={"XDG_CONFIG_HOME": workdir, "PATH": "/usr/bin:/bin"})
+    proc = subprocess.Popen(["sleep", "60"], cwd=workdir, env={"XDG_CONFIG_HOME": workdir, "PATH": "/usr/bin:/bin"},
+                            start_new_session=True)  # its own group: a sweep gone wrong hits only it
     yield proc, workdir
     proc.kill()
     proc.wait(timeout=10)
