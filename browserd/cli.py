@@ -13,11 +13,12 @@ import time
 import psutil
 
 from browserd_client import SITE_TIMEOUT, Backoff, Client
-from browserd_client.errors import BrowserdError, NotRunning
+from browserd_client.errors import BrowserdError, NotRunning, PermissionDenied
 from browserd_client.state import PID_FILE, STATE_FILE
 
 from . import __version__
 from . import config as configmod
+from . import statedir
 
 # Exit codes: a documented contract (README "Exit codes").
 EXIT_OK = 0
@@ -25,8 +26,10 @@ EXIT_FAILURE = 1          # the operation failed (fetch error, start failed, ...
 EXIT_USAGE = 2            # bad command line (argparse)
 EXIT_NOT_RUNNING = 3      # status/fetch/demo/reload: no daemon (LSB "program is not running")
 EXIT_ALREADY_RUNNING = 4  # start: a live daemon holds the pidfile
+EXIT_NO_PERMISSION = 77   # status/fetch/...: the daemon's key is not readable by this user (EX_NOPERM)
 EXIT_UNAVAILABLE = 69     # a dependency is missing: chromium, chromedriver, webdriver-manager
 EXIT_CONFIG = 78          # bad configuration (file, environment or flags)
+EXIT_STATE_DIR = EXIT_CONFIG  # the state dir is not ours (symlink, other owner, writable by others, ...)
 
 logger = logging.getLogger("browserd")
 
@@ -52,6 +55,8 @@ def cmd_start(args) -> int:
     from .lifecycle import Arbiter, StartError, close_logging, configure_logging
 
     config = _load_config(args, server=True)
+    os.umask(0o077)  # files, log and socket are private unless a mode says otherwise
+    statedir.prepare(config.state_dir, config.group_gid)  # before the log is opened in it
     if args.foreground_run:
         return _run_foreground(config)
     configure_logging(config, "prepare")
@@ -61,7 +66,8 @@ def cmd_start(args) -> int:
     except StartError as exc:
         return _die(str(exc), exc.exit_code)
     close_logging()
-    result = detach(arbiter.preserved_fds(), config.log_path, arbiter.pidfile, timeout=config.start_timeout)
+    result = detach(arbiter.preserved_fds(), config.log_path, arbiter.pidfile, timeout=config.start_timeout,
+                    log_gid=config.group_gid)
     if isinstance(result, dict):  # the CLI: report what the daemon said
         if not result.get("ready"):
             _end_unserved_browsers(arbiter, config)
@@ -86,13 +92,15 @@ def _end_unserved_browsers(arbiter, config) -> None:
     """The daemon failed before serving: if it is gone, end the browsers this process
     started for it; if it still holds the pidfile, ask it to stop (it cleans up)."""
     from .browser import kill_recorded
-    from .daemonize import is_locked, read_pid
+    from .daemonize import daemon_identity, is_locked
 
     pidfile = config.path_in_state(PID_FILE)
     if is_locked(pidfile):
-        pid = read_pid(pidfile)
-        if pid:
-            os.kill(pid, signal.SIGQUIT)
+        proc, why = daemon_identity(pidfile)
+        if proc is not None:
+            proc.send_signal(signal.SIGQUIT)
+        else:
+            print(f"browserd: not signalling: {why}", file=sys.stderr)
         return
     for browser in arbiter.pool.browsers():
         kill_recorded(browser.record())
@@ -125,13 +133,17 @@ def _gone(pid: int) -> bool:
 
 
 def cmd_stop(args) -> int:
-    from .daemonize import is_locked, read_pid
+    from .daemonize import daemon_identity, is_locked, read_pid
     from .lifecycle import clean_stale
 
     config = _load_config(args, server=False)
+    if not statedir.verify(config.state_dir):
+        print("browserd is not running")
+        return EXIT_OK
     pidfile = config.path_in_state(PID_FILE)
     if not is_locked(pidfile):
-        stale = os.path.exists(pidfile) or os.path.exists(config.path_in_state(STATE_FILE))
+        stale = any(os.path.lexists(config.path_in_state(name))
+                    for name in (PID_FILE, STATE_FILE, statedir.BROWSERS_FILE))
         if stale:
             killed = clean_stale(config, read_pid(pidfile))
             try:
@@ -142,25 +154,31 @@ def cmd_stop(args) -> int:
         else:
             print("browserd is not running")
         return EXIT_OK
-    pid = read_pid(pidfile)
-    if not pid:
-        return _die(f"{pidfile} is locked but holds no pid", EXIT_FAILURE)
+    proc, why = daemon_identity(pidfile)  # never a pid read from a file alone
+    if proc is None:
+        return _die(f"not stopping: {why} (pidfile {pidfile}); nothing was signalled", EXIT_FAILURE)
+    pid = proc.pid
     t0 = time.monotonic()
     timeout = args.timeout if args.timeout is not None else config.drain_timeout + 15
-    os.kill(pid, signal.SIGTERM)
+    # psutil re-checks the create time before each signal: a reused pid is never hit.
+    _signal(proc, signal.SIGTERM)
     if not _wait_stopped(pid, pidfile, timeout):
         print(f"browserd: pid {pid} still running after {timeout:.0f}s; forcing", file=sys.stderr)
-        os.kill(pid, signal.SIGTERM)  # the second stop signal skips the drain
+        _signal(proc, signal.SIGTERM)  # the second stop signal skips the drain
         if not _wait_stopped(pid, pidfile, 15):
             print(f"browserd: pid {pid} ignored SIGTERM; SIGKILL", file=sys.stderr)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _signal(proc, signal.SIGKILL)
             _wait_stopped(pid, pidfile, 5)
             clean_stale(config, pid)
     print(f"browserd stopped (pid {pid}) in {time.monotonic() - t0:.2f}s")
     return EXIT_OK
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.NoSuchProcess:
+        pass
 
 
 def _wait_stopped(pid: int, pidfile: str, timeout: float) -> bool:
@@ -183,7 +201,15 @@ def cmd_restart(args) -> int:
 
 # -- client commands -------------------------------------------------------------------------
 
+def _verified(config) -> None:
+    """A client command run by the state dir's owner checks the dir like the daemon does
+    (raises StateDirError); another user (a ``group`` member) relies on the daemon's."""
+    if statedir.owned_by_us(config.state_dir):
+        statedir.verify(config.state_dir)
+
+
 def _client(args, config, timeout: float = 60.0) -> Client:
+    _verified(config)
     return Client(state_dir=config.state_dir, timeout=timeout,
                   retry=Backoff(deadline=getattr(args, "retry_deadline", 10.0)))
 
@@ -196,6 +222,8 @@ def cmd_status(args) -> int:
     except NotRunning:
         print("browserd is not running")
         return EXIT_NOT_RUNNING
+    except PermissionDenied as exc:
+        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
         return _die(f"status failed: {exc.code}: {exc}", EXIT_FAILURE)
     if args.json:
@@ -271,6 +299,8 @@ def cmd_fetch(args) -> int:
             result = client.fetch(args.url, site=args.site, timeout=timeout, **params)
     except NotRunning as exc:
         return _die(str(exc), EXIT_NOT_RUNNING)
+    except PermissionDenied as exc:
+        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
         return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
     if args.json:
@@ -412,6 +442,8 @@ def _fetch_batch(args, config, params: dict) -> int:
                     progress.update(r, record)
     except NotRunning as exc:
         return _die(str(exc), EXIT_NOT_RUNNING)
+    except PermissionDenied as exc:
+        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
         return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
     except OSError as exc:
@@ -434,19 +466,25 @@ def _fetch_batch(args, config, params: dict) -> int:
 
 def cmd_reload(args) -> int:
     """SIGHUP the daemon, wait until it has loaded the site classes again, report them."""
-    from .daemonize import is_locked, read_pid
+    from .daemonize import daemon_identity, is_locked
 
     config = _load_config(args, server=False)
-    pidfile = config.path_in_state(PID_FILE)
-    pid = read_pid(pidfile) if is_locked(pidfile) else None
-    if not pid:
+    if not statedir.verify(config.state_dir):
         print("browserd is not running")
         return EXIT_NOT_RUNNING
+    pidfile = config.path_in_state(PID_FILE)
+    if not is_locked(pidfile):
+        print("browserd is not running")
+        return EXIT_NOT_RUNNING
+    proc, why = daemon_identity(pidfile)
+    if proc is None:
+        return _die(f"not reloading: {why} (pidfile {pidfile}); nothing was signalled", EXIT_FAILURE)
+    pid = proc.pid
     try:
         with _client(args, config, timeout=10) as client:
             before = client.status().get("sites_generation", 0)
             t0 = time.monotonic()
-            os.kill(pid, signal.SIGHUP)
+            proc.send_signal(signal.SIGHUP)
             deadline = t0 + args.timeout
             while True:
                 status = client.status()
@@ -468,6 +506,7 @@ def cmd_reload(args) -> int:
 def cmd_sites(args) -> int:
     config = _load_config(args, server=False)
     source = "daemon"
+    _verified(config)
     try:
         with Client(state_dir=config.state_dir, retry=Backoff(attempts=3, deadline=3)) as client:
             reply = client.sites(problems=True)
@@ -478,6 +517,8 @@ def cmd_sites(args) -> int:
         registry = load_registry(config.site_modules, config.site_dirs, config.sites)
         sites, problems = registry.describe(), registry.problems
         source = "local configuration (daemon not running)"
+    except PermissionDenied as exc:
+        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
         return _die(f"sites failed: {exc.code}: {exc}", EXIT_FAILURE)
     for problem in problems:
@@ -505,6 +546,8 @@ def cmd_demo(args) -> int:
                 result = client.fetch(url, wait_for="#built")
         except NotRunning as exc:
             return _die(f"{exc} (start it first: browserd start)", EXIT_NOT_RUNNING)
+        except PermissionDenied as exc:
+            return _die(str(exc), EXIT_NO_PERMISSION)
         except BrowserdError as exc:
             return _die(f"demo fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
     print(f"# {result.url} rendered by browser {result.browser} in {result.timing['total']:.3f}s "
@@ -592,6 +635,8 @@ def main(argv=None) -> int:
         return args.func(args)
     except configmod.ConfigError as exc:
         return _die(f"config: {exc}", EXIT_CONFIG)
+    except statedir.StateDirError as exc:
+        return _die(str(exc), EXIT_STATE_DIR)
     except KeyboardInterrupt:
         return 130
 

@@ -8,6 +8,7 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import tomllib
@@ -50,6 +51,16 @@ def _choice(*options):
     return lambda v: None if v in options else f"must be one of {', '.join(options)}"
 
 
+def _group(name):
+    if not name:
+        return None
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return "is not a group on this system"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64), flag=True),
     Setting("host", str, "127.0.0.1", "Address to listen on (TCP).", flag=True),
@@ -58,6 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("socket", str, "", "Listen on this Unix socket path instead of TCP.", flag=True),
     Setting("state_dir", str, "", "State directory: state file, authkey, pidfile, log, profiles. "
             "Default /run/browserd (root), $XDG_RUNTIME_DIR/browserd, or <tmp>/browserd-<uid>.", flag=True),
+    Setting("group", str, "", "Group whose members may use the daemon: the state dir (0750), authkey, "
+            "state file (0640) and Unix socket (0660) go to this group. Empty: the daemon's user only "
+            "(0700/0600).", _group, flag=True),
     Setting("chromium", str, "chromium", "Chromium binary (name on PATH or path).", flag=True),
     Setting("chromedriver", str, "chromedriver", "chromedriver binary (name on PATH or path).", flag=True),
     Setting("driver_source", str, "system", "Where chromedriver comes from: system (PATH), "
@@ -155,6 +169,11 @@ class Config:
     @property
     def log_path(self) -> str:
         return self.log_file or self.path_in_state("browserd.log")
+
+    @property
+    def group_gid(self) -> int | None:
+        """The gid of ``group``, or None when the daemon's files are its user's only."""
+        return grp.getgrnam(self.group).gr_gid if self.group else None
 
     @property
     def profiles_dir(self) -> str:

@@ -11,7 +11,6 @@ one stops at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import os
@@ -26,7 +25,7 @@ import time
 from browserd_client import protocol
 from browserd_client.state import AUTHKEY_FILE, PID_FILE, STATE_FILE
 
-from . import __version__, systemd
+from . import __version__, statedir, systemd
 from .browser import BrowserStartError, LaunchSpec, kill_recorded, processes_of
 from .config import resolve_binary
 from .daemonize import PidFile, Readiness
@@ -41,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 HOUSEKEEPING_SECONDS = 1.0
+EXIT_STATE_DIR = 78  # cli.EXIT_STATE_DIR: the state dir is not ours (a config error)
 RSS_EVERY = 5  # housekeeping rounds between RSS measurements of idle browsers
 
 
@@ -112,44 +112,44 @@ def launch_spec(config, sandbox: bool | None = None) -> LaunchSpec:
     )
 
 
-def load_authkey(path: str) -> bytes:
-    """The shared secret: generated at first start (0600), then kept across restarts."""
-    try:
-        with open(path, "rb") as f:
-            key = f.read().strip()
-        if key:
-            os.chmod(path, 0o600)
-            return key
-    except FileNotFoundError:
-        pass
+def load_authkey(path: str, gid: int | None = None) -> bytes:
+    """The shared secret: generated at first start, then kept across restarts; 0600 (0640
+    to ``gid``). Only called once the state dir passed its checks: a planted key in a dir
+    that is not ours is never used."""
+    key = (statedir.read_file(path) or b"").strip()
+    if key:
+        statedir.set_mode(path, gid)
+        return key
     key = secrets.token_hex(32).encode()
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key + b"\n")
-    os.replace(path + ".tmp", path)
+    statedir.write_file(path, key + b"\n", gid)
     return key
 
 
-def write_json_atomic(path: str, data: dict, mode: int = 0o644) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+def sweepable(record, config) -> bool:
+    """Whether a browser record may steer the stale-daemon sweep: its working dir must lie
+    inside OUR (verified) profiles dir, and a Grid session must be on OUR configured Grid.
+    A planted record can then only point at our own browsers."""
+    if not isinstance(record, dict):
+        return False
+    if record.get("grid_url") or record.get("session_id"):
+        return bool(config.grid_url) and record.get("grid_url") == config.grid_url
+    workdir, pgid = record.get("workdir"), record.get("pgid", -1)
+    return (isinstance(workdir, str) and os.path.isabs(workdir) and isinstance(pgid, int)
+            and statedir.inside(workdir, config.profiles_dir))
 
 
 def clean_stale(config, stale_pid: int | None) -> int:
-    """End what a dead daemon left: browsers it recorded, by process group and working
-    directory (never by name), and any process still using our profiles directory."""
+    """End what a dead daemon left: browsers it recorded in the private ``browsers.json``
+    (by process group and working dir, never by name, and only records inside our
+    profiles dir), and any process still using our profiles directory. The state dir has
+    passed :mod:`browserd.statedir`'s checks before this runs."""
     killed = 0
-    state_path = config.path_in_state(STATE_FILE)
-    try:
-        with open(state_path, encoding="utf-8") as f:
-            records = json.load(f).get("browsers", [])
-    except (FileNotFoundError, ValueError):
-        records = []
+    data = statedir.read_json(config.path_in_state(statedir.BROWSERS_FILE), {})
+    records = data.get("browsers", []) if isinstance(data, dict) else []
     for record in records:
+        if not sweepable(record, config):
+            logger.warning("ignoring a browser record outside %s: %.200r", config.profiles_dir, record)
+            continue
         killed += kill_recorded(record)
     for proc in processes_of(-1, config.profiles_dir + os.sep):
         try:
@@ -157,7 +157,7 @@ def clean_stale(config, stale_pid: int | None) -> int:
             killed += 1
         except Exception:
             pass
-    for name in (STATE_FILE,):
+    for name in (STATE_FILE, statedir.BROWSERS_FILE):
         try:
             os.unlink(config.path_in_state(name))
         except FileNotFoundError:
@@ -208,10 +208,11 @@ class Arbiter:
         """Everything that can fail, in the foreground; cleans up after itself on failure."""
         config = self.config
         t0 = time.monotonic()
+        os.umask(0o077)  # whatever we create is ours alone unless a mode says otherwise
         try:
-            os.makedirs(config.state_dir, mode=0o755, exist_ok=True)
-        except OSError as exc:
-            raise StartError(f"cannot create state dir {config.state_dir}: {exc.strerror}") from None
+            statedir.prepare(config.state_dir, config.group_gid)
+        except statedir.StateDirError as exc:
+            raise StartError(str(exc), EXIT_STATE_DIR) from None
         from .daemonize import AlreadyRunning
 
         try:
@@ -230,10 +231,12 @@ class Arbiter:
                     check_capacity(spec.grid_url, config.browsers)
                 except GridError as exc:
                     raise StartError(str(exc), 69) from None
-            self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE))
+            self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE), config.group_gid)
             self.registry = load_registry(config.site_modules, config.site_dirs, config.sites)
             try:
                 self.listener, self.address = bind(config)
+                if self.address.get("family") == "AF_UNIX":
+                    secure_socket(self.address["path"], config.group_gid)
             except OSError as exc:
                 raise StartError(str(exc), 1) from None
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
@@ -391,16 +394,23 @@ class Arbiter:
         self.pool.check_idle(measure_rss=self._rounds % RSS_EVERY == 0)
         records = [b.record() for b in self.pool.browsers()]
         if records != self._state_records:
-            self._write_state(records)
+            self._write_records(records)
 
-    def _write_state(self, records=None) -> None:
-        records = records if records is not None else [b.record() for b in self.pool.browsers()]
-        self._state_records = records
-        write_json_atomic(self.config.path_in_state(STATE_FILE), {
+    def _write_state(self) -> None:
+        """``state.json``: only what a client needs (0600, 0640 to ``group``); the browser
+        records go to the private ``browsers.json``."""
+        self._write_records([b.record() for b in self.pool.browsers()])
+        statedir.write_json(self.config.path_in_state(STATE_FILE), {
             "pid": os.getpid(), "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
-            "address": self.address, "started_at": self.stats.started, "log_file": self.config.log_path,
-            "browsers": records,
-        })
+            "address": self.address, "started_at": self.stats.started,
+        }, self.config.group_gid)
+
+    def _write_records(self, records: list) -> None:
+        """``browsers.json`` (0600, never shared): what a later start needs to end these
+        browsers if this daemon dies; ports and session ids stay private."""
+        self._state_records = records
+        statedir.write_json(self.config.path_in_state(statedir.BROWSERS_FILE),
+                            {"pid": os.getpid(), "browsers": records})
 
     def status(self) -> dict:
         pool = self.pool.snapshot()
@@ -438,7 +448,7 @@ class Arbiter:
                         logger.warning("drain: %d jobs still running; stopping them",
                                        self.pool.snapshot()["active_jobs"])
                         break
-        for name in (STATE_FILE,):
+        for name in (STATE_FILE, statedir.BROWSERS_FILE):
             try:
                 os.unlink(self.config.path_in_state(name))
             except FileNotFoundError:
@@ -454,6 +464,32 @@ class Arbiter:
         logger.info("stopped in %.3fs after %d jobs served, %d failed", time.monotonic() - t0,
                     snap["served"], snap["failed"])
         self.pidfile.release()
+
+
+class PrivateFileHandler(logging.handlers.WatchedFileHandler):
+    """The log file, (re)opened without following a symlink and created 0600 (0640 to
+    ``gid``) whatever the umask; reopened after rotation like WatchedFileHandler."""
+
+    def __init__(self, filename: str, gid: int | None = None):
+        self.gid = gid
+        super().__init__(filename, encoding="utf-8")
+
+    def _open(self):
+        fd = statedir.open_file(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.gid)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def secure_socket(path: str, gid: int | None) -> None:
+    """The Unix socket we just bound (under umask 077): ours, and 0600, or 0660 to ``gid``
+    (connecting needs write permission)."""
+    import stat
+
+    st = os.lstat(path)
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid():
+        raise OSError(f"unix:{path} is not the socket we bound")
+    if gid is not None:
+        os.chown(path, -1, gid, follow_symlinks=False)
+    os.chmod(path, 0o600 if gid is None else 0o660)
 
 
 def close_logging() -> None:
@@ -477,7 +513,7 @@ def configure_logging(config, mode: str) -> None:
         handlers.append(logging.StreamHandler())
     else:
         os.makedirs(os.path.dirname(config.log_path), exist_ok=True)
-        handlers.append(logging.handlers.WatchedFileHandler(config.log_path))
+        handlers.append(PrivateFileHandler(config.log_path, gid=config.group_gid))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
     if mode == "prepare":

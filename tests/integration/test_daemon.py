@@ -16,6 +16,7 @@ from browserd_client import (
     AuthenticationFailed, BadRequest, Client, ForbiddenUrl, LoadFailed, UnknownOp, UnknownSite,
 )
 from browserd_client import protocol
+from tests.support.procs import browser_records
 from browserd_client.state import read_authkey, read_state
 from tests.support.ports import established, listening
 from tests.conftest import run_cli, run_workers
@@ -68,7 +69,7 @@ def test_browsers_were_started_before_daemonizing_and_are_not_its_children(share
     state = read_state(shared_daemon.state_dir)
     daemon = psutil.Process(shared_daemon.pid)
     children = {c.pid for c in daemon.children()}
-    for record in state["browsers"]:
+    for record in browser_records(shared_daemon.state_dir):
         assert record["driver_pid"] not in children
         assert psutil.Process(record["driver_pid"]).ppid() != shared_daemon.pid
         assert os.getpgid(record["driver_pid"]) == record["driver_pid"]  # own process group

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from browserd_client import Timeout
-from browserd_client.state import read_state
+from tests.support.procs import browser_records
 from tests.conftest import run_cli, run_workers
 from tests.support.grid import Grid, GridUnavailable
 
@@ -34,7 +34,7 @@ def _whole(daemon, n, timeout=60):
 
 def test_grid_browsers_fetch_serve_16_clients_and_stop_ends_sessions(start_daemon, grid, pages):
     daemon = start_daemon(2, "--driver-source", "grid", "--grid-url", grid.url)
-    records = read_state(daemon.state_dir)["browsers"]
+    records = browser_records(daemon.state_dir)
     assert {r["session_id"] for r in records} == set(grid.sessions())
     assert not daemon.processes()[1:], "no local browser processes on a Grid"
     with daemon.client() as c:
@@ -49,7 +49,7 @@ def test_grid_browsers_fetch_serve_16_clients_and_stop_ends_sessions(start_daemo
 
 def test_session_dropped_by_the_grid_is_replaced(start_daemon, grid, pages):
     daemon = start_daemon(2, "--driver-source", "grid", "--grid-url", grid.url)
-    victim = read_state(daemon.state_dir)["browsers"][0]["session_id"]
+    victim = browser_records(daemon.state_dir)[0]["session_id"]
     grid.delete(victim)
     with daemon.client() as c:
         for i in range(4):

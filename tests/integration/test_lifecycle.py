@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from browserd_client import Client, ShuttingDown
-from browserd_client.state import read_state
+from tests.support.procs import browser_records
 from tests.conftest import BROWSERD, assert_nothing_left, run_cli
 from tests.support.procs import ours, wait_gone
 
@@ -124,14 +124,15 @@ def test_after_kill_9_next_start_ends_old_browsers_and_starts_clean(start_daemon
 
 
 def test_after_kill_9_before_state_was_written_start_still_finds_every_browser(start_daemon):
-    """A daemon that died before writing state.json leaves no records: the next start
-    finds the browsers by their private directories (chromedriver's --log-path too)."""
+    """A daemon that died before writing its records (browsers.json) leaves none: the next
+    start finds the browsers by their private directories (chromedriver's --log-path too)."""
     first = start_daemon(2)
     old = [p.pid for p in first.processes()]
-    drivers = [b["driver_pid"] for b in read_state(first.state_dir)["browsers"]]
+    drivers = [b["driver_pid"] for b in browser_records(first.state_dir)]
     os.kill(first.pid, signal.SIGKILL)
     assert wait_gone([first.pid], 30) == {}
     os.unlink(os.path.join(first.state_dir, "state.json"))
+    os.unlink(os.path.join(first.state_dir, "browsers.json"))
     start_daemon(1, state_dir=first.state_dir)
     left = wait_gone(old, 30)
     assert not left, f"left behind (pid: state): {left}; chromedrivers were {drivers}"

@@ -15,6 +15,7 @@ import pytest
 
 from browserd_client import Backoff, Busy, Client, ShuttingDown, Timeout
 from browserd_client import protocol
+from tests.support.procs import browser_records
 from browserd_client.state import read_authkey, read_state
 from tests.conftest import ROOT, run_cli
 
@@ -68,7 +69,7 @@ def test_site_hanging_inside_chromedriver_times_out_and_browser_is_replaced(star
 
 def test_hung_chromedriver_still_answers_timeout_at_the_deadline(start_daemon, pages):
     daemon = start_daemon(1)
-    driver_pid = read_state(daemon.state_dir)["browsers"][0]["driver_pid"]
+    driver_pid = browser_records(daemon.state_dir)[0]["driver_pid"]
     outcome = {}
 
     def job():
@@ -139,7 +140,7 @@ def test_client_gone_while_queued_leaves_the_queue(start_daemon, pages):
 @pytest.mark.parametrize("victim", ["chromium_pid", "driver_pid"])
 def test_killed_idle_browser_is_replaced(start_daemon, pages, victim):
     daemon = start_daemon(2)
-    record = read_state(daemon.state_dir)["browsers"][0]
+    record = browser_records(daemon.state_dir)[0]
     os.kill(record[victim], signal.SIGKILL)
     status, waited = wait_status(daemon, lambda s: s["events"].get("replaced") == 1 and whole(2)(s))
     print(f"\nkill -9 of an idle browser's {victim}: pool whole again in {waited:.2f}s")
@@ -164,7 +165,7 @@ def test_browser_killed_mid_job_is_replaced_and_the_job_retried(start_daemon, pa
     t.start()
     status, _ = wait_status(daemon, lambda s: s["browsers"]["idle"] == 1 and s["browsers"]["active_jobs"] == 1)
     busy_id = next(b["id"] for b in status["browsers"]["browsers"] if b["state"] == "busy")
-    record = next(b for b in read_state(daemon.state_dir)["browsers"] if b["id"] == busy_id)
+    record = next(b for b in browser_records(daemon.state_dir) if b["id"] == busy_id)
     os.kill(record[victim], signal.SIGKILL)
     t.join(60)
     page = result["page"]

@@ -51,3 +51,11 @@ def zombie_children(pid: int) -> list[int]:
         return [c.pid for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE]
     except psutil.NoSuchProcess:
         return []
+
+
+def browser_records(state_dir: str) -> list[dict]:
+    """The daemon's private browser records (``browsers.json``; ``state.json`` has none)."""
+    import json
+
+    with open(os.path.join(state_dir, "browsers.json"), encoding="utf-8") as f:
+        return json.load(f)["browsers"]

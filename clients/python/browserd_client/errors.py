@@ -113,6 +113,12 @@ class NotRunning(BrowserdError):
     code = "not_running"
 
 
+class PermissionDenied(BrowserdError):
+    """The daemon's state files exist but this user may not read them (not in its group)."""
+
+    code = "permission_denied"
+
+
 class Unavailable(BrowserdError):
     """The daemon could not be reached within the retry budget."""
 
