@@ -292,9 +292,14 @@ def run_naive(spec, url: str, count: int, duration: float) -> tuple[dict, float]
 
 # -- browserd ----------------------------------------------------------------------------------
 
+#: The egress policy refuses loopback by default (no SSRF); the benchmark's pages live there.
+LOOPBACK_PAGES = "127.0.0.1/32"
+
+
 def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``python -m browserd ARGS`` with the default configuration (no BROWSERD_* from us)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROWSERD_") and k != "NOTIFY_SOCKET"}
+    env["BROWSERD_ALLOW_NETWORKS"] = LOOPBACK_PAGES  # every benchmark page is on 127.0.0.1
     return subprocess.run([sys.executable, "-m", "browserd", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
 

@@ -534,22 +534,21 @@ def cmd_sites(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Serve a bundled page on 127.0.0.1 whose content JavaScript builds after 300 ms,
-    fetch it through the running daemon, and print the rendered source."""
-    from .pages import PageServer
-
+    """Fetch the daemon's own demo page (served by the daemon on 127.0.0.1, content built
+    by JavaScript after 300 ms) through it, and print the rendered source."""
     config = _load_config(args, server=False)
-    with PageServer() as pages:
-        url = pages.url("/js", m="Hello-from-browserd", delay=300)
-        try:
-            with _client(args, config) as client:
-                result = client.fetch(url, wait_for="#built")
-        except NotRunning as exc:
-            return _die(f"{exc} (start it first: browserd start)", EXIT_NOT_RUNNING)
-        except PermissionDenied as exc:
-            return _die(str(exc), EXIT_NO_PERMISSION)
-        except BrowserdError as exc:
-            return _die(f"demo fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+    try:
+        with _client(args, config) as client:
+            url = client.status().get("demo_url")
+            if not url:
+                return _die("this daemon serves no demo page (its browsers are on a Grid)", EXIT_FAILURE)
+            result = client.fetch(url, wait_for="#built")
+    except NotRunning as exc:
+        return _die(f"{exc} (start it first: browserd start)", EXIT_NOT_RUNNING)
+    except PermissionDenied as exc:
+        return _die(str(exc), EXIT_NO_PERMISSION)
+    except BrowserdError as exc:
+        return _die(f"demo fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
     print(f"# {result.url} rendered by browser {result.browser} in {result.timing['total']:.3f}s "
           f"(title {result.title!r}):")
     print(result.source)

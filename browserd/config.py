@@ -61,6 +61,16 @@ def _group(name):
     return None
 
 
+def _networks(value):
+    from .netpolicy import parse_allow
+
+    try:
+        parse_allow(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64), flag=True),
     Setting("host", str, "127.0.0.1", "Address to listen on (TCP).", flag=True),
@@ -95,6 +105,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("recycle_rss_mb", int, 1536, "Restart an idle browser whose process tree RSS passes this (0: never).",
             _min(0)),
     Setting("allowed_schemes", list, ["http", "https"], "URL schemes a job may load."),
+    Setting("allow_networks", list, [], "Networks (CIDRs) and host names browsers may reach besides "
+            "public addresses, e.g. 127.0.0.1/32 for a local dev server; loopback, private, link-local "
+            "and metadata addresses are refused unless listed here.", _networks, flag=True),
     Setting("site_modules", list, [], "Extra modules to load site classes from."),
     Setting("site_dirs", list, [], "Directories whose *.py files hold site classes (reloaded by "
             "`browserd reload`)."),

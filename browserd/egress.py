@@ -6,7 +6,7 @@ and ``--proxy-bypass-list=<-loopback>`` (so loopback URLs go through the proxy t
 where PORT is a socket listening *inside* its namespace that this proxy accepts on from
 outside. Every TCP connection the browser makes (navigations, redirects, subresources,
 workers, WebSockets) is therefore a SOCKS5 ``CONNECT`` here; the proxy resolves the name
-itself, asks the :class:`EgressPolicy` about the resolved address, and connects to the
+itself, asks the destination policy (:mod:`browserd.netpolicy`) about the resolved address, and connects to the
 address it checked (so a DNS answer that changes between check and connect cannot get
 through). A refused destination is answered with SOCKS5 reply 0x02, "connection not
 allowed by ruleset" (RFC 1928 section 6); Chromium reports it as a failed load.
@@ -23,7 +23,6 @@ streams.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import struct
@@ -58,27 +57,6 @@ NET_ERRORS = {
 }
 
 
-class EgressPolicy:
-    """Which resolved destinations a browser may connect to.
-
-    ``check(ip, port)`` returns None when allowed, or a one-line reason. Always refused:
-    the daemon's own listening port on a loopback or unspecified address (a page must
-    never talk to the daemon). ``protected`` is a set of ``(ip, port)`` pairs, or
-    ``(None, port)`` for any loopback/unspecified address.
-    """
-
-    def __init__(self, protected_ports: set[int] | None = None):
-        self.protected_ports = set(protected_ports or ())
-
-    def check(self, ip: str, port: int) -> str | None:
-        addr = ipaddress.ip_address(ip)
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        if port in self.protected_ports and (addr.is_loopback or addr.is_unspecified):
-            return f"{ip}:{port} is a control port of browserd"
-        return None
-
-
 class EgressProxy:
     """SOCKS5 proxy for the pool's browsers.
 
@@ -94,15 +72,19 @@ class EgressProxy:
     30 s on a listener nobody accepts on.
     """
 
-    def __init__(self, policy: EgressPolicy, stats=None):
+    def __init__(self, policy, stats=None, resolve=None):
         self.policy = policy
         self.stats = stats
+        # async (host, port) -> [(family, sockaddr)]: the system resolver unless a test
+        # gives another; it is asked once per connection, and only its answer is used.
+        self._resolve = resolve or _system_resolve
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._listeners: dict[str, socket.socket] = {}
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._tunnels: dict[str, set[asyncio.Task]] = {}  # connection handlers, by browser
         self._failures: dict[str, dict[tuple, tuple[str, str]]] = {}  # browser -> (host, port) -> why
+        self._refused: dict[str, list[str]] = {}  # browser -> "host:port" refused by the policy, this job
         self._lock = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------
@@ -162,6 +144,17 @@ class EgressProxy:
         """Descriptors to keep across the daemon's fork."""
         with self._lock:
             return [s.fileno() for s in self._listeners.values()]
+
+    def begin_job(self, browser_id: str) -> None:
+        """A new job starts on ``browser_id``: forget the last job's failures and refusals."""
+        with self._lock:
+            self._failures.pop(browser_id, None)
+            self._refused.pop(browser_id, None)
+
+    def refused(self, browser_id: str) -> list[str]:
+        """``host:port`` destinations refused by the policy since :meth:`begin_job`."""
+        with self._lock:
+            return list(self._refused.get(browser_id, ()))
 
     def failure(self, browser_id: str, host: str | None = None, port: int | None = None):
         """Why a recent CONNECT of ``browser_id`` failed: ``(net_error, detail)`` for
@@ -260,22 +253,20 @@ class EgressProxy:
 
     async def _connect(self, browser_id: str, host: str, port: int):
         """Resolve, check every address against the policy, connect to a checked one."""
-        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), CONNECT_TIMEOUT)
+            infos = await asyncio.wait_for(self._resolve(host, port), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
             self._failed(browser_id, host, port, "name", f"{host!r} did not resolve: {exc or 'timeout'}")
             return REP_HOST_UNREACHABLE, None
         allowed, refused = [], None
-        for family, _type, _proto, _name, sockaddr in infos:
-            reason = self.policy.check(sockaddr[0], port)
+        for family, sockaddr in infos:
+            reason = self.policy.check(sockaddr[0], port, host)
             if reason is None:
                 allowed.append((family, sockaddr))
             elif refused is None:
                 refused = reason
         if refused is not None:  # one refused answer refuses the name: no fallback games
-            self._refused(browser_id, host, port, refused)
+            self._note_refused(browser_id, host, port, refused)
             self._failed(browser_id, host, port, "policy", refused)
             return REP_NOT_ALLOWED, None
         rep, kind, detail = REP_HOST_UNREACHABLE, "unreachable", "no address"
@@ -297,10 +288,19 @@ class EgressProxy:
         self._failed(browser_id, host, port, kind, detail)
         return rep, None
 
-    def _refused(self, browser_id: str, host: str, port: int, reason: str) -> None:
+    def _note_refused(self, browser_id: str, host: str, port: int, reason: str) -> None:
+        with self._lock:
+            refused = self._refused.setdefault(browser_id, [])
+            if len(refused) < FAILURES_KEPT:
+                refused.append(f"{host}:{port}")
         if self.stats is not None:
             self.stats.count("egress_refused")
         logger.info("browser=%s egress refused: %r port %d: %s", browser_id, host, port, reason)
+
+
+async def _system_resolve(host: str, port: int) -> list[tuple[int, tuple]]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in infos]
 
 
 class _SocksError(Exception):

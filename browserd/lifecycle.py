@@ -29,7 +29,8 @@ from . import __version__, statedir, systemd
 from .browser import BrowserStartError, LaunchSpec, kill_recorded, processes_of
 from .config import resolve_binary
 from .daemonize import PidFile, Readiness
-from .egress import EgressPolicy, EgressProxy
+from .egress import EgressProxy
+from .netpolicy import DestinationPolicy
 from .pool import Pool
 from .sandbox import sandbox_available
 from .server import Server, bind
@@ -188,6 +189,7 @@ class Arbiter:
         self.pidfile = PidFile(config.path_in_state(PID_FILE))
         self.pool: Pool | None = None
         self.egress: EgressProxy | None = None
+        self.pages = None  # the daemon's own page server (demo), once serving
         self.server: Server | None = None
         self.listener = None
         self.address: dict | None = None
@@ -242,7 +244,9 @@ class Arbiter:
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
             if not spec.grid_url:
                 own_port = {self.address["port"]} if self.address.get("port") else set()
-                self.egress = EgressProxy(EgressPolicy(protected_ports=own_port), self.stats)
+                policy = DestinationPolicy(allow_networks=tuple(config.allow_networks),
+                                           protected_ports=frozenset(own_port))
+                self.egress = EgressProxy(policy, self.stats)
             self.pool = Pool(spec, config.browsers, None if spec.grid_url else config.profiles_dir,
                              self.stats, page_load_timeout=config.page_load_timeout,
                              queue_wait=config.queue_wait, recycle_after=config.recycle_after,
@@ -313,6 +317,7 @@ class Arbiter:
         try:
             self._install_signals()
             if self.egress is not None:
+                self._serve_own_pages()
                 self.egress.start()
             self.pool.start_threads()
             self.server = Server(self.config, self.listener, self.address, self.authkey, self.pool,
@@ -334,6 +339,15 @@ class Arbiter:
         self._main_loop()
         self._shutdown(force=self._stop_requested >= 2)
         return 0
+
+    def _serve_own_pages(self) -> None:
+        """The daemon's own pages (the demo's), on 127.0.0.1: the one loopback address
+        the egress policy lets every job reach, so ``browserd demo`` works without
+        opening loopback to every job."""
+        from .pages import PageServer
+
+        self.pages = PageServer().start()
+        self.egress.policy.exceptions = frozenset({(self.pages.host, self.pages.port)})
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -427,6 +441,7 @@ class Arbiter:
             "connections": self.server.connection_count() if self.server else 0,
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
             "sites_generation": self.registry.generation,
+            "demo_url": self.pages.url("/js", m="Hello-from-browserd", delay=300) if self.pages else None,
         }
 
     # -- stopping -----------------------------------------------------------------------------
@@ -457,6 +472,8 @@ class Arbiter:
             self.server.close()
         if self.pool is not None:
             self.pool.close()
+        if self.pages is not None:
+            self.pages.stop()
         if self.egress is not None:
             self.egress.stop()
         shutil.rmtree(self.config.profiles_dir, ignore_errors=True)

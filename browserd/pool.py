@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from selenium.common.exceptions import TimeoutException, WebDriverException
 
 from browserd_client.errors import (
-    BrowserdError, BrowserError, Busy, LoadFailed, ShuttingDown, SiteError, Timeout,
+    BrowserdError, BrowserError, Busy, ForbiddenUrl, LoadFailed, ShuttingDown, SiteError, Timeout,
 )
 
 from .browser import (
     Browser, BrowserStartError, LaunchSpec, clear_session_state, is_browser_failure, reset_browser, set_blocking,
 )
+from .egress import NET_ERRORS
 from .jobs import JobAborted
 from .stats import Stats
 from .watchdog import Watchdog
@@ -401,8 +402,12 @@ class Pool:
                 # Some failures (e.g. ERR_UNSAFE_PORT) make chromedriver show Chrome's
                 # error page instead of raising: it is never a result.
                 code = _ERR_CODE.search(page.source)
-                raise LoadFailed(f"{job.url}: {code.group(0) if code else 'the browser showed its error page'}")
+                raise self._load_error(browser, job.url, code.group(0) if code else "the browser showed its error page",
+                                       error_page=True)
             browser.jobs += 1
+            refused = self.egress.refused(browser.id) if self.egress is not None else []
+            if refused:  # subresources, frames, workers the policy kept out: not loaded
+                job.notes["egress_refused"] = refused
             run.page = page
         except (JobAborted, TimeoutException, BrowserdError) as exc:
             if job.aborted:
@@ -418,7 +423,7 @@ class Pool:
                 run.error = self._aborted_error(job)
                 fate = "replace" if browser.killed or not browser.alive() else "reset"
             elif isinstance(exc, WebDriverException) and "net::ERR_" in message:
-                run.error = LoadFailed(f"{job.url}: {self._net_error(browser, job.url, message)}")
+                run.error = self._load_error(browser, job.url, message.split("unknown error: ")[-1])
             elif is_browser_failure(exc) or not browser.alive():
                 run.error = _Broken(message or type(exc).__name__)
                 fate = "replace"
@@ -448,6 +453,8 @@ class Pool:
         Returns the URL setup_browser left the browser on (its storage is the job's too)."""
         browser, job, site = run.browser, run.job, run.site
         driver = browser.driver
+        if self.egress is not None:
+            self.egress.begin_job(browser.id)
         if run.wiped_owner is not None:
             t0 = time.monotonic()
             clear_session_state(driver, browser.session_urls)
@@ -488,20 +495,23 @@ class Pool:
         owner, browser.owner = browser.owner, None
         cls._forget_setup(browser, owner)
 
-    def _net_error(self, browser: Browser, url: str, message: str) -> str:
-        """The net error of a failed load, as Chromium names it. Behind the egress proxy
-        every failed connection reads ERR_SOCKS_CONNECTION_FAILED; the proxy knows why."""
-        error = message.split("unknown error: ")[-1]
-        if "ERR_SOCKS_CONNECTION_FAILED" in error and self.egress is not None:
+    def _load_error(self, browser: Browser, url: str, error: str, error_page: bool = False) -> BrowserdError:
+        """The error of a failed load: ``forbidden_url`` when the egress policy refused the
+        document's connection (the URL or a redirect), else ``load_failed`` with the net
+        error as Chromium names it. Behind the egress proxy every failed connection reads
+        ERR_SOCKS_CONNECTION_FAILED; the proxy knows why."""
+        if self.egress is not None and ("ERR_SOCKS_CONNECTION_FAILED" in error or error_page):
             parts = urlsplit(url)
             try:
                 port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
             except ValueError:
                 port = None
             cause = self.egress.failure(browser.id, parts.hostname, port)
+            if cause is not None and cause[0] == NET_ERRORS["policy"]:
+                return ForbiddenUrl(f"{url}: {cause[1]}")
             if cause is not None:
-                return f"net::{cause[0]} ({cause[1]})"
-        return error
+                error = f"net::{cause[0]} ({cause[1]})"
+        return LoadFailed(f"{url}: {error}")
 
     @staticmethod
     def _forget_setup(browser: Browser, site_name: str) -> None:

@@ -16,6 +16,11 @@ from browserd_client.state import read_state
 from tests.support.procs import ours, wait_gone, zombie_children
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The egress policy refuses loopback by default (no SSRF). The tests' pages are served on
+#: 127.0.0.1, so every daemon a test starts opens exactly that address, and nothing else
+#: (127.0.0.2 stays refused: the egress tests' forbidden side).
+LOOPBACK_PAGES = "127.0.0.1/32"
+os.environ.setdefault("BROWSERD_ALLOW_NETWORKS", LOOPBACK_PAGES)
 BROWSERD = [sys.executable, "-m", "browserd"]
 
 

@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 from browserd_client import Client
-from tests.conftest import ROOT, assert_nothing_left, run_cli
+from tests.conftest import LOOPBACK_PAGES, ROOT, assert_nothing_left, run_cli
 from tests.integration.test_systemd import _as_test_command, _unit
 from tests.support.procs import ours
 
@@ -26,6 +26,7 @@ AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-group
 
 def _env(home: str) -> dict:
     return {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": home,
+            "BROWSERD_ALLOW_NETWORKS": LOOPBACK_PAGES,
             "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "clients", "python")])}
 
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from browserd_client import Client
-from tests.conftest import ROOT, assert_nothing_left
+from tests.conftest import LOOPBACK_PAGES, ROOT, assert_nothing_left
 from tests.support.procs import ours
 
 UNIT = os.path.join(ROOT, "systemd", "browserd.service")
@@ -38,7 +38,8 @@ def _as_test_command(line: str, state_dir: str) -> list[str]:
 
 def _run_like_systemd(argv, timeout):
     """stdin from /dev/null, a new session, a minimal environment, as systemd does."""
-    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+           "BROWSERD_ALLOW_NETWORKS": LOOPBACK_PAGES}
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                           start_new_session=True, env=env, cwd="/")
 
