@@ -36,8 +36,9 @@ def _loopback(address: dict) -> dict:
 
 class Flood:
     """Holds ``silent`` connections that never speak and ``garbage`` ones that send junk
-    (half of them a frame header and a few bytes, then nothing; half random bytes), and
-    opens a new one each time the daemon closes one, until stopped."""
+    and then hold on (half a frame header and a few bytes, half a header and random bytes,
+    neither finishing its frame), and opens a new one each time the daemon closes one,
+    until stopped: the places it holds are never given back."""
 
     def __init__(self, address: dict, silent: int, garbage: int, limit_s: float = 180.0):
         self.address, self.silent, self.garbage = _loopback(address), silent, garbage
@@ -71,7 +72,7 @@ class Flood:
             if kind == "partial":
                 sock.sendall(b"\x00\x00\x00\x40" + b"x" * 10)  # a 64-byte frame, never finished
             elif kind == "random":
-                sock.sendall(os.urandom(48))
+                sock.sendall(b"\x00\x00\x00\xc8" + os.urandom(48))  # 200 bytes announced, 48 sent
         except OSError:
             pass
         sock.setblocking(False)
