@@ -278,7 +278,12 @@ class Server:
                 self.stats.count("dropped_handshakes")
                 self.rejections.record("dropped for a newer handshake", who)
             self.stats.count("connections")
-            threading.Thread(target=self._serve, args=(sock, who), name="conn", daemon=True).start()
+            try:
+                threading.Thread(target=self._serve, args=(sock, who), name="conn", daemon=True).start()
+            except RuntimeError:  # out of threads: this one goes, the accept loop stays
+                self.pending.release(sock)
+                sock.close()
+                self.rejections.record("no thread", who)
 
     @staticmethod
     def _drop_pending(sock: socket.socket) -> None:
