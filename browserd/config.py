@@ -9,6 +9,7 @@ Sources, later ones winning: built-in defaults, the TOML file (``--config`` or
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 import shutil
 import tomllib
@@ -73,7 +74,8 @@ def _networks(value):
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64), flag=True),
-    Setting("host", str, "127.0.0.1", "Address to listen on (TCP).", flag=True),
+    Setting("host", str, "127.0.0.1", "Address to listen on (TCP); a loopback address unless "
+            "insecure_listen_any is set.", flag=True),
     Setting("port", int, 0, "TCP port; 0 lets the OS pick a free one (published in the state file).",
             _range(0, 65535), flag=True),
     Setting("socket", str, "", "Listen on this Unix socket path instead of TCP.", flag=True),
@@ -95,6 +97,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("queue_wait", float, 10.0, "Seconds a job waits for a free browser before 'busy'.", _min(0)),
     Setting("max_connections", int, 256, "Client connections served at once; more get 'busy'.",
             _min(1)),
+    Setting("max_pending_handshakes", int, 64, "Connections still authenticating, in total (apart from "
+            "max_connections); when full, the oldest silent one is dropped.", _min(1)),
+    Setting("max_pending_per_peer", int, 16, "Connections still authenticating per peer (Unix socket: uid; "
+            "TCP: remote address); over it, that peer's oldest silent one is dropped.", _min(1)),
+    Setting("insecure_listen_any", bool, False, "INSECURE: allow a non-loopback host. Only the handshake is "
+            "authenticated; requests and pages then cross the network unencrypted and unauthenticated."),
     Setting("backlog", int, 1024, "Listen backlog (the kernel caps it at net.core.somaxconn).", _min(1)),
     Setting("handshake_timeout", float, 5.0, "Seconds a new connection has to authenticate.", _min(0.1)),
     Setting("idle_timeout", float, 300.0, "Seconds an idle client connection is kept open.", _min(0.1)),
@@ -245,6 +253,10 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
     for directory in values["site_dirs"]:
         if not os.path.isdir(directory):
             raise ConfigError(f"site_dirs (from {sources['site_dirs']}): {directory} is not a directory")
+    if not values["socket"] and not values["insecure_listen_any"] and not is_loopback(values["host"]):
+        raise ConfigError(
+            f"host (from {sources['host']}): {values['host']!r} is not a loopback address; browserd's "
+            "protocol is not encrypted after the handshake: set insecure_listen_any = true to listen there anyway")
     if values["driver_source"] == "grid" and not values["grid_url"]:
         raise ConfigError("driver_source = grid needs grid_url")
     for name, block in site_blocks.items():
@@ -253,6 +265,19 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
             raise ConfigError(f"{config_file}: [sites.{name}].concurrency = {cap} is more than "
                               f"browsers = {values['browsers']}")
     return Config(values, sources, config_file, site_blocks)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine: a loopback IP literal or ``localhost``
+    (other names are not resolved here; they would need insecure_listen_any)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def _site_blocks(value, config_file: str) -> dict:

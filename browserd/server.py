@@ -7,6 +7,12 @@ its default backlog is 1 (bursts are refused), it cannot be woken to stop, and i
 (:mod:`browserd_client.protocol`), so stdlib clients still work, and fix the rest:
 a real backlog, handshake in the connection's own thread under a deadline, timeouts on
 every read and write, and a bounded number of connections.
+
+Connections that have not authenticated yet do not count against ``max_connections``:
+they have a small budget of their own (:mod:`browserd.admission`), so a flood of silent
+or garbage connections cannot keep real clients out. Their failures are logged as one
+line per second with counts, and every client-supplied value is escaped before it is
+logged (:func:`browserd.logsafe.safe`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from browserd_client.errors import (
 from multiprocessing.connection import AuthenticationError
 
 from . import __version__
+from .admission import FailureTally, PendingBudget
+from .config import is_loopback
 from .jobs import parse_fetch
+from .logsafe import safe
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +79,36 @@ def bind(config) -> tuple[socket.socket, dict]:
             raise BindError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
         host, port = sock.getsockname()[:2]
         address = {"family": "AF_INET", "host": host, "port": port}
+        if config.insecure_listen_any and not is_loopback(host):
+            logger.warning("listening on %s port %d beyond loopback because insecure_listen_any is set: "
+                           "after the handshake, requests and pages cross the network unencrypted", host, port)
     sock.set_inheritable(False)
     return sock, address
 
 
-def _peer_name(sock: socket.socket, peer) -> str:
+def _peer_identity(sock: socket.socket, peer) -> tuple[str, str]:
+    """(name for the log, key of the pre-authentication budget) of an accepted socket:
+    a Unix socket peer is its uid (SO_PEERCRED), a TCP peer its remote address."""
     if sock.family == socket.AF_UNIX:
         try:
             creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             pid, uid, _ = struct.unpack("3i", creds)
-            return f"unix(pid={pid},uid={uid})"
+            return f"unix(pid={pid},uid={uid})", f"uid:{uid}"
         except OSError:
-            return "unix"
-    return f"{peer[0]}:{peer[1]}"
+            return "unix", "uid:?"
+    return safe(f"{peer[0]}:{peer[1]}"), safe(peer[0])
+
+
+def _has_unread(sock: socket.socket) -> bool:
+    """Whether the peer sent bytes not read yet (or closed). Never blocks: a zero-timeout
+    poll, not ``recv(MSG_DONTWAIT)``, which Python turns into a wait when the socket
+    has a timeout (the handshake thread sets one)."""
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 class ClientWatch:
@@ -160,7 +186,9 @@ class Server:
         self.status_provider = status_provider
         self.draining = False
         self._conn_lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
+        self._conns: set[socket.socket] = set()  # authenticated connections only
+        self.pending = PendingBudget(config.max_pending_handshakes, config.max_pending_per_peer)
+        self.rejections = FailureTally(lambda line: logger.warning("%s", line))
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe()
         self._reserve_fd: int | None = None
@@ -185,7 +213,7 @@ class Server:
         self._accept_thread.join(5)
         self.listener.close()
         with self._conn_lock:
-            conns = list(self._conns)
+            conns = list(self._conns) + self.pending.tokens()
         for sock in conns:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -215,11 +243,13 @@ class Server:
         self.listener.setblocking(False)
         try:
             while not self._stopping:
-                for key, _ in sel.select():
+                for key, _ in sel.select(timeout=self.rejections.interval):
                     if key.fileobj is self.listener:
                         self._accept_ready()
+                self.rejections.flush()  # the last counts of a burst, within a second
         finally:
             sel.close()
+            self.rejections.flush(force=True)
 
     def _accept_ready(self) -> None:
         while not self._stopping:
@@ -238,29 +268,44 @@ class Server:
             sock.setblocking(True)
             if sock.family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._conn_lock:
-                full = len(self._conns) >= self.config.max_connections
-                if not full:
-                    self._conns.add(sock)
-            if full:
-                self._refuse_busy(sock, peer)
+            who, peer_key = _peer_identity(sock, peer)
+            if self.connection_count() >= self.config.max_connections:
+                self._refuse_busy(sock, who)
                 continue
+            # Its handshake counts against the pending budget, not max_connections; a full
+            # budget drops its oldest silent handshake (shut down here, closed by its thread).
+            for _ in self.pending.admit(sock, peer_key, _has_unread, drop=self._drop_pending):
+                self.stats.count("dropped_handshakes")
+                self.rejections.record("dropped for a newer handshake", who)
             self.stats.count("connections")
-            threading.Thread(target=self._serve, args=(sock, peer), name="conn", daemon=True).start()
+            try:
+                threading.Thread(target=self._serve, args=(sock, who), name="conn", daemon=True).start()
+            except RuntimeError:  # out of threads: this one goes, the accept loop stays
+                self.pending.release(sock)
+                sock.close()
+                self.rejections.record("no thread", who)
 
-    def _refuse_busy(self, sock: socket.socket, peer) -> None:
+    @staticmethod
+    def _drop_pending(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _busy_error(self) -> Busy:
+        return Busy(f"connection limit of {self.config.max_connections} reached")
+
+    def _refuse_busy(self, sock: socket.socket, who: str) -> None:
         """Over max_connections: one ``busy`` frame instead of a challenge, then close."""
         self.stats.count("rejected_busy")
-        who = _peer_name(sock, peer)
         try:
             sock.settimeout(0)
-            error = Busy(f"connection limit of {self.config.max_connections} reached")
-            protocol.FrameSocket(sock).send_bytes(protocol.encode_error(0, error))
+            protocol.FrameSocket(sock).send_bytes(protocol.encode_error(0, self._busy_error()))
         except OSError:
             pass
         finally:
             sock.close()
-        logger.warning("connection %s refused: busy (%d connections)", who, self.config.max_connections)
+        self.rejections.record("busy", who)
 
     def _shed_one(self, exc: OSError) -> None:
         """Out of file descriptors: free the reserve fd, accept and close one connection so
@@ -282,36 +327,69 @@ class Server:
 
     # -- one connection ----------------------------------------------------------------------
 
-    def _serve(self, sock: socket.socket, peer) -> None:
-        who = _peer_name(sock, peer)
+    def _serve(self, sock: socket.socket, who: str) -> None:
         conn = protocol.FrameSocket(sock)
+        authenticated = False
         try:
-            if self._handshake(conn, who):
+            authenticated = self._handshake(conn, sock, who)
+            if authenticated:
                 self._request_loop(conn, sock, who)
         except Exception:
             logger.exception("connection %s: unexpected error", who)
         finally:
-            with self._conn_lock:
-                self._conns.discard(sock)
+            if authenticated:
+                with self._conn_lock:
+                    self._conns.discard(sock)
+            else:
+                self.pending.release(sock)  # before close: a drop must never hit a reused fd
             conn.close()
 
-    def _handshake(self, conn, who) -> bool:
-        t0 = time.monotonic()
+    def _handshake(self, conn, sock, who) -> bool:
+        """Authenticate under ``handshake_timeout``; on success move the connection from
+        the pending budget to the authenticated ones. Failures are tallied, not logged
+        one by one: an unauthenticated peer cannot make the log grow faster than a line
+        a second."""
         try:
             with conn.deadline_in(self.config.handshake_timeout):
-                protocol.server_handshake(conn, self.authkey)
-            return True
+                protocol.server_handshake(conn, self.authkey, lambda: self.pending.answered(sock))
         except AuthenticationError:
-            self.stats.count("rejected_auth")
-            logger.warning("connection %s rejected: wrong authkey", who)
+            reason = "wrong authkey" if self.pending.release(sock) else None
+            self._handshake_failed(reason, "rejected_auth", who)
+            return False
         except (TimeoutError, socket.timeout):
-            self.stats.count("handshake_timeouts")
-            logger.warning("connection %s rejected: no handshake within %.1fs", who, self.config.handshake_timeout)
-        except (EOFError, OSError, BrowserdError) as exc:
-            self.stats.count("rejected_handshake")
-            logger.warning("connection %s rejected after %.3fs: handshake failed: %s", who,
-                           time.monotonic() - t0, exc or type(exc).__name__)
-        return False
+            reason = "handshake timeout" if self.pending.release(sock) else None
+            self._handshake_failed(reason, "handshake_timeouts", who)
+            return False
+        except (EOFError, OSError, BrowserdError):
+            reason = "bad handshake" if self.pending.release(sock) else None
+            self._handshake_failed(reason, "rejected_handshake", who)
+            return False
+        if not self.pending.release(sock):
+            return False  # dropped just as it finished: its client retries
+        with self._conn_lock:
+            full = len(self._conns) >= self.config.max_connections
+            if not full:
+                self._conns.add(sock)
+        if full:  # others authenticated first: its first request is answered busy
+            self.stats.count("rejected_busy")
+            self.rejections.record("busy", who)
+            self._answer_busy(conn, who)
+            return False
+        return True
+
+    def _handshake_failed(self, reason: str | None, event: str, who: str) -> None:
+        """``reason`` None: the handshake was dropped for a newer one (already tallied)."""
+        if reason is not None:
+            self.stats.count(event)
+            self.rejections.record(reason, who)
+
+    def _answer_busy(self, conn, who) -> None:
+        try:
+            with conn.deadline_in(self.config.handshake_timeout):
+                data = conn.recv_bytes(self.config.max_request_bytes)
+        except (EOFError, OSError, TimeoutError, BrowserdError):
+            return
+        self._send(conn, protocol.encode_error(protocol.request_id_of(data), self._busy_error()), who)
 
     def _request_loop(self, conn, sock, who) -> None:
         poller = select.poll()
@@ -327,7 +405,7 @@ class Server:
                 return
             except FrameTooLarge as exc:
                 self.stats.count("bad_frames")
-                logger.warning("connection %s: %s; closing", who, exc)
+                logger.warning("connection %s: %s; closing", who, safe(exc))
                 self._send(conn, protocol.encode_error(0, exc), who)
                 return
             except (TimeoutError, socket.timeout):
@@ -336,7 +414,7 @@ class Server:
                                self.config.handshake_timeout)
                 return
             except (OSError, BrowserdError) as exc:
-                logger.info("connection %s closed while reading: %s", who, exc)
+                logger.info("connection %s closed while reading: %s", who, safe(exc))
                 return
             reply = self._handle(data, sock, who)
             if reply is None or not self._send(conn, reply, who):
@@ -348,7 +426,7 @@ class Server:
                 conn.send_bytes(data)
             return True
         except (OSError, TimeoutError) as exc:
-            logger.info("connection %s: reply not delivered: %s", who, exc)
+            logger.info("connection %s: reply not delivered: %s", who, safe(exc))
             return False
 
     def _handle(self, data: bytes, sock, who) -> bytes | None:
@@ -356,7 +434,7 @@ class Server:
             req = protocol.decode_request(data)
         except BadRequest as exc:
             self.stats.count("bad_frames")
-            logger.warning("connection %s: bad request: %s", who, exc)
+            logger.warning("connection %s: bad request: %s", who, safe(exc))
             return protocol.encode_error(protocol.request_id_of(data), exc)
         try:
             if req.op == "fetch":
@@ -379,7 +457,7 @@ class Server:
         except BrowserdError as exc:
             return protocol.encode_error(req.id, exc)
         except Exception as exc:
-            logger.exception("connection %s: op %s failed", who, req.op)
+            logger.exception("connection %s: op %s failed", who, safe(req.op, 64))
             return protocol.encode_error(req.id, Internal(f"{type(exc).__name__}: {exc}"))
 
     def _fetch(self, args: dict, sock, who) -> dict:
@@ -414,6 +492,6 @@ class Server:
             total = time.monotonic() - t0
             self.stats.job_done(outcome, total if outcome == "ok" else None, queue_wait)
             logger.info("job=%s client=%s site=%s url=%s outcome=%s browser=%s queue_wait=%s total=%.3fs",
-                        job.id if job else "-", who, job.site if job else args.get("site", "-"),
-                        job.url if job else str(args.get("url"))[:200], outcome, browser,
+                        job.id if job else "-", who, safe(job.site if job else args.get("site", "-"), 100),
+                        safe(job.url if job else args.get("url"), 200), outcome, safe(browser, 100),
                         f"{queue_wait:.3f}s" if queue_wait is not None else "-", total)

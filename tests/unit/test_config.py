@@ -85,3 +85,23 @@ def test_every_setting_is_documented_in_the_readme():
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8").read()
     for setting in cfg.SETTINGS:
         assert f"`{setting.name}`" in readme, setting.name
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("::ffff:127.0.0.1", True), ("0.0.0.0", False), ("::", False), ("", False), ("10.0.0.1", False),
+    ("example.org", False),
+])
+def test_is_loopback(host, loopback):
+    assert cfg.is_loopback(host) is loopback
+
+
+def test_listening_beyond_loopback_needs_the_insecure_setting(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"host \(from flag\): '0.0.0.0' .*insecure_listen_any = true"):
+        cfg.load(env={}, flags={"host": "0.0.0.0", "state_dir": str(tmp_path)})
+    config = cfg.load(env={"BROWSERD_INSECURE_LISTEN_ANY": "true"},
+                      flags={"host": "0.0.0.0", "state_dir": str(tmp_path)})
+    assert config.insecure_listen_any is True and config.host == "0.0.0.0"
+    # A Unix socket does not listen on any address: host is not used then.
+    assert cfg.load(env={}, flags={"host": "0.0.0.0", "socket": str(tmp_path / "s"),
+                                   "state_dir": str(tmp_path)}).socket

@@ -140,10 +140,19 @@ class FrameSocket:
 
 # --- handshake -----------------------------------------------------------------------
 
-def server_handshake(conn: FrameSocket, authkey: bytes) -> None:
-    """The daemon's side of the multiprocessing handshake (challenge, then answer)."""
+def server_handshake(conn: FrameSocket, authkey: bytes, on_answered=None) -> None:
+    """The daemon's side of the multiprocessing handshake (challenge, then answer).
+
+    Every malformed step raises :class:`AuthenticationError` (the stdlib's
+    ``answer_challenge`` would ``assert`` on a challenge without its prefix);
+    ``on_answered()`` is called once the peer answered our challenge correctly."""
     deliver_challenge(conn, authkey)
-    answer_challenge(conn, authkey)
+    if on_answered is not None:
+        on_answered()
+    challenge = conn.recv_bytes(HANDSHAKE_FRAME_BYTES)
+    if not challenge.startswith(b"#CHALLENGE#") or len(challenge) == len(b"#CHALLENGE#"):
+        raise AuthenticationError("the peer's challenge is malformed")
+    answer_challenge(_Replay(conn, challenge), authkey)
 
 
 class _Replay:
@@ -199,6 +208,8 @@ def decode_request(data: bytes) -> Request:
         msg = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"request is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request is nested too deeply") from None
     if not isinstance(msg, dict):
         raise BadRequest("request must be a JSON object")
     version = msg.get("v")
@@ -240,6 +251,8 @@ def decode_reply(data: bytes) -> dict:
         msg = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"reply is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("reply is nested too deeply") from None
     if not isinstance(msg, dict) or "ok" not in msg:
         raise ProtocolError("reply is not a browserd reply object")
     if msg.get("v") != PROTOCOL_VERSION:
