@@ -162,14 +162,17 @@ class Config:
     """Read-only settings. Attribute access: ``config.browsers``; ``config.sources`` says
     where each value came from."""
 
-    __slots__ = ("_values", "sources", "path", "sites")
+    __slots__ = ("_values", "sources", "path", "sites", "proxies")
 
-    def __init__(self, values: dict, sources: dict, path: str | None, sites: dict | None = None):
+    def __init__(self, values: dict, sources: dict, path: str | None, sites: dict | None = None,
+                 proxies: dict | None = None):
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
         object.__setattr__(self, "sources", MappingProxyType(dict(sources)))
         object.__setattr__(self, "path", path)
         #: ``[sites.NAME]`` blocks of the TOML file: site name -> its settings.
         object.__setattr__(self, "sites", MappingProxyType(dict(sites or {})))
+        #: ``[proxies.NAME]`` blocks of the TOML file (validated): pool name -> its table.
+        object.__setattr__(self, "proxies", MappingProxyType(dict(proxies or {})))
 
     def __getattr__(self, name):
         try:
@@ -208,6 +211,7 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
     sources = {s.name: "default" for s in SETTINGS}
 
     site_blocks: dict = {}
+    proxy_blocks: dict = {}
     config_file = config_file or env.get(CONFIG_ENV) or None
     if config_file:
         config_file = os.path.abspath(config_file)
@@ -222,6 +226,15 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
         for key, value in data.items():
             if key == "sites":
                 site_blocks = _site_blocks(value, config_file)
+                continue
+            if key == "proxies":
+                from .proxies import load_pools
+
+                try:
+                    load_pools(value, config_file)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
+                proxy_blocks = value
                 continue
             if key not in _BY_NAME:
                 raise ConfigError(f"{config_file}: unknown setting {key!r}")
@@ -264,7 +277,7 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
         if cap > values["browsers"]:
             raise ConfigError(f"{config_file}: [sites.{name}].concurrency = {cap} is more than "
                               f"browsers = {values['browsers']}")
-    return Config(values, sources, config_file, site_blocks)
+    return Config(values, sources, config_file, site_blocks, proxy_blocks)
 
 
 def is_loopback(host: str) -> bool:

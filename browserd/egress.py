@@ -23,12 +23,18 @@ streams.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import struct
 import threading
 
+from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
+from python_socks.async_.asyncio import Proxy as AsyncProxy
+
 logger = logging.getLogger(__name__)
+
+_PROXY_TYPES = {"http": ProxyType.HTTP, "socks4": ProxyType.SOCKS4, "socks5": ProxyType.SOCKS5}
 
 # RFC 1928 reply codes
 REP_OK = 0x00
@@ -54,6 +60,7 @@ NET_ERRORS = {
     "timeout": "ERR_CONNECTION_TIMED_OUT",
     "unreachable": "ERR_ADDRESS_UNREACHABLE",
     "policy": "ERR_ACCESS_DENIED",
+    "proxy": "ERR_PROXY_CONNECTION_FAILED",
 }
 
 
@@ -85,6 +92,7 @@ class EgressProxy:
         self._tunnels: dict[str, set[asyncio.Task]] = {}  # connection handlers, by browser
         self._failures: dict[str, dict[tuple, tuple[str, str]]] = {}  # browser -> (host, port) -> why
         self._refused: dict[str, list[str]] = {}  # browser -> "host:port" refused by the policy, this job
+        self._upstreams: dict = {}  # browser -> the Upstream its current job goes through
         self._lock = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------
@@ -145,11 +153,22 @@ class EgressProxy:
         with self._lock:
             return [s.fileno() for s in self._listeners.values()]
 
-    def begin_job(self, browser_id: str) -> None:
-        """A new job starts on ``browser_id``: forget the last job's failures and refusals."""
+    def begin_job(self, browser_id: str, upstream=None) -> None:
+        """A new job starts on ``browser_id``: forget the last job's failures and refusals,
+        and route its connections through ``upstream`` (an :class:`~browserd.proxies.Upstream`,
+        or None: direct). When the route changes, the browser's open tunnels are closed, so
+        no keep-alive connection of the last job carries this one's traffic."""
         with self._lock:
             self._failures.pop(browser_id, None)
             self._refused.pop(browser_id, None)
+            changed = self._upstreams.get(browser_id) != upstream
+            if upstream is None:
+                self._upstreams.pop(browser_id, None)
+            else:
+                self._upstreams[browser_id] = upstream
+            loop = self._loop
+        if changed and loop is not None:
+            self._call(self._drop_tunnels(browser_id))
 
     def refused(self, browser_id: str) -> list[str]:
         """``host:port`` destinations refused by the policy since :meth:`begin_job`."""
@@ -198,6 +217,12 @@ class EgressProxy:
         with self._lock:
             self._failures.pop(browser_id, None)
         tasks = self._tunnels.pop(browser_id, set())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _drop_tunnels(self, browser_id: str) -> None:
+        tasks = set(self._tunnels.get(browser_id, ()))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -252,33 +277,24 @@ class EgressProxy:
         return host, port
 
     async def _connect(self, browser_id: str, host: str, port: int):
-        """Resolve, check every address against the policy, connect to a checked one."""
-        try:
-            infos = await asyncio.wait_for(self._resolve(host, port), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
-            self._failed(browser_id, host, port, "name", f"{host!r} did not resolve: {exc or 'timeout'}")
-            return REP_HOST_UNREACHABLE, None
-        allowed, refused = [], None
-        for family, sockaddr in infos:
-            reason = self.policy.check(sockaddr[0], port, host)
-            if reason is None:
-                allowed.append((family, sockaddr))
-            elif refused is None:
-                refused = reason
-        if refused is not None:  # one refused answer refuses the name: no fallback games
-            self._note_refused(browser_id, host, port, refused)
-            self._failed(browser_id, host, port, "policy", refused)
+        """Open the tunnel's far end: straight to a checked address of ``host``, or
+        through the job's upstream proxy. Returns (SOCKS reply code, streams or None)."""
+        upstream = self._upstreams.get(browser_id)
+        if upstream is not None:
+            return await self._connect_via(browser_id, upstream, host, port)
+        allowed = await self._checked(browser_id, host, port)
+        if allowed is None:
             return REP_NOT_ALLOWED, None
+        if not allowed:
+            return REP_HOST_UNREACHABLE, None
         rep, kind, detail = REP_HOST_UNREACHABLE, "unreachable", "no address"
         for family, sockaddr in allowed:
             try:
-                upstream = await asyncio.wait_for(
+                streams = await asyncio.wait_for(
                     asyncio.open_connection(sockaddr[0], sockaddr[1], family=family, limit=CHUNK),
                     CONNECT_TIMEOUT)
-                sock = upstream[1].get_extra_info("socket")
-                if sock is not None and sock.family != socket.AF_UNIX:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return REP_OK, upstream
+                _nodelay(streams[1])
+                return REP_OK, streams
             except ConnectionRefusedError:
                 rep, kind, detail = REP_REFUSED, "refused", f"{sockaddr[0]} port {port} refused the connection"
             except asyncio.TimeoutError:
@@ -288,6 +304,58 @@ class EgressProxy:
         self._failed(browser_id, host, port, kind, detail)
         return rep, None
 
+    async def _checked(self, browser_id: str, host: str, port: int):
+        """Resolve ``host`` once and judge every answer: the allowed ``(family, sockaddr)``
+        list ([] if it did not resolve), or None when the policy refuses it (recorded).
+        One refused answer refuses the name: no fallback games with mixed answers."""
+        try:
+            infos = await asyncio.wait_for(self._resolve(host, port), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self._failed(browser_id, host, port, "name", f"{host!r} did not resolve: {exc or 'timeout'}")
+            return []
+        allowed = []
+        for family, sockaddr in infos:
+            reason = self.policy.check(sockaddr[0], port, host)
+            if reason is not None:
+                self._note_refused(browser_id, host, port, reason)
+                self._failed(browser_id, host, port, "policy", reason)
+                return None
+            allowed.append((family, sockaddr))
+        return allowed
+
+    async def _connect_via(self, browser_id: str, upstream, host: str, port: int):
+        """Chain through ``upstream`` (python-socks does the HTTP CONNECT / SOCKS work).
+        The destination is resolved by the upstream; an address given as such is still
+        judged by the policy, and so is the upstream's own address (a "proxy" must not be
+        a way into the daemon's networks)."""
+        if _is_address(host):
+            reason = self.policy.check(host, port, None)
+            if reason is not None:
+                self._note_refused(browser_id, host, port, reason)
+                self._failed(browser_id, host, port, "policy", reason)
+                return REP_NOT_ALLOWED, None
+        allowed = await self._checked(browser_id, upstream.host, upstream.port)
+        if allowed is None:
+            self._failed(browser_id, host, port, "policy",
+                         f"proxy {upstream.redacted()}: its address is refused by the egress policy")
+            return REP_NOT_ALLOWED, None
+        detail = f"proxy {upstream.redacted()} did not resolve"
+        for _family, sockaddr in allowed:
+            try:
+                proxy = AsyncProxy(_PROXY_TYPES[upstream.scheme], sockaddr[0], sockaddr[1],
+                                   upstream.username, upstream.password, rdns=True)
+                sock = await proxy.connect(host, port, timeout=CONNECT_TIMEOUT)
+                streams = await asyncio.open_connection(sock=sock, limit=CHUNK)
+                _nodelay(streams[1])
+                return REP_OK, streams
+            except (ProxyError, ProxyConnectionError, ProxyTimeoutError, OSError, asyncio.TimeoutError) as exc:
+                text = str(exc) or type(exc).__name__
+                if upstream.password:
+                    text = text.replace(upstream.password, "***")
+                detail = f"proxy {upstream.redacted()} failed: {text}"
+        self._failed(browser_id, host, port, "proxy", detail)
+        return REP_FAILURE, None
+
     def _note_refused(self, browser_id: str, host: str, port: int, reason: str) -> None:
         with self._lock:
             refused = self._refused.setdefault(browser_id, [])
@@ -296,6 +364,20 @@ class EgressProxy:
         if self.stats is not None:
             self.stats.count("egress_refused")
         logger.info("browser=%s egress refused: %r port %d: %s", browser_id, host, port, reason)
+
+
+def _nodelay(writer) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 async def _system_resolve(host: str, port: int) -> list[tuple[int, tuple]]:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from browserd_client.errors import BadRequest, ForbiddenUrl
 
+from .proxies import Upstream, parse_upstream
+
 MAX_URL_LENGTH = 8192
 _ids = itertools.count(1)
 
@@ -53,6 +55,8 @@ class Job:
     aborted: str | None = None  # "timeout" or "client_gone" once aborted
     #: What the site wants to tell the client about the job (e.g. scrolls done), JSON-able.
     notes: dict = field(default_factory=dict)
+    #: The upstream proxy all of this job's traffic goes through (None: direct).
+    upstream: Upstream | None = None
     _abort_hooks: list = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -94,10 +98,35 @@ class Job:
         return True
 
 
-def parse_fetch(args: dict, config, sites) -> Job:
+#: Job options: applied by the daemon for every site class (unlike a site's ``params``).
+JOB_OPTIONS = ("proxy", "proxy_pool")
+
+
+def _upstream(options: dict, site, proxy_pools: dict) -> Upstream | None:
+    """The job's upstream proxy: ``options.proxy`` (a URL), else ``options.proxy_pool``,
+    else the site's ``proxy_pool`` policy, else None (direct)."""
+    if options.get("proxy") is not None:
+        try:
+            return parse_upstream(options["proxy"], "option 'proxy'")
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    name, where = options.get("proxy_pool"), "option 'proxy_pool'"
+    if name is None:
+        name, where = getattr(site, "proxy_pool", None), f"site {getattr(site, 'name', '?')!r} proxy_pool"
+    if name is None:
+        return None
+    if not isinstance(name, str) or name not in proxy_pools:
+        known = ", ".join(sorted(proxy_pools)) or "none configured"
+        raise BadRequest(f"{where}: no proxy pool {name!r} (known: {known})")
+    return proxy_pools[name].pick()
+
+
+def parse_fetch(args: dict, config, sites, proxy_pools: dict | None = None) -> Job:
     """Validate a fetch request's ``args`` into a Job, or raise BadRequest & co.
     ``sites`` maps site names to site objects; a site's ``timeout`` (if set) replaces
-    the daemon's ``job_timeout`` as its jobs' default and maximum."""
+    the daemon's ``job_timeout`` as its jobs' default and maximum. ``args["options"]``
+    holds job options (:data:`JOB_OPTIONS`); ``proxy_pools`` maps pool names to
+    :class:`~browserd.proxies.ProxyPool`."""
     from browserd_client.errors import UnknownSite
 
     url = check_url(args.get("url"), config.allowed_schemes)
@@ -116,7 +145,14 @@ def parse_fetch(args: dict, config, sites) -> Job:
     params = args.get("params", {})
     if not isinstance(params, dict):
         raise BadRequest("'params' must be a JSON object")
-    unknown = set(args) - {"url", "site", "timeout", "params"}
+    options = args.get("options", {})
+    if not isinstance(options, dict):
+        raise BadRequest("'options' must be a JSON object")
+    unknown = set(options) - set(JOB_OPTIONS)
+    if unknown:
+        raise BadRequest(f"unknown job options: {', '.join(sorted(unknown))} (known: {', '.join(JOB_OPTIONS)})")
+    unknown = set(args) - {"url", "site", "timeout", "params", "options"}
     if unknown:
         raise BadRequest(f"unknown fetch arguments: {', '.join(sorted(unknown))}")
-    return Job(url=url, site=site, timeout=timeout, params=params)
+    upstream = _upstream(options, sites[site], proxy_pools or {})
+    return Job(url=url, site=site, timeout=timeout, params=params, upstream=upstream)

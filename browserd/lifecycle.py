@@ -31,6 +31,7 @@ from .config import resolve_binary
 from .daemonize import PidFile, Readiness
 from .egress import EgressProxy
 from .netpolicy import DestinationPolicy
+from .proxies import load_pools
 from .pool import Pool
 from .sandbox import sandbox_available
 from .server import Server, bind
@@ -190,6 +191,7 @@ class Arbiter:
         self.pool: Pool | None = None
         self.egress: EgressProxy | None = None
         self.pages = None  # the daemon's own page server (demo), once serving
+        self.proxy_pools: dict = {}  # [proxies.NAME] pools, with their rotation state
         self.server: Server | None = None
         self.listener = None
         self.address: dict | None = None
@@ -235,6 +237,7 @@ class Arbiter:
                     raise StartError(str(exc), 69) from None
             self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE), config.group_gid)
             self.registry = load_registry(config.site_modules, config.site_dirs, config.sites)
+            self.proxy_pools = load_pools(dict(config.proxies), config.path or "config")
             try:
                 self.listener, self.address = bind(config)
                 if self.address.get("family") == "AF_UNIX":
@@ -322,6 +325,7 @@ class Arbiter:
             self.pool.start_threads()
             self.server = Server(self.config, self.listener, self.address, self.authkey, self.pool,
                                  self.registry, self.stats, self.status)
+            self.server.proxy_pools = self.proxy_pools
             self.server.start()
             self._write_state()
         except BaseException as exc:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from selenium.common.exceptions import TimeoutException, WebDriverException
 
 from browserd_client.errors import (
-    BrowserdError, BrowserError, Busy, ForbiddenUrl, LoadFailed, ShuttingDown, SiteError, Timeout,
+    BrowserdError, BrowserError, Busy, ForbiddenUrl, LoadFailed, ProxyFailed, ShuttingDown, SiteError, Timeout,
 )
 
 from .browser import (
@@ -454,7 +454,7 @@ class Pool:
         browser, job, site = run.browser, run.job, run.site
         driver = browser.driver
         if self.egress is not None:
-            self.egress.begin_job(browser.id)
+            self.egress.begin_job(browser.id, job.upstream)
         if run.wiped_owner is not None:
             t0 = time.monotonic()
             clear_session_state(driver, browser.session_urls)
@@ -509,6 +509,8 @@ class Pool:
             cause = self.egress.failure(browser.id, parts.hostname, port)
             if cause is not None and cause[0] == NET_ERRORS["policy"]:
                 return ForbiddenUrl(f"{url}: {cause[1]}")
+            if cause is not None and cause[0] == NET_ERRORS["proxy"]:
+                return ProxyFailed(f"{url}: {cause[1]}")
             if cause is not None:
                 error = f"net::{cause[0]} ({cause[1]})"
         return LoadFailed(f"{url}: {error}")

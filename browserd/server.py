@@ -182,6 +182,8 @@ class Server:
         self.authkey = authkey
         self.pool = pool
         self.registry = registry
+        #: ``[proxies.NAME]`` pools (name -> ProxyPool), set by the Arbiter.
+        self.proxy_pools: dict = {}
         self.stats = stats
         self.status_provider = status_provider
         self.draining = False
@@ -468,7 +470,7 @@ class Server:
             if self.draining:
                 raise ShuttingDown("browserd is shutting down")
             registry = self.registry  # one registry for the whole job, even across a reload
-            job = parse_fetch(args, self.config, registry.sites)
+            job = parse_fetch(args, self.config, registry.sites, self.proxy_pools)
             site = registry.get(job.site)
             site.check_params(job.params)
             self.watch.watch(sock, job)

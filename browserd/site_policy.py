@@ -13,7 +13,7 @@ BLOCK_KINDS = {
 }
 
 #: The policies a site class sets as class attributes (and a config block may override).
-CLASS_POLICIES = ("keep_session", "concurrency", "block", "block_urls", "timeout")
+CLASS_POLICIES = ("keep_session", "concurrency", "block", "block_urls", "timeout", "proxy_pool")
 #: The per-site settings a config block may set, and what each must be.
 POLICY_KEYS = CLASS_POLICIES + ("options",)
 
@@ -48,6 +48,8 @@ def check_policy(values: dict, where: str) -> dict:
         elif key == "timeout" and (value is not None and (isinstance(value, bool)
                                    or not isinstance(value, (int, float)) or value <= 0)):
             problem = "must be a positive number of seconds"
+        elif key == "proxy_pool" and value is not None and (not isinstance(value, str) or not value):
+            problem = "must be the name of a [proxies.NAME] block"
         elif key == "options" and not isinstance(value, dict):
             problem = "must be a table"
         if problem:

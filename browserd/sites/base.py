@@ -61,6 +61,9 @@ class Site:
     block_urls: ClassVar[tuple] = ()
     #: Default and maximum seconds of this site's jobs (None: the daemon's ``job_timeout``).
     timeout: ClassVar[float | None] = None
+    #: The ``[proxies.NAME]`` pool this site's jobs go through unless a job names its own
+    #: proxy (None: direct).
+    proxy_pool: ClassVar[str | None] = None
 
     def __init__(self, settings: dict | None = None):
         cls = type(self)
@@ -163,4 +166,5 @@ class Site:
         return {"name": self.name, "description": self.description, "params": dict(self.params),
                 "keep_session": self.keep_session, "concurrency": self.concurrency,
                 "block": list(self.block), "block_urls": list(self.block_urls), "timeout": self.timeout,
+                "proxy_pool": self.proxy_pool,
                 "module": type(self).__module__}

@@ -13,7 +13,7 @@ from .batch import MapResult
 from .client import SITE_TIMEOUT, Client, FetchResult
 from .errors import (
     AuthenticationFailed, BadRequest, BrowserdError, BrowserError, Busy, ForbiddenUrl,
-    FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ShuttingDown,
+    FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ProxyFailed, ShuttingDown,
     SiteError, Timeout, Unavailable, UnknownOp, UnknownSite, UnsupportedVersion,
 )
 from .retry import Backoff
@@ -31,6 +31,7 @@ def __getattr__(name):  # AsyncClient imports asyncio: only for those who use it
 __all__ = [
     "Client", "AsyncClient", "FetchResult", "MapResult", "Backoff", "SITE_TIMEOUT",
     "AuthenticationFailed", "BadRequest", "BrowserdError", "BrowserError", "Busy", "ForbiddenUrl",
-    "FrameTooLarge", "Internal", "LoadFailed", "NotRunning", "PermissionDenied", "ProtocolError", "ShuttingDown",
+    "FrameTooLarge", "Internal", "LoadFailed", "NotRunning", "PermissionDenied", "ProtocolError", "ProxyFailed",
+    "ShuttingDown",
     "SiteError", "Timeout", "Unavailable", "UnknownOp", "UnknownSite", "UnsupportedVersion",
 ]

@@ -33,8 +33,14 @@ SITE_TIMEOUT = _SiteTimeout()
 
 
 def _fetch_request(url: str, site: str, timeout, default: float, params: dict) -> tuple[dict, float]:
-    """A fetch's request args, and how long to wait for its reply."""
+    """A fetch's request args, and how long to wait for its reply. The keyword ``options``
+    is not a site param: it carries the job options the daemon applies for every site
+    (e.g. ``options={"proxy": "socks5://user:pw@host:1080"}``, ``{"proxy_pool": "NAME"}``)."""
+    params = dict(params)
+    options = params.pop("options", None)
     args = {"url": url, "site": site, "params": params}
+    if options:
+        args["options"] = options
     if timeout is SITE_TIMEOUT:
         return args, default + _REPLY_GRACE
     timeout = default if timeout is None else timeout

@@ -88,6 +88,14 @@ class LoadFailed(BrowserdError):
     code = "load_failed"
 
 
+class ProxyFailed(BrowserdError):
+    """The job's upstream proxy refused, failed to authenticate or timed out (the message
+    names the proxy, never its password); another proxy or a later try may work."""
+
+    code = "proxy_failed"
+    retryable = True
+
+
 class BrowserError(BrowserdError):
     """The browser failed or crashed while working on the job."""
 
