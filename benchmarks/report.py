@@ -17,6 +17,14 @@ GRID_LOCAL, GRID = "browserd, local browsers", "browserd, Grid browsers"
 IMAGES, IMAGES_BLOCKED = "browserd, images loaded", "browserd, images blocked"
 
 
+#: The egress section: the destination policy on (only the pages' address opened) vs off
+#: (every address opened), and jobs straight out vs through a local upstream proxy.
+EGRESS_ON = "browserd, egress policy on"
+EGRESS_OFF = "browserd, egress policy off"
+EGRESS_DIRECT = "browserd, direct"
+EGRESS_PROXY = "browserd, via a local SOCKS5 proxy"
+
+
 def percentile(values, q: float) -> float | None:
     """Linear interpolation between closest ranks."""
     if not values:
@@ -84,6 +92,14 @@ def ratio(row: dict, rows: list) -> str:
         return "ref (Grid)"
     if row["system"] == IMAGES:
         return "ref (blocking)"
+    if row["system"] in (EGRESS_OFF, EGRESS_DIRECT):
+        return "ref (egress)"
+    if row["system"] in (EGRESS_ON, EGRESS_PROXY):
+        ref = _find(rows, EGRESS_OFF if row["system"] == EGRESS_ON else EGRESS_DIRECT, row["page"], row["n"], row["m"])
+        if ref and ref["p50"] and row["p50"] and ref["rps"]:
+            return (f"vs {'off' if row['system'] == EGRESS_ON else 'direct'}: lat ×{row['p50'] / ref['p50']:.2f}, "
+                    f"thr ×{row['rps'] / ref['rps']:.2f}")
+        return "—"
     if row["system"] == IMAGES_BLOCKED:
         ref = _find(rows, IMAGES, row["page"], row["n"], row["m"])
         if ref and ref["p50"] and row["p50"] and ref["rps"]:
@@ -227,6 +243,14 @@ def targets(rows: list, extra: dict) -> list[dict]:
     start = extra.get("startup_s", {})
     add("start N=4 / start N=1 (s/s)", div(start.get("4"), start.get("1")), "<=", 1.5)
     add("RSS drift % (last vs after warm-up)", (extra.get("memory") or {}).get("drift_pct"), "<=", 15)
+    for on in (r for r in rows if r["system"] == EGRESS_ON):
+        off = _find(rows, EGRESS_OFF, on["page"], on["n"], on["m"])
+        what = f"{on['page']}, N={on['n']}, M={on['m']}"
+        add(f"egress policy on / off, throughput ({what})", div(on["rps"], off and off["rps"]), ">=", 0.95)
+        add(f"egress policy on / off, p50 ({what})", div(on["p50"], off and off["p50"]), "<=", 1.05)
+    direct, via = _find(rows, EGRESS_DIRECT), _find(rows, EGRESS_PROXY)
+    if direct and via and direct["p50"] is not None and via["p50"] is not None:
+        add("job through a local upstream proxy minus direct, p50 ms", via["p50"] - direct["p50"], "<=", 10)
     return out
 
 

@@ -36,11 +36,13 @@ import time
 from dataclasses import asdict, dataclass
 
 from . import report
-from .report import BROWSERD, DRIVER, GRID, GRID_LOCAL, IMAGES, IMAGES_BLOCKED, NAIVE, PING, POOL, POOL_RESET
+from .report import (BROWSERD, DRIVER, EGRESS_DIRECT, EGRESS_OFF, EGRESS_ON, EGRESS_PROXY, GRID, GRID_LOCAL,
+                     IMAGES, IMAGES_BLOCKED, NAIVE, PING, POOL, POOL_RESET)
 from .systems import (Daemon, GridProcess, cli, InProcess, PageProcess, chromium_version, compare_breakdown,
                       grid_unavailable, launch_spec, run_naive)
 
-SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "blocking", "batch", "grid")
+SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "blocking", "batch",
+            "egress", "grid")
 #: Site classes of the blocking section.
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites")
 #: The pages of section 8: name -> (path and query with a {m} marker, CSS selector to wait for).
@@ -79,6 +81,10 @@ class Sizes:
     blocking_window: float = 10.0
     batch_urls: int = 200          # URLs of the batch section's list
     batch_jobs: int = 4            # its -j
+    egress_n: int = 2              # browsers of each daemon of the egress section
+    egress_ms: tuple = (1, 16)
+    egress_window: float = 6.0     # seconds per cell, of which the first `warm` are not counted
+    egress_pages: tuple = ("static", "js", "large")
     grid_n: int = 2                # browsers of each daemon of the grid section
     grid_ms: tuple = (1, 4)
     grid_window: float = 10.0      # seconds per cell, of which the first `warm` are not counted
@@ -88,7 +94,7 @@ class Sizes:
 QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
               page_counts=(("js", 3), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
               ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, start_repeats=1, blocking_window=3.0,
-              batch_urls=20,
+              batch_urls=20, egress_window=2.0, egress_pages=("static", "js"),
               grid_window=3.0, grid_breakdown=5)
 
 
@@ -134,6 +140,8 @@ class Bench:
             self.local(spec, daemon_ns)
         if only & {"blocking", "batch"}:
             self.sites()
+        if "egress" in only:
+            self.egress()
         if "grid" in only:
             self.grid(spec)
 
@@ -235,6 +243,41 @@ class Bench:
         finally:
             log("sites: stopping the daemon")
             daemon.stop()
+
+    def egress(self) -> None:
+        """The egress proxy's policy, on vs off: one daemon that opens only the pages'
+        address (127.0.0.1/32, as the tests do) and one that opens every address; each
+        cell of one right after the same cell of the other. Then on the first daemon,
+        alternately, jobs direct and jobs through a local upstream SOCKS5 proxy."""
+        from tests.support.forward_proxies import Socks5Proxy
+
+        s = self.s
+        daemons = {EGRESS_ON: Daemon(s.egress_n),
+                   EGRESS_OFF: Daemon(s.egress_n, args=("--allow-networks", "0.0.0.0/0,::/0"))}
+        info = self.extra["egress"] = {"n": s.egress_n}
+        try:
+            for system, daemon in daemons.items():
+                log(f"egress: starting a daemon with {s.egress_n} browsers ({system})")
+                daemon.start()
+            for page in s.egress_pages:
+                wait_for = PAGES[page][1]
+                for m in s.egress_ms:
+                    for system, daemon in daemons.items():
+                        daemon.settle()
+                        run = daemon.run(m, self.url(page), s.egress_window,
+                                         params={"wait_for": wait_for} if wait_for else None)
+                        self.add(report.summarize(run, system, page, s.egress_n, m, s.warm, daemon.rss_mb()))
+            daemon = daemons[EGRESS_ON]
+            with Socks5Proxy("bench", "bench-pw") as proxy:
+                for system, params in ((EGRESS_DIRECT, None), (EGRESS_PROXY, {"options": {"proxy": proxy.url()}})):
+                    daemon.settle()
+                    run = daemon.run(1, self.url("static"), s.egress_window, params=params)
+                    self.add(report.summarize(run, system, "static", s.egress_n, 1, s.warm, daemon.rss_mb()))
+                info["proxy_tunnels"] = len(proxy.tunnels)
+        finally:
+            for system, daemon in daemons.items():
+                log(f"egress: stopping the daemon ({system})")
+                daemon.stop()
 
     def batch(self, daemon: Daemon) -> None:
         """``browserd fetch -i`` of ``batch_urls`` local static pages into a directory: its wall time, its summary, and the files it wrote."""
