@@ -50,6 +50,7 @@ CONNECT_TIMEOUT = 30.0   # seconds to resolve and connect one destination
 HANDSHAKE_TIMEOUT = 10.0  # seconds a browser has to send its SOCKS request
 CHUNK = 1 << 16
 FAILURES_KEPT = 32  # per browser: recent failed CONNECTs, to name a failed load's cause
+CONTACTS_KEPT = 4096  # per browser and job: distinct (host, port) asked for
 
 #: Chromium reports every failed SOCKS5 CONNECT as net::ERR_SOCKS_CONNECTION_FAILED, whatever
 #: the reply code; the proxy knows the real cause and names it with Chromium's own error
@@ -93,6 +94,7 @@ class EgressProxy:
         self._failures: dict[str, dict[tuple, tuple[str, str]]] = {}  # browser -> (host, port) -> why
         self._refused: dict[str, list[str]] = {}  # browser -> "host:port" refused by the policy, this job
         self._upstreams: dict = {}  # browser -> the Upstream its current job goes through
+        self._contacted: dict[str, set] = {}  # browser -> (host, port) asked for since begin_job
         self._lock = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------
@@ -161,6 +163,7 @@ class EgressProxy:
         with self._lock:
             self._failures.pop(browser_id, None)
             self._refused.pop(browser_id, None)
+            self._contacted.pop(browser_id, None)
             changed = self._upstreams.get(browser_id) != upstream
             if upstream is None:
                 self._upstreams.pop(browser_id, None)
@@ -169,6 +172,13 @@ class EgressProxy:
             loop = self._loop
         if changed and loop is not None:
             self._call(self._drop_tunnels(browser_id))
+
+    def contacted(self, browser_id: str) -> list[tuple[str, int]]:
+        """Every ``(host, port)`` the browser asked to connect to since :meth:`begin_job`
+        (allowed or not), whichever window, frame or worker asked: the origins a job's
+        documents may have stored data for, seen from the network side."""
+        with self._lock:
+            return sorted(self._contacted.get(browser_id, ()))
 
     def refused(self, browser_id: str) -> list[str]:
         """``host:port`` destinations refused by the policy since :meth:`begin_job`."""
@@ -240,6 +250,10 @@ class EgressProxy:
         upstream = None
         try:
             host, port = await asyncio.wait_for(self._socks_request(reader, writer), HANDSHAKE_TIMEOUT)
+            with self._lock:
+                contacted = self._contacted.setdefault(browser_id, set())
+                if len(contacted) < CONTACTS_KEPT:
+                    contacted.add((host, port))
             rep, upstream = await self._connect(browser_id, host, port)
             writer.write(_reply(rep))
             await writer.drain()
