@@ -77,6 +77,27 @@ class NetLog:
                 urls.append(p.get("url"))
         return [u for u in urls if u]
 
+    def main_navigations(self) -> int:
+        """Document requests of the frame the job's first navigation loaded (the top one)."""
+        frame, count = None, 0
+        for method, p in self.events:
+            if method == "Network.requestWillBeSent" and p.get("type") == "Document" \
+                    and "redirectResponse" not in p:
+                frame = frame or p.get("frameId")
+                count += p.get("frameId") == frame
+        return count
+
+    def check_loop(self, driver, url: str) -> None:
+        """Raise ``load_failed`` (net_error ``navigation_loop``) once the top frame has
+        navigated more than :data:`MAX_NAVIGATIONS` times in this job."""
+        from browserd_client.errors import LoadFailed
+
+        self.pull(driver)
+        count = self.main_navigations()
+        if count > MAX_NAVIGATIONS:
+            raise LoadFailed(f"{url}: navigation loop: the page navigated {count} times",
+                             net_error="navigation_loop")
+
     def dialogs(self) -> list[dict]:
         """Every JavaScript dialog the page opened: ``{"type", "message"}``."""
         return [{"type": p.get("type", ""), "message": p.get("message", "")}

@@ -23,7 +23,7 @@ from browserd_client.errors import (
 )
 
 from .jobs import JobAborted
-from .navigation import HTTP_STATUS_ERRORS, Document
+from .navigation import HTTP_STATUS_ERRORS, MAX_NAVIGATIONS, Document
 
 
 class Kind(str, enum.Enum):
@@ -75,6 +75,9 @@ def classify(exc: BaseException | None, *, job, site_name: str, doc: Document | 
     if isinstance(exc, InvalidSelectorException):
         return Outcome(Kind.REQUEST, BadRequest(f"invalid CSS selector: {_first_line(exc)}"))
     if isinstance(exc, TimeoutException):
+        if doc is not None and doc.navigations > MAX_NAVIGATIONS:
+            return Outcome(Kind.PAGE, LoadFailed(f"{job.url}: navigation loop: the page navigated "
+                                                 f"{doc.navigations} times", net_error="navigation_loop"))
         if doc is not None and navigation_failed(doc):
             return Outcome(Kind.PAGE, load_error(doc.net_error))
         return Outcome(Kind.PAGE, Timeout(_first_line(exc) or f"timed out after {job.timeout:.1f}s"))

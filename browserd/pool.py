@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 ABORT_GRACE = 0.5
 #: Seconds an aborted job's page load is interrupted before its browser is killed.
 INTERRUPT_LIMIT = 1.5
+#: Seconds of a job kept back from its page-load limit, to report why the load timed out.
+LOAD_MARGIN = 1.0
 #: Seconds an idle Grid session waits before a command checks it (and keeps it alive).
 GRID_KEEPALIVE = 15.0
 #: Seconds a reset may take before the browser is replaced instead.
@@ -460,9 +462,12 @@ class Pool:
 
     def _page_load_limit(self, job) -> float:
         """``page_load_timeout``, or the job's whole time when the job asked for more."""
+        remaining = job.remaining()
+        if remaining > 2 * LOAD_MARGIN:  # a load that times out is reported, not aborted
+            remaining -= LOAD_MARGIN
         if job.timeout > self.page_load_timeout:
-            return job.remaining()
-        return min(self.page_load_timeout, job.remaining())
+            return remaining
+        return min(self.page_load_timeout, remaining)
 
     @staticmethod
     def _document(browser: Browser, netlog: NetLog) -> Document:
@@ -484,11 +489,11 @@ class Pool:
             page = Page(source="", url=doc.url or page.url, title="", body=body)
         elif navigation_failed(doc):
             raise self._load_error(browser, job.url, doc.net_error)
+        elif doc.net_error:  # an HTTP error status without a body: Chrome's page is not the server's
+            page = Page(source="", url=doc.url or page.url, title="", body=b"")
         elif page.url.startswith("chrome-error://"):
             # No network events (a driver without the log): Chrome's error page is never a result.
             raise self._load_error(browser, job.url, None, error_page=True)
-        elif doc.net_error:  # an HTTP error status without a body: Chrome's page is not the server's
-            page = Page(source="", url=doc.url or page.url, title="", body=b"")
         elif doc.request_id and doc.mime_type.split(";")[0].strip().lower() not in PAGE_TYPES:
             body = response_body(driver, doc.request_id)
             if body is not None:

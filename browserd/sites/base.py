@@ -123,8 +123,12 @@ class Site:
         (and ``timeout``), that gives up at once when the job is aborted."""
         limit = job.remaining() if timeout is None else min(float(timeout), job.remaining())
 
+        netlog = getattr(driver, "netlog", None)
+
         def check(d):
             job.check()
+            if netlog is not None:  # a page that navigates forever never gets ready
+                netlog.check_loop(d, job.url)
             return condition(d)
 
         return WebDriverWait(driver, max(limit, 0.01), poll_frequency=0.05).until(check, message)

@@ -87,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             n = int(q.get("n", "2"))
             if n <= 0:
                 return self._reply(200, _html("hopped", "<p id='marker'>HONEST-HOPPED</p>"))
-            return self._redirect(302 if "first" not in q else 301, f"/hop?n={n - 1}&first=0")
+            return self._redirect(301 if q.get("first") == "1" else 302, f"/hop?n={n - 1}&first=0")
         if path == "/empty":
             self.close_connection = True
             self.connection.shutdown(2)
