@@ -26,6 +26,7 @@ EXIT_FAILURE = 1          # the operation failed (fetch error, start failed, ...
 EXIT_USAGE = 2            # bad command line (argparse)
 EXIT_NOT_RUNNING = 3      # status/fetch/demo/reload: no daemon (LSB "program is not running")
 EXIT_ALREADY_RUNNING = 4  # start: a live daemon holds the pidfile
+EXIT_HTTP_ERROR = 5        # fetch: the page's HTTP status is 400 or above (unless --allow-status)
 EXIT_NO_PERMISSION = 77   # status/fetch/...: the daemon's key is not readable by this user (EX_NOPERM)
 EXIT_UNAVAILABLE = 69     # a dependency is missing: chromium, chromedriver, webdriver-manager
 EXIT_CONFIG = 78          # bad configuration (file, environment or flags)
@@ -304,19 +305,65 @@ def cmd_fetch(args) -> int:
     except BrowserdError as exc:
         return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
     if args.json:
-        out = json.dumps({"url": result.url, "requested_url": result.requested_url, "title": result.title,
-                          "site": result.site, "browser": result.browser, "timing": result.timing,
-                          "notes": result.notes, "source": result.source}, ensure_ascii=False)
+        record = {"url": result.url, "requested_url": result.requested_url, "title": result.title,
+                  "site": result.site, "browser": result.browser, "timing": result.timing,
+                  "notes": result.notes, "status": result.status, "headers": result.headers,
+                  "mime_type": result.mime_type, "redirects": result.redirects, "charset": result.charset,
+                  "source": result.source}
+        if result.body is not None:
+            import base64
+
+            record["body"] = base64.b64encode(result.body).decode("ascii")
+        out = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    elif result.body is not None:
+        out = result.body
     else:
-        out = result.source
+        out = as_utf8_html(result.source).encode("utf-8")
     if args.output and args.output != "-":
-        with open(args.output, "w", encoding="utf-8") as f:
+        with open(args.output, "wb") as f:
             f.write(out)
-        print(f"{result.url}: {len(result.source)} characters in {result.timing.get('total', 0):.3f}s "
+        print(f"{result.url}: {result.status or '-'} {len(out)} bytes in {result.timing.get('total', 0):.3f}s "
               f"-> {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out if out.endswith(b"\n") else out + b"\n")
+        sys.stdout.flush()
+    if result.status is not None and result.status >= 400 and not args.allow_status:
+        print(f"fetch: {result.url} answered HTTP {result.status} (exit {EXIT_HTTP_ERROR}; --allow-status "
+              f"to exit 0)", file=sys.stderr)
+        return EXIT_HTTP_ERROR
     return EXIT_OK
+
+
+def as_utf8_html(source: str) -> str:
+    """The rendered source as saved: it is written in UTF-8, so it must say so. Any
+    ``<meta charset>`` (or http-equiv Content-Type) is rewritten to UTF-8; a page that
+    declares none gets one at the start of its <head>."""
+    import re
+
+    meta = re.compile(r"<meta\b[^>]*?(?:charset\s*=|http-equiv\s*=\s*[\"']?content-type)[^>]*>", re.I)
+    fixed, n = meta.subn('<meta charset="utf-8">', source)
+    if n:
+        return fixed
+    head = re.search(r"<head\b[^>]*>", source, re.I)
+    if head:
+        return source[:head.end()] + '<meta charset="utf-8">' + source[head.end():]
+    return '<meta charset="utf-8">' + source
+
+
+#: File extensions of bodies that are not HTML, by MIME type.
+_EXTENSIONS = {"application/json": ".json", "text/csv": ".csv", "text/plain": ".txt", "application/pdf": ".pdf",
+               "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+               "image/svg+xml": ".svg", "application/xml": ".xml", "text/xml": ".xml"}
+
+
+def _extension(result) -> str:
+    if result.body is None:
+        return ".html"
+    import mimetypes
+
+    kind = (result.mime_type or "").split(";")[0].strip().lower()
+    return _EXTENSIONS.get(kind) or mimetypes.guess_extension(kind) or ".bin"
 
 
 # -- fetch -i: many URLs into a directory ----------------------------------------------------
@@ -341,7 +388,7 @@ def _page_file(url: str) -> str:
 
     parts = urlsplit(url)
     readable = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{parts.hostname or ''}{parts.path}").strip("._")[:80]
-    return f"{hashlib.sha1(url.encode('utf-8')).hexdigest()[:12]}-{readable or 'page'}.html"
+    return f"{hashlib.sha1(url.encode('utf-8')).hexdigest()[:12]}-{readable or 'page'}"
 
 
 def _read_index(path: str) -> tuple[dict[str, dict], bool]:
@@ -429,11 +476,15 @@ def _fetch_batch(args, config, params: dict) -> int:
                 for r in results:
                     record = {"url": r.url, "ok": r.ok, "file": None, "code": r.code, "message": r.message}
                     if r.ok:
-                        record.update(file=_page_file(r.url), final_url=r.result.url, title=r.result.title,
-                                      seconds=r.result.timing.get("total"))
+                        res = r.result
+                        record.update(file=_page_file(r.url) + _extension(res), final_url=res.url,
+                                      title=res.title, seconds=res.timing.get("total"), status=res.status,
+                                      mime_type=res.mime_type, charset=res.charset,
+                                      saved_charset="utf-8" if res.body is None else None,
+                                      redirects=res.redirects)
                         path = os.path.join(args.output, record["file"])
-                        with open(path + ".part", "w", encoding="utf-8") as f:
-                            f.write(r.result.source)
+                        with open(path + ".part", "wb") as f:
+                            f.write(res.body if res.body is not None else as_utf8_html(res.source).encode("utf-8"))
                         os.replace(path + ".part", path)
                     else:
                         failed[r.code] += 1
@@ -564,8 +615,14 @@ the last line of a URL wins), so a second run fetches only what is not saved yet
 Progress goes to stderr (a bar on a terminal, one line per URL otherwise), the
 summary to stdout.
 
+Saved pages are UTF-8 and declare it (<meta charset="utf-8">, the page's own charset
+goes to index.jsonl as "charset"); a document that is not HTML (JSON, CSV, PDF, an
+attachment) is saved as its bytes, with a fitting extension. index.jsonl records also
+carry "status", "mime_type" and "redirects".
+
 exit codes: 0 every URL fetched (or already saved); 1 a fetch failed (with -i: any
-URL failed); 2 bad command line; 3 browserd is not running."""
+URL failed); 2 bad command line; 3 browserd is not running; 5 (a single URL) the
+page's HTTP status is 400 or above, unless --allow-status."""
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -612,8 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "timeout, else job_timeout)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of stdout; with -i: the "
                    "directory for the pages and index.jsonl")
-    p.add_argument("--json", action="store_true", help="print URL, title, timing, notes and source as JSON "
-                   "(with -i: the summary)")
+    p.add_argument("--json", action="store_true", help="print URL, status, headers, MIME type, redirects, title, "
+                   "timing, notes and source (or base64 body) as JSON (with -i: the summary)")
+    p.add_argument("--allow-status", action="store_true", help="exit 0 even when the page's HTTP status is 400 "
+                   "or above (default: exit 5)")
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")
     p.set_defaults(func=cmd_demo)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 from collections import Counter
 import os
 import re
@@ -27,15 +28,19 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from selenium.common.exceptions import TimeoutException, WebDriverException
-
 from browserd_client.errors import (
-    BrowserdError, BrowserError, Busy, ForbiddenUrl, LoadFailed, ProxyFailed, ShuttingDown, SiteError, Timeout,
+    BrowserdError, BrowserError, Busy, ForbiddenUrl, FrameTooLarge, LoadFailed, ProxyFailed, ShuttingDown,
+    Timeout,
 )
+from browserd_client.protocol import MAX_REPLY_BYTES
 
 from .browser import (
-    Browser, BrowserStartError, LaunchSpec, clear_session_state, is_browser_failure, reset_browser, set_blocking,
+    DEFAULT_DIALOGS, Browser, BrowserStartError, LaunchSpec, allow_downloads, cancel_downloads,
+    clear_session_state, deny_downloads, is_browser_failure, reset_browser, set_blocking,
 )
+from .navigation import MAX_NAVIGATIONS, PAGE_TYPES, Document, NetLog, main_frame_id, response_body
+from .outcome import Kind, classify, navigation_failed, wrong_page_type
+from .sites.base import Page
 from .egress import NET_ERRORS
 from .jobs import JobAborted
 from .stats import Stats
@@ -47,6 +52,8 @@ logger = logging.getLogger(__name__)
 ABORT_GRACE = 0.5
 #: Seconds an aborted job's page load is interrupted before its browser is killed.
 INTERRUPT_LIMIT = 1.5
+#: Seconds of a job kept back from its page-load limit, to report why the load timed out.
+LOAD_MARGIN = 1.0
 #: Seconds an idle Grid session waits before a command checks it (and keeps it alive).
 GRID_KEEPALIVE = 15.0
 #: Seconds a reset may take before the browser is replaced instead.
@@ -380,57 +387,63 @@ class Pool:
 
     def _drive(self, run: "_Run") -> None:
         """The job's thread: the only one using this browser's driver during the job.
-        Its ``finally`` decides the browser's fate: reset and check in, recycle, or replace."""
+        What the job's end means is decided by :func:`browserd.outcome.classify`; its
+        ``fate`` decides the browser's: reset and check in, recycle, or replace."""
         browser, job, site = run.browser, run.job, run.site
         touched = [job.url]
-        fate = "reset"
         session_kept = site.keep_session
+        netlog, doc, exc = NetLog(), None, None
+        downloads = None
         try:
             job.check()
             driver = browser.driver
-            driver.set_page_load_timeout(max(0.05, min(self.page_load_timeout, job.remaining())))
+            driver.netlog = netlog
+            driver.dialog_policy = dict(DEFAULT_DIALOGS, **(getattr(site, "dialogs", None) or {}))
+            driver.set_page_load_timeout(max(0.05, self._page_load_limit(job)))
+            downloads = self._begin_downloads(browser, job)
             touched += self._before(run)
             page = None
             try:
                 page = site.fetch(driver, job)
+                if not isinstance(page, Page):
+                    raise wrong_page_type(site.name, page)
                 touched.append(page.url)
             finally:
                 if not job.aborted and not browser.killed:
-                    session_kept = self._after(run, page) and session_kept
+                    session_kept = self._after(run, page if isinstance(page, Page) else None) and session_kept
             job.check()
-            if page.url.startswith("chrome-error://"):
-                # Some failures (e.g. ERR_UNSAFE_PORT) make chromedriver show Chrome's
-                # error page instead of raising: it is never a result.
-                code = _ERR_CODE.search(page.source)
-                raise self._load_error(browser, job.url, code.group(0) if code else "the browser showed its error page",
-                                       error_page=True)
+            run.page, doc = self._complete(run, page, netlog, downloads)
             browser.jobs += 1
             refused = self.egress.refused(browser.id) if self.egress is not None else []
             if refused:  # subresources, frames, workers the policy kept out: not loaded
                 job.notes["egress_refused"] = refused
-            run.page = page
-        except (JobAborted, TimeoutException, BrowserdError) as exc:
-            if job.aborted:
-                run.error = self._aborted_error(job)
-                fate = "replace" if browser.killed else "reset"
-            elif isinstance(exc, TimeoutException):
-                run.error = Timeout(_first_line(exc) or f"timed out after {job.timeout:.1f}s")
-            else:
-                run.error = exc
-        except Exception as exc:
-            message = _first_line(exc)
-            if job.aborted:
-                run.error = self._aborted_error(job)
-                fate = "replace" if browser.killed or not browser.alive() else "reset"
-            elif isinstance(exc, WebDriverException) and "net::ERR_" in message:
-                run.error = self._load_error(browser, job.url, message.split("unknown error: ")[-1])
-            elif is_browser_failure(exc) or not browser.alive():
-                run.error = _Broken(message or type(exc).__name__)
-                fate = "replace"
-            else:
-                logger.exception("job=%s site=%s raised", job.id, site.name)
-                run.error = SiteError(f"site {site.name!r} failed: {type(exc).__name__}: {message}")
+        except BaseException as raised:  # noqa: BLE001 - classified below, never swallowed blindly
+            exc = raised
+            if doc is None and not job.aborted and not browser.killed:
+                doc = self._document(browser, netlog)
         finally:
+            outcome = classify(
+                exc, job=job, site_name=site.name, doc=doc, browser_killed=browser.killed,
+                browser_alive=browser.alive, is_browser_failure=is_browser_failure,
+                load_error=lambda net_error: self._load_error(browser, job.url, net_error),
+                aborted_error=self._aborted_error)
+            if outcome.kind is Kind.SITE and not isinstance(exc, BrowserdError):
+                logger.error("job=%s site=%s raised", job.id, site.name, exc_info=exc)
+            if outcome.kind is Kind.BROWSER:
+                run.error = _Broken(_first_line(exc) or type(exc).__name__)
+            elif outcome.error is not None:
+                run.error = outcome.error
+                run.page = None
+            fate = outcome.fate
+            dialogs = netlog.dialogs()
+            if dialogs:
+                job.notes["dialogs"] = dialogs
+            touched += netlog.frame_urls()
+            if not browser.killed and downloads is not None:
+                self._end_downloads(browser, netlog, downloads)
+            elif downloads is not None:
+                shutil.rmtree(downloads, ignore_errors=True)
+            browser.driver.netlog = None
             with run.lock:
                 forfeited = run.forfeited
                 run.done.set()
@@ -446,6 +459,94 @@ class Pool:
                     if browser.owner is not None:  # after_job failed, or the wipe never ran
                         self._drop_session(browser)
                     self._schedule_reset(browser, clear_session=True, urls=touched)
+
+    def _page_load_limit(self, job) -> float:
+        """``page_load_timeout``, or the job's whole time when the job asked for more."""
+        remaining = job.remaining()
+        if remaining > 2 * LOAD_MARGIN:  # a load that times out is reported, not aborted
+            remaining -= LOAD_MARGIN
+        if job.timeout > self.page_load_timeout:
+            return remaining
+        return min(self.page_load_timeout, remaining)
+
+    @staticmethod
+    def _document(browser: Browser, netlog: NetLog) -> Document:
+        netlog.pull(browser.driver)
+        return netlog.document(main_frame_id(browser.driver))
+
+    def _complete(self, run: "_Run", page: Page, netlog: NetLog, downloads: str | None):
+        """The page with what the browser's own network events say of its main document:
+        status, headers, MIME type, redirects; a failed navigation raises its net error;
+        a document that is not HTML (or a download) comes back as its bytes."""
+        browser, job = run.browser, run.job
+        driver = browser.driver
+        doc = self._document(browser, netlog)
+        if doc.navigations > MAX_NAVIGATIONS:
+            raise LoadFailed(f"{job.url}: navigation loop: the page navigated {doc.navigations} times",
+                             net_error="navigation_loop")
+        if doc.download is not None and downloads is not None:
+            body = self._download_body(browser, netlog, doc, downloads, job)
+            page = Page(source="", url=doc.url or page.url, title="", body=body)
+        elif navigation_failed(doc):
+            raise self._load_error(browser, job.url, doc.net_error)
+        elif doc.net_error:  # an HTTP error status without a body: Chrome's page is not the server's
+            page = Page(source="", url=doc.url or page.url, title="", body=b"")
+        elif page.url.startswith("chrome-error://"):
+            # No network events (a driver without the log): Chrome's error page is never a result.
+            raise self._load_error(browser, job.url, None, error_page=True)
+        elif doc.request_id and doc.mime_type.split(";")[0].strip().lower() not in PAGE_TYPES:
+            body = response_body(driver, doc.request_id)
+            if body is not None:
+                page = Page(source="", url=doc.url or page.url, title=page.title, body=body)
+        page.status, page.headers, page.mime_type = doc.status, doc.headers, doc.mime_type
+        page.redirects = doc.redirects
+        if page.body is not None and (len(page.body) + 2) // 3 * 4 > MAX_REPLY_BYTES - (1 << 16):
+            raise FrameTooLarge(f"{job.url}: the {doc.mime_type or 'document'} body of {len(page.body)} bytes "
+                                f"is past the reply limit of {MAX_REPLY_BYTES} bytes")
+        return page, doc
+
+    def _begin_downloads(self, browser: Browser, job) -> str | None:
+        """The job's own download directory inside the browser's (the state dir); None
+        for a Grid browser (its files are on the node)."""
+        if not browser.workdir:
+            return None
+        directory = os.path.join(browser.workdir, "downloads", f"job-{job.id}")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        allow_downloads(browser.driver, directory)
+        return directory
+
+    def _download_body(self, browser: Browser, netlog: NetLog, doc: Document, directory: str, job) -> bytes:
+        """Wait (within the job's time) for the main document's download, and read it."""
+        guid = doc.download["guid"]
+        while True:
+            state = netlog.downloads().get(guid, {}).get("state")
+            if state == "completed":
+                break
+            if state == "canceled":
+                raise LoadFailed(f"{job.url}: the download was cancelled", net_error="download_canceled")
+            if job.remaining() <= 0:
+                raise Timeout(f"{job.url}: the download did not finish within the job's {job.timeout:.1f}s")
+            job.check()
+            time.sleep(0.05)
+            netlog.pull(browser.driver)
+        path = os.path.join(directory, guid)
+        size = os.path.getsize(path)
+        if (size + 2) // 3 * 4 > MAX_REPLY_BYTES - (1 << 16):
+            raise FrameTooLarge(f"{job.url}: the download of {size} bytes is past the reply limit "
+                                f"of {MAX_REPLY_BYTES} bytes")
+        with open(path, "rb") as f:
+            return f.read()
+
+    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> None:
+        """Cancel the job's downloads still running, deny new ones, delete its directory."""
+        try:
+            netlog.pull(browser.driver)
+            running = [g for g, d in netlog.downloads().items() if d["state"] == "inProgress"]
+            cancel_downloads(browser.driver, running)
+            deny_downloads(browser.driver)
+        except Exception as exc:  # noqa: BLE001 - the reset finds a broken browser
+            logger.info("browser=%s ending downloads failed: %s", browser.id, _first_line(exc))
+        shutil.rmtree(directory, ignore_errors=True)
 
     def _before(self, run: "_Run") -> list:
         """Ready the browser for the site: wipe another site's session, set the site's
@@ -495,12 +596,14 @@ class Pool:
         owner, browser.owner = browser.owner, None
         cls._forget_setup(browser, owner)
 
-    def _load_error(self, browser: Browser, url: str, error: str, error_page: bool = False) -> BrowserdError:
+    def _load_error(self, browser: Browser, url: str, net_error: str | None, error_page: bool = False) -> BrowserdError:
         """The error of a failed load: ``forbidden_url`` when the egress policy refused the
         document's connection (the URL or a redirect), else ``load_failed`` with the net
-        error as Chromium names it. Behind the egress proxy every failed connection reads
-        ERR_SOCKS_CONNECTION_FAILED; the proxy knows why."""
-        if self.egress is not None and ("ERR_SOCKS_CONNECTION_FAILED" in error or error_page):
+        error as Chromium names it (``net_error``, e.g. ``ERR_TOO_MANY_REDIRECTS``; None:
+        only the error page was seen). Behind the egress proxy every failed connection
+        reads ERR_SOCKS_CONNECTION_FAILED; the proxy knows why."""
+        detail = ""
+        if self.egress is not None and (net_error == "ERR_SOCKS_CONNECTION_FAILED" or error_page):
             parts = urlsplit(url)
             try:
                 port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -512,8 +615,10 @@ class Pool:
             if cause is not None and cause[0] == NET_ERRORS["proxy"]:
                 return ProxyFailed(f"{url}: {cause[1]}")
             if cause is not None:
-                error = f"net::{cause[0]} ({cause[1]})"
-        return LoadFailed(f"{url}: {error}")
+                net_error, detail = cause[0], f" ({cause[1]})"
+        if net_error is None:
+            return LoadFailed(f"{url}: the browser showed its error page")
+        return LoadFailed(f"{url}: net::{net_error}{detail}", net_error=net_error)
 
     @staticmethod
     def _forget_setup(browser: Browser, site_name: str) -> None:
@@ -666,9 +771,6 @@ class Pool:
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
                              for b in self._browsers.values()],
             }
-
-
-_ERR_CODE = re.compile(r"(?:net::)?ERR_[A-Z0-9_]+")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ logged (:func:`browserd.logsafe.safe`).
 
 from __future__ import annotations
 
+import base64
 import errno
 import logging
 import os
@@ -480,10 +481,15 @@ class Server:
                 self.watch.unwatch(sock)
             outcome, queue_wait, browser = "ok", info["queue_wait"], info["browser"]
             total = time.monotonic() - t0
-            return {"source": page.source, "url": page.url, "title": page.title, "site": job.site,
-                    "browser": info["browser"], "attempts": info["attempts"], "notes": job.notes,
+            result = {"source": page.source, "url": page.url, "title": page.title, "site": job.site,
+                      "status": page.status, "headers": page.headers, "mime_type": page.mime_type,
+                      "redirects": page.redirects, "charset": page.charset,
+                      "browser": info["browser"], "attempts": info["attempts"], "notes": job.notes,
                     "timing": {"queue_wait": round(queue_wait, 4), "fetch": round(total - queue_wait, 4),
                                "total": round(total, 4)}}
+            if page.body is not None:  # not an HTML document: its bytes, base64 on the wire
+                result["body"] = base64.b64encode(page.body).decode("ascii")
+            return result
         except BrowserdError as exc:
             if job is not None and job.aborted == "client_gone":
                 outcome = "client_gone"

@@ -13,7 +13,10 @@ BLOCK_KINDS = {
 }
 
 #: The policies a site class sets as class attributes (and a config block may override).
-CLASS_POLICIES = ("keep_session", "concurrency", "block", "block_urls", "timeout", "proxy_pool")
+CLASS_POLICIES = ("keep_session", "concurrency", "block", "block_urls", "timeout", "proxy_pool", "dialogs")
+#: JavaScript dialog types a ``dialogs`` policy may name, and what it may do with them.
+DIALOG_TYPES = ("alert", "confirm", "prompt", "beforeunload")
+DIALOG_ACTIONS = ("accept", "dismiss")
 #: The per-site settings a config block may set, and what each must be.
 POLICY_KEYS = CLASS_POLICIES + ("options",)
 
@@ -50,6 +53,10 @@ def check_policy(values: dict, where: str) -> dict:
             problem = "must be a positive number of seconds"
         elif key == "proxy_pool" and value is not None and (not isinstance(value, str) or not value):
             problem = "must be the name of a [proxies.NAME] block"
+        elif key == "dialogs" and (not isinstance(value, dict) or set(value) - set(DIALOG_TYPES)
+                                   or any(v not in DIALOG_ACTIONS for v in value.values())):
+            problem = (f"must be a table of {', '.join(DIALOG_TYPES)} -> "
+                       f"{' or '.join(repr(a) for a in DIALOG_ACTIONS)}")
         elif key == "options" and not isinstance(value, dict):
             problem = "must be a table"
         if problem:

@@ -27,7 +27,7 @@ keeps its browser busy until it is killed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from selenium.webdriver.support.ui import WebDriverWait
@@ -38,9 +38,20 @@ from ..site_policy import CLASS_POLICIES, block_patterns, check_policy
 
 @dataclass
 class Page:
+    """What a site's fetch returns: the rendered ``source``, final ``url`` and ``title``.
+    The pool adds what the browser's network events say of the main document (sites need
+    not): ``status``, ``headers``, ``mime_type``, ``redirects``, and for a document that
+    is not HTML (or a download) its ``body`` bytes. ``charset`` is the document's own."""
+
     source: str
     url: str
     title: str
+    status: int | None = None
+    headers: dict = field(default_factory=dict)
+    mime_type: str = ""
+    redirects: list = field(default_factory=list)
+    body: bytes | None = None
+    charset: str = ""
 
 
 class Site:
@@ -59,6 +70,10 @@ class Site:
     block: ClassVar[tuple] = ()
     #: More URL patterns not to load (``*`` is a wildcard), e.g. ``"*://ads.example.com/*"``.
     block_urls: ClassVar[tuple] = ()
+    #: JavaScript dialogs: type (alert, confirm, prompt, beforeunload) -> "accept" or
+    #: "dismiss"; types not named get the default (accept alert and beforeunload, dismiss
+    #: confirm and prompt). Each dialog is reported in the result's notes.
+    dialogs: ClassVar[dict] = {}
     #: Default and maximum seconds of this site's jobs (None: the daemon's ``job_timeout``).
     timeout: ClassVar[float | None] = None
     #: The ``[proxies.NAME]`` pool this site's jobs go through unless a job names its own
@@ -108,8 +123,12 @@ class Site:
         (and ``timeout``), that gives up at once when the job is aborted."""
         limit = job.remaining() if timeout is None else min(float(timeout), job.remaining())
 
+        netlog = getattr(driver, "netlog", None)
+
         def check(d):
             job.check()
+            if netlog is not None:  # a page that navigates forever never gets ready
+                netlog.check_loop(d, job.url)
             return condition(d)
 
         return WebDriverWait(driver, max(limit, 0.01), poll_frequency=0.05).until(check, message)
@@ -130,12 +149,33 @@ class Site:
             time.sleep(0.05)
 
     @staticmethod
-    def read_page(driver) -> Page:
-        """Page source, final URL and title of the current document, in one round trip
-        (what ``page_source``, ``current_url`` and ``title`` return, at a third of the cost)."""
-        source, url, title = driver.execute_script(
-            "return [document.documentElement.outerHTML, document.URL, document.title]")
-        return Page(source=source, url=url, title=title)
+    def read_page(driver, job=None) -> Page:
+        """Page source, final URL, title and charset of the current document, in one round
+        trip. Read through DevTools' own serialization, which turns an unpaired UTF-16
+        surrogate into U+FFFD (chromedriver's cannot serialize one: STYLE trap 19). A
+        document replaced while it is read (a navigation in ``onload``) is read again,
+        within the job's time."""
+        from selenium.common.exceptions import WebDriverException
+
+        expression = ("[document.documentElement ? document.documentElement.outerHTML : '', "
+                      "document.URL, document.title, document.characterSet]")
+        deadline = time.monotonic() + (max(job.remaining(), 0) if job is not None else 5.0)
+        while True:
+            try:
+                reply = driver.execute("executeCdpCommand", {"cmd": "Runtime.evaluate", "params": {
+                    "expression": expression, "returnByValue": True}})["value"]
+                value = (reply.get("result") or {}).get("value")
+                if isinstance(value, list) and len(value) == 4 and not reply.get("exceptionDetails"):
+                    source, url, title, charset = value
+                    return Page(source=source, url=url, title=title, charset=charset)
+                error = RuntimeError(f"the page could not be read: {reply.get('exceptionDetails')}")
+            except WebDriverException as exc:  # the document went away mid-read
+                error = exc
+            if time.monotonic() >= deadline:
+                raise error
+            if job is not None:
+                job.check()
+            time.sleep(0.05)
 
     @staticmethod
     def param(job, name: str, kind, default=None, *, minimum=None, maximum=None, required=False):
@@ -166,5 +206,5 @@ class Site:
         return {"name": self.name, "description": self.description, "params": dict(self.params),
                 "keep_session": self.keep_session, "concurrency": self.concurrency,
                 "block": list(self.block), "block_urls": list(self.block_urls), "timeout": self.timeout,
-                "proxy_pool": self.proxy_pool,
+                "proxy_pool": self.proxy_pool, "dialogs": dict(self.dialogs),
                 "module": type(self).__module__}

@@ -57,6 +57,6 @@ class ClickMore(Site):
                 lambda now, before=(items, size): now[1] > before[0] or now[2] != before[1])
             if not changed:
                 break  # the click did nothing within settle: stop rather than click on
-        page = self.read_page(driver)
+        page = self.read_page(driver, job)
         job.notes.update(clicks=clicks, items=items if item_selector else None)
         return page

@@ -30,7 +30,7 @@ class Generic(Site):
         if script:
             self.wait_until(driver, job, js_condition(script), timeout=wait,
                             message=f"condition {script!r} did not become true")
-        return self.read_page(driver)
+        return self.read_page(driver, job)
 
 
 def js_condition(expression: str):

@@ -44,6 +44,6 @@ class Scroll(Site):
                 lambda now, before=(height, items): now[0] > before[0] or now[1] > before[1])
             if not grew:
                 break
-        page = self.read_page(driver)
+        page = self.read_page(driver, job)
         job.notes.update(scrolls=scrolls, items=items if selector else None)
         return page

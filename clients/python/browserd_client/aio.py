@@ -19,7 +19,7 @@ import socket
 
 from . import protocol
 from .batch import MapResult, failure
-from .client import _REPLY_GRACE, FetchResult, _fetch_request, _Settings, _sites_with_problems
+from .client import _REPLY_GRACE, FetchResult, _fetch_request, result_from_wire, _Settings, _sites_with_problems
 from .errors import (
     AuthenticationFailed, FrameTooLarge, NotRunning, ProtocolError, Timeout,
 )
@@ -143,12 +143,7 @@ class AsyncClient(_Settings):
 
     async def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
         args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
-        r = await self._call("fetch", args, reply_timeout=reply_timeout)
-        return FetchResult(
-            source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
-            site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
-            timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
-        )
+        return result_from_wire(await self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
     async def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
         return (await self.fetch(url, site=site, timeout=timeout, **params)).source

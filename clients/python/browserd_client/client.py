@@ -57,7 +57,33 @@ class FetchResult:
     browser: str = ""           #: id of the daemon's browser that served it
     timing: dict = field(default_factory=dict)  #: seconds: queue_wait, fetch, total
     attempts: int = 1           #: 2 when the first browser crashed and the daemon retried
-    notes: dict = field(default_factory=dict)  #: what the site class reported (e.g. scrolls)
+    notes: dict = field(default_factory=dict)  #: what the site class reported (e.g. scrolls, dialogs)
+    status: int | None = None   #: HTTP status of the main document (None: not HTTP, e.g. data:)
+    headers: dict = field(default_factory=dict)  #: its response headers, lower-case names
+    mime_type: str = ""         #: its MIME type as the browser saw it
+    redirects: list = field(default_factory=list)  #: [{"url", "status"}] of each redirect hop
+    body: bytes | None = None   #: a document that is not HTML (JSON, CSV, PDF, an attachment): its bytes
+    charset: str = ""           #: the document's own charset (document.characterSet)
+
+    @property
+    def ok(self) -> bool:
+        """The main document's status is below 400 (or it has none)."""
+        return self.status is None or self.status < 400
+
+
+def result_from_wire(r: dict, url: str, site: str) -> FetchResult:
+    """The :class:`FetchResult` of a fetch reply (older daemons send no metadata)."""
+    import base64
+
+    body = r.get("body")
+    return FetchResult(
+        source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
+        site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
+        timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
+        status=r.get("status"), headers=r.get("headers") or {}, mime_type=r.get("mime_type") or "",
+        redirects=r.get("redirects") or [], body=base64.b64decode(body) if body is not None else None,
+        charset=r.get("charset") or "",
+    )
 
 
 class _Settings(ProcessBound):
@@ -139,12 +165,7 @@ class Client(_Settings):
         ``timeout``: seconds (capped by the daemon at the site's), None for this client's
         ``timeout``, or :data:`SITE_TIMEOUT` to send none."""
         args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
-        r = self._call("fetch", args, reply_timeout=reply_timeout)
-        return FetchResult(
-            source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
-            site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
-            timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
-        )
+        return result_from_wire(self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
     def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
         return self.fetch(url, site=site, timeout=timeout, **params).source

@@ -87,6 +87,13 @@ class LoadFailed(BrowserdError):
 
     code = "load_failed"
 
+    @property
+    def net_error(self) -> str | None:
+        """The net error Chromium reported for the main document (``ERR_TOO_MANY_REDIRECTS``,
+        ``ERR_EMPTY_RESPONSE``, ...), or browserd's name for what ended it
+        (``navigation_loop``); None when no error was reported."""
+        return self.details.get("net_error")
+
 
 class ProxyFailed(BrowserdError):
     """The job's upstream proxy refused, failed to authenticate or timed out (the message

@@ -14,9 +14,13 @@
 
 A request whose ``meta["browserd"]`` is true is fetched by the daemon and answered with
 an ``HtmlResponse``: ``url`` is the final URL (after redirects), ``body`` the rendered
-source (UTF-8), ``status`` 200, flag ``"browserd"``; ``meta["browserd_result"]`` holds
-``title``, ``timing``, ``browser`` and ``requested_url``. Other requests pass through to
-Scrapy's own downloader.
+source (UTF-8), ``status`` and ``headers`` the main document's own, as the browser
+received them (so Scrapy's ``RetryMiddleware`` and ``HttpErrorMiddleware`` work
+unchanged: a 503 is retried, a 404 reaches only callbacks that allow it), flag
+``"browserd"``. A document that is not HTML (JSON, CSV, PDF, an attachment) is a plain
+``Response`` (``TextResponse`` for text types) with its bytes. ``meta["browserd_result"]``
+holds ``title``, ``timing``, ``browser``, ``requested_url``, ``redirects``, ``notes``.
+Other requests pass through to Scrapy's own downloader.
 
 Errors: a failed fetch raises :class:`BrowserdRequestFailed`, an ``IgnoreRequest``, so
 the request's errback gets it (``failure.value.code`` is the wire code, e.g.
@@ -109,11 +113,11 @@ class BrowserdMiddleware(ProcessBound):
             request.meta["browserd_error"] = {"code": exc.code, "message": exc.message}
             raise BrowserdRequestFailed(exc.code, exc.message, request.url) from None
         request.meta["browserd_result"] = {"title": result.title, "timing": result.timing,
-                                           "browser": result.browser, "requested_url": result.requested_url}
-        return HtmlResponse(url=result.url or request.url, status=200, body=result.source.encode("utf-8"),
-                            encoding="utf-8", request=request, flags=["browserd"])
+                                           "browser": result.browser, "requested_url": result.requested_url,
+                                           "redirects": result.redirects, "notes": result.notes}
+        return make_response(request, result)
 
-    def _fetch(self, url: str, site: str, timeout: float, params: dict):
+    def _fetch(self, url: str, site: str, timeout: float, params: dict):  # noqa: D401
         """On a pool thread, with a client (connection) no other thread is using."""
         try:
             client = self._idle.get_nowait()
@@ -127,4 +131,30 @@ class BrowserdMiddleware(ProcessBound):
             self._idle.put(client)
 
 
-__all__ = ["BrowserdMiddleware", "BrowserdRequestFailed"]
+#: Headers that describe the bytes as sent, not the decoded body the response carries.
+_TRANSPORT_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+
+
+def make_response(request, result):
+    """The Scrapy response of a browserd result: the document's real status and headers
+    (multi-valued headers arrive joined by newlines, as the browser reports them)."""
+    from scrapy.http import Response, TextResponse
+    from scrapy.http.headers import Headers
+
+    headers = Headers()
+    for name, value in (result.headers or {}).items():
+        if name.lower() in _TRANSPORT_HEADERS:
+            continue
+        headers.setlist(name, str(value).split("\n"))
+    status = result.status if result.status is not None else 200
+    url = result.url or request.url
+    if result.body is None:
+        headers["Content-Type"] = "text/html; charset=utf-8"  # the rendered DOM, re-encoded
+        return HtmlResponse(url=url, status=status, headers=headers, body=result.source.encode("utf-8"),
+                            encoding="utf-8", request=request, flags=["browserd"])
+    text = result.mime_type.startswith("text/") or result.mime_type.endswith(("json", "xml"))
+    cls = TextResponse if text else Response
+    return cls(url=url, status=status, headers=headers, body=result.body, request=request, flags=["browserd"])
+
+
+__all__ = ["BrowserdMiddleware", "BrowserdRequestFailed", "make_response"]

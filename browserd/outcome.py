@@ -1,0 +1,99 @@
+"""The one place that decides what a job's end means (like Selenium's
+``remote/errorhandler.py`` ``check_response``): success, the request's fault, the site
+class's fault, the page's fault, the browser's fault, or aborted.
+
+It decides from typed information only: exception classes (browserd's own tree,
+Selenium's), the navigation's net error as the browser's network events name it
+(:class:`browserd.navigation.Document`), and whether the job was aborted or the browser
+killed. Callers act on the :class:`Outcome` (its error is the reply, its ``fate`` what
+happens to the browser) and never search message strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from selenium.common.exceptions import (
+    InvalidSelectorException, TimeoutException, UnexpectedAlertPresentException, WebDriverException,
+)
+
+from browserd_client.errors import (
+    BadRequest, BrowserdError, ForbiddenUrl, LoadFailed, ProxyFailed, SiteError, Timeout,
+)
+
+from .jobs import JobAborted
+from .navigation import HTTP_STATUS_ERRORS, MAX_NAVIGATIONS, Document
+
+
+class Kind(str, enum.Enum):
+    SUCCESS = "success"
+    REQUEST = "request"    # the client asked for something invalid (a bad selector, a bad param)
+    SITE = "site"          # the site class raised, or returned something that is not a Page
+    PAGE = "page"          # the page could not be loaded, or did not get ready in time
+    BROWSER = "browser"    # the browser or its driver broke: replace it
+    ABORTED = "aborted"    # deadline passed or client gone
+
+
+@dataclass
+class Outcome:
+    kind: Kind
+    error: BaseException | None = None
+    fate: str = "reset"    # "reset" (check the browser in again) or "replace"
+
+
+PAGE_ERRORS = (LoadFailed, ForbiddenUrl, ProxyFailed, Timeout)
+
+
+def navigation_failed(doc: Document) -> bool:
+    """The main document failed with a net error, and no HTTP answer stands for it."""
+    if not doc.net_error:
+        return False
+    return not (doc.net_error in HTTP_STATUS_ERRORS and doc.status is not None)
+
+
+def classify(exc: BaseException | None, *, job, site_name: str, doc: Document | None,
+             browser_killed: bool, browser_alive, is_browser_failure, load_error, aborted_error) -> Outcome:
+    """The outcome of a job that ended with ``exc`` (None: it returned a page).
+
+    ``browser_alive()`` and ``is_browser_failure(exc)`` are asked only when needed;
+    ``load_error(net_error)`` builds the reply of a failed navigation (the pool asks the
+    egress proxy for the cause behind a SOCKS failure); ``aborted_error(job)`` that of an
+    aborted job."""
+    if job.aborted:
+        broken = browser_killed or (exc is not None and not isinstance(exc, (JobAborted, BrowserdError))
+                                    and not browser_alive())
+        return Outcome(Kind.ABORTED, aborted_error(job), "replace" if broken else "reset")
+    if exc is None:
+        return Outcome(Kind.SUCCESS)
+    if isinstance(exc, BadRequest) and not isinstance(exc, ForbiddenUrl):
+        return Outcome(Kind.REQUEST, exc)
+    if isinstance(exc, PAGE_ERRORS):
+        return Outcome(Kind.PAGE, exc)
+    if isinstance(exc, BrowserdError):
+        return Outcome(Kind.SITE, exc)
+    if isinstance(exc, InvalidSelectorException):
+        return Outcome(Kind.REQUEST, BadRequest(f"invalid CSS selector: {_first_line(exc)}"))
+    if isinstance(exc, TimeoutException):
+        if doc is not None and doc.navigations > MAX_NAVIGATIONS:
+            return Outcome(Kind.PAGE, LoadFailed(f"{job.url}: navigation loop: the page navigated "
+                                                 f"{doc.navigations} times", net_error="navigation_loop"))
+        if doc is not None and navigation_failed(doc):
+            return Outcome(Kind.PAGE, load_error(doc.net_error))
+        return Outcome(Kind.PAGE, Timeout(_first_line(exc) or f"timed out after {job.timeout:.1f}s"))
+    if isinstance(exc, WebDriverException) and not isinstance(exc, UnexpectedAlertPresentException) \
+            and doc is not None and navigation_failed(doc):
+        return Outcome(Kind.PAGE, load_error(doc.net_error))
+    if is_browser_failure(exc) or not browser_alive():
+        return Outcome(Kind.BROWSER, exc, "replace")
+    return Outcome(Kind.SITE, SiteError(f"site {site_name!r} failed: {type(exc).__name__}: {_first_line(exc)}"))
+
+
+def wrong_page_type(site_name: str, page) -> SiteError:
+    return SiteError(f"site {site_name}: fetch must return a Page, got {type(page).__name__}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "msg", None) or str(exc)
+    text = (text or "").strip()
+    return text.splitlines()[0] if text else ""

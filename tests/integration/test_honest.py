@@ -1,0 +1,196 @@
+"""Issue 13: an honest answer for every kind of page, through the real daemon and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from browserd_client import AsyncClient, BadRequest, LoadFailed
+from tests.conftest import ROOT, run_cli
+from tests.support.honest_pages import CP1251_TEXT, CSV, PDF, HonestPages
+
+
+@pytest.fixture(scope="module")
+def honest():
+    with HonestPages() as pages:
+        yield pages
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def daemon(honest, home, tmp_path_factory):
+    """A daemon of 2 browsers whose user's HOME is an empty directory (no download may land there)."""
+    from tests.conftest import Daemon, assert_nothing_left
+
+    state = str(tmp_path_factory.mktemp("state"))
+    result = run_cli("start", "--browsers", "2", state_dir=state, env={"HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    d = Daemon(state, result.stdout)
+    yield d
+    pids = [p.pid for p in d.processes()]
+    assert d.stop().returncode == 0
+    assert_nothing_left(state, pids)
+
+
+def files_under(path) -> list:
+    return [os.path.join(root, f) for root, _, files in os.walk(path) for f in files]
+
+
+def test_result_carries_status_headers_mime_type_and_redirects(daemon, honest):
+    with daemon.client() as c:
+        r = c.fetch(honest.url("/hop", n=2, first=1))
+    print(r.status, r.mime_type, r.redirects)
+    assert r.status == 200 and r.mime_type == "text/html"
+    assert r.headers["x-honest"] == "yes" and all(k == k.lower() for k in r.headers)
+    assert [h["status"] for h in r.redirects] == [301, 302]
+    assert r.redirects[0]["url"] == honest.url("/hop", n=2, first=1)
+    assert r.url == honest.url("/hop", n=0, first=0) and "HONEST-HOPPED" in r.source
+
+
+@pytest.mark.parametrize("code", [404, 500])
+def test_http_error_page_with_a_body_is_a_result_with_its_status(daemon, honest, code):
+    with daemon.client() as c:
+        r = c.fetch(honest.url("/status", code=code))
+    assert r.status == code and f"HONEST-{code}" in r.source
+
+
+def test_http_error_without_a_body_is_a_result_with_its_status_and_no_chrome_page(daemon, honest):
+    with daemon.client() as c:
+        r = c.fetch(honest.url("/status", code=404, body=0))
+    assert r.status == 404 and r.source == "" and r.body == b""
+
+
+@pytest.mark.parametrize("path,net_error", [("/loop", "ERR_TOO_MANY_REDIRECTS"),
+                                            ("/empty", "ERR_EMPTY_RESPONSE"),
+                                            ("/garbage", "ERR_INVALID_HTTP_RESPONSE")])
+def test_failed_navigation_names_the_net_error_of_the_document(daemon, honest, path, net_error):
+    with daemon.client() as c:
+        with pytest.raises(LoadFailed) as info:
+            c.fetch(honest.url(path))
+    print(info.value)
+    assert info.value.net_error == net_error and net_error in str(info.value)
+
+
+def test_unsafe_port_is_named(daemon):
+    with daemon.client() as c:
+        with pytest.raises(LoadFailed) as info:
+            c.fetch("http://127.0.0.1:9/")
+    assert info.value.net_error == "ERR_UNSAFE_PORT"
+
+
+@pytest.mark.parametrize("path,mime,expected", [("/csv", "text/csv", CSV), ("/pdf", "application/pdf", PDF),
+                                                ("/json", "application/json", b'{"honest": true, "n": [1, 2, 3]}')])
+def test_non_html_documents_come_back_as_their_bytes(daemon, honest, home, path, mime, expected):
+    with daemon.client() as c:
+        r = c.fetch(honest.url(path))
+        assert r.body == expected and r.mime_type == mime and r.status == 200
+        assert c.fetch(honest.url("/static-ok")).body is None  # the next job is a page again
+    assert files_under(home) == []
+    downloads = [f for f in files_under(daemon.state_dir) if f"{os.sep}downloads{os.sep}" in f]
+    assert downloads == []
+
+
+def test_dialogs_never_fail_a_job_and_are_reported(daemon, honest):
+    with daemon.client() as c:
+        alerted = c.fetch(honest.url("/alert"))
+        confirmed = c.fetch(honest.url("/confirm"), wait_js="document.getElementById('marker').dataset.p !== undefined")
+    assert "HONEST-ALERT" in alerted.source
+    assert alerted.notes["dialogs"] == [{"type": "alert", "message": "hello from the page"}]
+    assert [d["type"] for d in confirmed.notes["dialogs"]] == ["confirm", "prompt"]
+    assert 'data-c="false"' in confirmed.source and 'data-p="null"' in confirmed.source  # dismissed
+
+
+def test_navigation_in_onload_settles_on_the_new_document(daemon, honest):
+    with daemon.client() as c:
+        r = c.fetch(honest.url("/onload-redirect"), wait_for="#marker")
+    assert "HONEST-OK" in r.source and r.url == honest.url("/static-ok") and r.status == 200
+
+
+def test_endless_location_replace_is_load_failed_naming_the_loop(daemon, honest):
+    with daemon.client() as c:
+        with pytest.raises(LoadFailed) as info:
+            c.fetch(honest.url("/replace-loop"), wait_for="#never", timeout=15)
+    assert info.value.net_error == "navigation_loop"
+
+
+def test_lone_surrogate_does_not_make_a_page_unfetchable(daemon, honest):
+    with daemon.client() as c:
+        r = c.fetch(honest.url("/surrogate"))
+    assert "HONEST-SURROGATE\ufffd" in r.source and r.title == "lone \ufffd"
+
+
+def test_invalid_selector_is_bad_request(daemon, honest):
+    with daemon.client() as c:
+        with pytest.raises(BadRequest):
+            c.fetch(honest.url("/static-ok"), wait_for="p[[")
+
+
+def test_wait_timeout_names_what_it_waited_for(daemon, honest):
+    from browserd_client import Timeout
+
+    with daemon.client() as c:
+        with pytest.raises(Timeout, match="#never-there"):
+            c.fetch(honest.url("/static-ok"), wait_for="#never-there", wait_timeout=0.5)
+
+
+def test_async_client_gets_the_same_metadata(daemon, honest):
+    async def go():
+        async with AsyncClient(state_dir=daemon.state_dir) as c:
+            return await c.fetch(honest.url("/status", code=404)), await c.fetch(honest.url("/json"))
+    page, doc = asyncio.run(go())
+    assert page.status == 404 and page.headers["x-honest"] == "yes"
+    assert doc.body.startswith(b'{"honest"') and doc.mime_type == "application/json"
+
+
+def test_cli_fetch_exit_code_json_and_utf8_files(daemon, honest, tmp_path):
+    missing = run_cli("fetch", honest.url("/status", code=404), state_dir=daemon.state_dir)
+    assert missing.returncode == 5, missing.stderr
+    allowed = run_cli("fetch", "--allow-status", "--json", honest.url("/status", code=404),
+                      state_dir=daemon.state_dir)
+    assert allowed.returncode == 0, allowed.stderr
+    record = json.loads(allowed.stdout)
+    assert record["status"] == 404 and record["headers"]["x-honest"] == "yes" and record["redirects"] == []
+    out = tmp_path / "cp.html"
+    saved = run_cli("fetch", honest.url("/cp1251"), "-o", str(out), state_dir=daemon.state_dir)
+    assert saved.returncode == 0, saved.stderr
+    text = out.read_bytes().decode("utf-8")
+    assert CP1251_TEXT in text and 'charset="utf-8"' in text and "windows-1251" not in text
+
+
+def test_cli_batch_saves_bytes_and_records_status_and_charset(daemon, honest, tmp_path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join([honest.url("/cp1251"), honest.url("/csv"), honest.url("/status", code=500)]))
+    out = tmp_path / "out"
+    result = run_cli("fetch", "-i", str(urls), "-o", str(out), state_dir=daemon.state_dir)
+    assert result.returncode == 0, result.stderr
+    records = {r["url"]: r for r in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
+    cp = records[honest.url("/cp1251")]
+    assert cp["charset"] == "windows-1251" and cp["status"] == 200
+    assert CP1251_TEXT in (out / cp["file"]).read_text(encoding="utf-8")
+    csv = records[honest.url("/csv")]
+    assert csv["file"].endswith(".csv") and (out / csv["file"]).read_bytes() == CSV
+    assert records[honest.url("/status", code=500)]["status"] == 500
+
+
+def test_scrapy_retries_a_503_and_hands_a_404_to_the_callback(daemon, honest, tmp_path):
+    pytest.importorskip("scrapy")
+    out = tmp_path / "items.jsonl"
+    crawl = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "support", "scrapy_status_crawl.py"), daemon.state_dir,
+         str(out), honest.url("/flaky", key="scrapy", fail=1), honest.url("/status", code=404)],
+        capture_output=True, text=True, timeout=240, env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "clients", "python")])))
+    assert crawl.returncode == 0, crawl.stderr[-3000:]
+    items = {i["kind"]: i for i in map(json.loads, out.read_text().splitlines())}
+    print(items, honest.hits("scrapy"))
+    assert items["flaky"]["status"] == 200 and "HONEST-RECOVERED 2" in items["flaky"]["text"]
+    assert honest.hits("scrapy") == 2  # Scrapy's own RetryMiddleware retried the 503 once
+    assert items["missing"]["status"] == 404 and items["missing"]["header"] == "yes"
