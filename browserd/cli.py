@@ -39,13 +39,13 @@ def _die(message: str, code: int) -> int:
     return code
 
 
+def _setting_flags(args) -> dict:
+    """The settings given as flags on this command line (name -> value)."""
+    return {s.name: getattr(args, s.name) for s in configmod.SETTINGS if getattr(args, s.name, None) is not None}
+
+
 def _load_config(args, server: bool) -> configmod.Config:
-    flags = {"state_dir": args.state_dir}
-    if server:
-        for setting in configmod.SETTINGS:
-            if setting.flag and setting.name != "state_dir":
-                flags[setting.name] = getattr(args, setting.name, None)
-    return configmod.load(args.config, flags=flags)
+    return configmod.load(args.config, flags=_setting_flags(args))
 
 
 # -- server commands -------------------------------------------------------------------------
@@ -567,19 +567,32 @@ summary to stdout.
 exit codes: 0 every URL fetched (or already saved); 1 a fetch failed (with -i: any
 URL failed); 2 bad command line; 3 browserd is not running."""
 
+def _add_setting_flag(parser, setting: configmod.Setting) -> None:
+    """One declared setting as a flag: ``--name`` (a bool: ``--name/--no-name``; a list:
+    comma-separated, or a JSON array when a value holds a comma). Values are checked by
+    config.load, which names the setting and the flag."""
+    kwargs = {"dest": setting.name, "default": None, "help": f"{setting.doc} (${setting.env})"}
+    if setting.type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif setting.type is list:
+        kwargs.update(metavar="A,B", help=f"{setting.doc} Comma-separated, or a JSON array "
+                      f"('[\"a, b\"]'); a value starting with - needs {setting.flag}=VALUE (${setting.env})")
+    else:
+        kwargs["metavar"] = setting.type.__name__.upper() if setting.type in (int, float) else "TEXT"
+    parser.add_argument(setting.flag, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="TOML config file (or $BROWSERD_CONFIG)")
-    common.add_argument("--state-dir", metavar="DIR", help="state directory (or $BROWSERD_STATE_DIR)")
+    _add_setting_flag(common, configmod.setting("state_dir"))
 
     server = argparse.ArgumentParser(add_help=False)
+    group = server.add_argument_group("settings (each also BROWSERD_<NAME> in the environment, or NAME in "
+                                      "the config file)")
     for setting in configmod.SETTINGS:
-        if not setting.flag or setting.name == "state_dir":
-            continue
-        kwargs = {"dest": setting.name, "default": None, "help": setting.doc}
-        if setting.type in (int, float):
-            kwargs["type"] = setting.type
-        server.add_argument("--" + setting.name.replace("_", "-"), **kwargs)
+        if setting.name != "state_dir":  # every command has --state-dir (common)
+            _add_setting_flag(group, setting)
 
     parser = argparse.ArgumentParser(prog="browserd", description="A daemonized pool of warm headless Chromium browsers.")
     parser.add_argument("--version", action="version", version=f"browserd {__version__}")
