@@ -276,5 +276,5 @@ def check_log_file(path: str, gid: int | None = PRIVATE) -> str | None:
     except StateDirError as exc:
         return str(exc)
     except OSError as exc:
-        return f"cannot write {path}: {path_problem(path, exc)}"
+        return f"cannot write it: {path_problem(path, exc)}"
     return None
