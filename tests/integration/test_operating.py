@@ -141,6 +141,11 @@ def test_plain_status_lists_site_problems(start_daemon, tmp_path):
     plain = run_cli("status", state_dir=daemon.state_dir)
     assert plain.returncode == 0
     assert "1 load problem:" in plain.stdout and "no_such_module_here" in plain.stdout
+    fields = json.loads(run_cli("status", "--json", state_dir=daemon.state_dir).stdout)
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    table = readme[readme.index("The `status` reply"):]
+    undocumented = [key for key in fields if f"`{key}`" not in table]
+    assert not undocumented, f"status fields missing from the README's table: {undocumented}"
 
 
 # -- bad paths: one line, exit 78 ---------------------------------------------------------------
