@@ -474,7 +474,9 @@ class Arbiter:
                         logger.warning("drain: %d jobs still running; stopping them",
                                        self.pool.snapshot()["active_jobs"])
                         break
-        for name in (STATE_FILE, statedir.BROWSERS_FILE):
+        # A clean stop leaves only the key and the log (``restart`` read config.json before
+        # stopping; after a crash it stays, for the restart that cleans up).
+        for name in (STATE_FILE, statedir.BROWSERS_FILE, statedir.CONFIG_FILE):
             try:
                 os.unlink(self.config.path_in_state(name))
             except FileNotFoundError:

@@ -62,7 +62,7 @@ def test_restart_keeps_the_config_file_flags_and_environment(start_daemon, pages
     assert status["pid"] != before["pid"] and status["config_file"] == config
     with daemon.client() as c:
         assert c.fetch(pages.url("/static", m="after"), site="custom").title == "custom static after"
-    recorded = json.load(open(os.path.join(daemon.state_dir, "config.json")))
+    recorded = json.load(open(os.path.join(daemon.state_dir, "config.json")))  # removed by a clean stop
     assert recorded["flags"]["job_timeout"] == 40.0 and float(recorded["env"]["BROWSERD_IDLE_TIMEOUT"]) == 120
     assert oct(os.stat(os.path.join(daemon.state_dir, "config.json")).st_mode & 0o777) == "0o600"
     plain = run_cli("status", state_dir=daemon.state_dir)

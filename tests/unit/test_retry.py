@@ -161,3 +161,17 @@ def test_client_waits_for_a_state_file_that_appears(tmp_path):
     client = Client(state_dir=str(tmp_path / "none"), retry=Backoff(deadline=0.3, cap=0.05))
     with pytest.raises(NotRunning):
         client.ping()
+
+
+def test_async_client_waits_for_a_missing_state_file_then_says_not_running(tmp_path):
+    import asyncio
+
+    from browserd_client import AsyncClient
+    from browserd_client.errors import NotRunning
+
+    async def main():
+        async with AsyncClient(state_dir=str(tmp_path / "none"), retry=Backoff(deadline=0.3, cap=0.05)) as c:
+            await c.ping()
+
+    with pytest.raises(NotRunning):
+        asyncio.run(main())
