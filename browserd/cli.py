@@ -250,10 +250,15 @@ def _not_serving(config) -> dict | None:
     from .daemonize import is_locked, read_pid
 
     stopped = {"running": False, "stale": False, "state_dir": config.state_dir}
-    if not statedir.verify(config.state_dir):
+    try:
+        os.lstat(config.state_dir)
+    except FileNotFoundError:
         return stopped
+    except OSError:
+        statedir.verify(config.state_dir)  # raises the one-line reason (e.g. not a directory)
     if not statedir.owned_by_us(config.state_dir):
-        return None  # a group member cannot read the pidfile: the daemon answers
+        return None  # a group member cannot read the pidfile (nor check the dir): the daemon answers
+    statedir.verify(config.state_dir)
     pidfile = config.path_in_state(PID_FILE)
     if is_locked(pidfile):
         return None
@@ -272,8 +277,10 @@ def _status_reply(args, config) -> tuple[dict | None, dict | None, int]:
             return None, stopped, EXIT_NOT_RUNNING
         with _client(args, config) as client:
             return client.status(), None, EXIT_OK
-    except NotRunning:  # the pidfile is held but no state file yet: starting
-        return None, {"running": False, "starting": True, "state_dir": config.state_dir}, EXIT_NOT_RUNNING
+    except NotRunning:  # our dir: the pidfile is held but no state file yet, so starting
+        starting = statedir.owned_by_us(config.state_dir)
+        return None, {"running": False, "stale": False, "starting": starting, "state_dir": config.state_dir}, \
+            EXIT_NOT_RUNNING
     except PermissionDenied as exc:
         return None, {"running": None, "error": {"code": exc.code, "message": str(exc)}}, EXIT_NO_PERMISSION
     except statedir.StateDirError as exc:
