@@ -313,6 +313,7 @@ class Browser:
             navigated_urls(self.driver)  # start the first job with an empty log
         except BaseException as exc:
             self.kill()
+            self.keep_start_output()
             self.cleanup_workdir()
             if isinstance(exc, BrowserStartError):
                 raise
@@ -617,6 +618,19 @@ class Browser:
         self.close_namespace()
         self.cleanup_workdir()
         logger.debug("browser=%s stopped in %.3fs", self.id, time.monotonic() - t0)
+
+    def keep_start_output(self, max_bytes: int = 16384) -> None:
+        """A failed start: the tail of chromedriver's log and of its and Chromium's output
+        go to the daemon log (not the terminal) before the working dir is deleted."""
+        for name in ("chromedriver.out", "chromedriver.log") if self.workdir else ():
+            try:
+                with open(os.path.join(self.workdir, name), "rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
+                    text = f.read().decode("utf-8", "replace").strip()
+            except OSError:
+                continue
+            logger.error("browser=%s failed to start; its %s ends:\n%s", self.id, name, text or "(empty)",
+                         extra={"log_only": True})
 
     def cleanup_workdir(self) -> None:
         if self.workdir:

@@ -14,7 +14,7 @@ import psutil
 
 from browserd_client import SITE_TIMEOUT, Backoff, Client
 from browserd_client.errors import BrowserdError, NotRunning, PermissionDenied
-from browserd_client.state import PID_FILE, STATE_FILE
+from browserd_client.state import PID_FILE, STATE_FILE, default_state_dir
 
 from . import __version__
 from . import config as configmod
@@ -40,24 +40,28 @@ def _die(message: str, code: int) -> int:
     return code
 
 
+def _setting_flags(args) -> dict:
+    """The settings given as flags on this command line (name -> value)."""
+    return {s.name: getattr(args, s.name) for s in configmod.SETTINGS if getattr(args, s.name, None) is not None}
+
+
 def _load_config(args, server: bool) -> configmod.Config:
-    flags = {"state_dir": args.state_dir}
-    if server:
-        for setting in configmod.SETTINGS:
-            if setting.flag and setting.name != "state_dir":
-                flags[setting.name] = getattr(args, setting.name, None)
-    return configmod.load(args.config, flags=flags)
+    return configmod.load(args.config, flags=_setting_flags(args))
 
 
 # -- server commands -------------------------------------------------------------------------
 
-def cmd_start(args) -> int:
+def cmd_start(args, config: configmod.Config | None = None) -> int:
     from .daemonize import detach
     from .lifecycle import Arbiter, StartError, close_logging, configure_logging
 
-    config = _load_config(args, server=True)
+    config = config or _load_config(args, server=True)
     os.umask(0o077)  # files, log and socket are private unless a mode says otherwise
     statedir.prepare(config.state_dir, config.group_gid)  # before the log is opened in it
+    if config.log_file or not args.foreground_run:  # `run` without log_file logs to stderr
+        problem = statedir.check_log_file(config.log_path, config.group_gid)
+        if problem:
+            raise configmod.ConfigError(f"log_file (from {config.sources['log_file']}): {config.log_path}: {problem}")
     if args.foreground_run:
         return _run_foreground(config)
     configure_logging(config, "prepare")
@@ -194,10 +198,31 @@ def _wait_stopped(pid: int, pidfile: str, timeout: float) -> bool:
 
 
 def cmd_restart(args) -> int:
+    """Stop, then start with the configuration the daemon was started with (its recorded
+    config file, flags and environment values), unless this command line gives one
+    (``--config`` or any setting flag but ``--state-dir``): then that one, as ``start``."""
+    config = _restart_config(args)
     code = cmd_stop(args)
     if code != EXIT_OK:
         return code
-    return cmd_start(args)
+    return cmd_start(args, config)
+
+
+def _restart_config(args) -> configmod.Config:
+    given = {k for k in _setting_flags(args) if k != "state_dir"}
+    if args.config is not None or given:
+        return _load_config(args, server=True)
+    state_dir = os.path.abspath(args.state_dir or default_state_dir())
+    data = None
+    if statedir.verify(state_dir):
+        data = statedir.read_json(os.path.join(state_dir, statedir.CONFIG_FILE), None)
+    if data is None:  # never started here (or by a browserd from before the record)
+        return _load_config(args, server=True)
+    config = configmod.from_record(data, state_dir)
+    print(f"browserd: restarting with the configuration it was started with "
+          f"(config file {config.path or 'none'}; {len(data['flags']) + len(data['env'])} flag/environment values)",
+          file=sys.stderr)
+    return config
 
 
 # -- client commands -------------------------------------------------------------------------
@@ -209,27 +234,80 @@ def _verified(config) -> None:
         statedir.verify(config.state_dir)
 
 
+#: A command of the CLI says "not running" at once (exit 3) rather than wait for a daemon
+#: to appear; one that is there is retried like any client's call.
+CLI_RETRY = Backoff(deadline=10.0, wait_for_daemon=0)
+
+
 def _client(args, config, timeout: float = 60.0) -> Client:
     _verified(config)
-    return Client(state_dir=config.state_dir, timeout=timeout,
-                  retry=Backoff(deadline=getattr(args, "retry_deadline", 10.0)))
+    return Client(state_dir=config.state_dir, timeout=timeout, retry=CLI_RETRY)
+
+
+def _not_serving(config) -> dict | None:
+    """Without asking the daemon: ``{"running": False, ...}`` when it is surely not
+    running; ``stale`` when its pidfile is not locked (no live daemon) but state files
+    remain (a daemon that died without cleaning up, e.g. SIGKILL). None: ask it."""
+    from .daemonize import is_locked, read_pid
+
+    stopped = {"running": False, "stale": False, "state_dir": config.state_dir}
+    try:
+        os.lstat(config.state_dir)
+    except FileNotFoundError:
+        return stopped
+    except OSError:
+        statedir.verify(config.state_dir)  # raises the one-line reason (e.g. not a directory)
+    if not statedir.owned_by_us(config.state_dir):
+        return None  # a group member cannot read the pidfile (nor check the dir): the daemon answers
+    statedir.verify(config.state_dir)
+    pidfile = config.path_in_state(PID_FILE)
+    if is_locked(pidfile):
+        return None
+    left = [name for name in (PID_FILE, STATE_FILE, statedir.BROWSERS_FILE)
+            if os.path.lexists(config.path_in_state(name))]
+    if left:
+        stopped.update(stale=True, pid=read_pid(pidfile), left=left)
+    return stopped
+
+
+def _status_reply(args, config) -> tuple[dict | None, dict | None, int]:
+    """(the daemon's status, or None; when it is None, what to report; the exit code)."""
+    try:
+        stopped = _not_serving(config)
+        if stopped is not None:
+            return None, stopped, EXIT_NOT_RUNNING
+        with _client(args, config) as client:
+            return client.status(), None, EXIT_OK
+    except NotRunning:  # our dir: the pidfile is held but no state file yet, so starting
+        starting = statedir.owned_by_us(config.state_dir)
+        return None, {"running": False, "stale": False, "starting": starting, "state_dir": config.state_dir}, \
+            EXIT_NOT_RUNNING
+    except PermissionDenied as exc:
+        return None, {"running": None, "error": {"code": exc.code, "message": str(exc)}}, EXIT_NO_PERMISSION
+    except statedir.StateDirError as exc:
+        return None, {"running": None, "error": {"code": "state_dir", "message": str(exc)}}, EXIT_STATE_DIR
+    except BrowserdError as exc:
+        return None, {"running": None, "error": {"code": exc.code, "message": f"status failed: {exc.code}: {exc}"}}, \
+            EXIT_FAILURE
 
 
 def cmd_status(args) -> int:
     config = _load_config(args, server=False)
-    try:
-        with _client(args, config) as client:
-            status = client.status()
-    except NotRunning:
-        print("browserd is not running")
-        return EXIT_NOT_RUNNING
-    except PermissionDenied as exc:
-        return _die(str(exc), EXIT_NO_PERMISSION)
-    except BrowserdError as exc:
-        return _die(f"status failed: {exc.code}: {exc}", EXIT_FAILURE)
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return EXIT_OK
+    status, report, code = _status_reply(args, config)
+    if args.json:  # always JSON, whatever happened
+        print(json.dumps(status if status is not None else report, indent=2))
+        return code
+    if status is None:
+        if report.get("error"):
+            return _die(report["error"]["message"], code)
+        if report.get("stale"):
+            print(f"browserd is not running (stale: pid {report.get('pid') or '?'} died without cleaning up; "
+                  f"left {', '.join(report['left'])}; `browserd stop` or `start` cleans up)")
+        elif report.get("starting"):
+            print("browserd is not running yet (starting: the pidfile is held, no state file yet)")
+        else:
+            print("browserd is not running")
+        return code
     b, jobs = status["browsers"], status["jobs"]
     lat, wait = status["latency"], status["queue_wait"]
 
@@ -246,6 +324,13 @@ def cmd_status(args) -> int:
           f"{json.dumps({k: v for k, v in jobs['by_outcome'].items() if k != 'ok'})}")
     print(f"latency p50 {ms(lat['p50'])} p99 {ms(lat['p99'])}; queue wait p50 {ms(wait['p50'])} "
           f"p99 {ms(wait['p99'])}; events {json.dumps(status['events'])}")
+    if "config_file" in status:
+        print(f"config file: {status['config_file'] or 'none'}; log: {status.get('log', '-')}")
+    problems = status.get("site_problems") or []
+    print(f"sites: {', '.join(status.get('sites', []))}; {len(problems)} load problem{'s' * (len(problems) != 1)}"
+          + (":" if problems else ""))
+    for problem in problems:
+        print(f"  problem: {problem}")
     return EXIT_OK
 
 
@@ -468,6 +553,7 @@ def _fetch_batch(args, config, params: dict) -> int:
     try:
         with _client(args, config) as client, open(index_path, "a", encoding="utf-8") as index:
             client.ping()  # not running: say so once, not once per URL
+            client.retry = Backoff()  # then ride through a restart like any client (30 s)
             timeout, client.timeout = _fetch_timeouts(client, args, config)
             if torn:
                 index.write("\n")
@@ -559,7 +645,7 @@ def cmd_sites(args) -> int:
     source = "daemon"
     _verified(config)
     try:
-        with Client(state_dir=config.state_dir, retry=Backoff(attempts=3, deadline=3)) as client:
+        with Client(state_dir=config.state_dir, retry=Backoff(attempts=3, deadline=3, wait_for_daemon=0)) as client:
             reply = client.sites(problems=True)
         sites, problems = reply["sites"], reply["problems"]
     except NotRunning:
@@ -624,19 +710,32 @@ exit codes: 0 every URL fetched (or already saved); 1 a fetch failed (with -i: a
 URL failed); 2 bad command line; 3 browserd is not running; 5 (a single URL) the
 page's HTTP status is 400 or above, unless --allow-status."""
 
+def _add_setting_flag(parser, setting: configmod.Setting) -> None:
+    """One declared setting as a flag: ``--name`` (a bool: ``--name/--no-name``; a list:
+    comma-separated, or a JSON array when a value holds a comma). Values are checked by
+    config.load, which names the setting and the flag."""
+    kwargs = {"dest": setting.name, "default": None, "help": f"{setting.doc} (${setting.env})"}
+    if setting.type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif setting.type is list:
+        kwargs.update(metavar="A,B", help=f"{setting.doc} Comma-separated, or a JSON array "
+                      f"('[\"a, b\"]'); a value starting with - needs {setting.flag}=VALUE (${setting.env})")
+    else:
+        kwargs["metavar"] = setting.type.__name__.upper() if setting.type in (int, float) else "TEXT"
+    parser.add_argument(setting.flag, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", help="TOML config file (or $BROWSERD_CONFIG)")
-    common.add_argument("--state-dir", metavar="DIR", help="state directory (or $BROWSERD_STATE_DIR)")
+    _add_setting_flag(common, configmod.setting("state_dir"))
 
     server = argparse.ArgumentParser(add_help=False)
+    group = server.add_argument_group("settings (each also BROWSERD_<NAME> in the environment, or NAME in "
+                                      "the config file)")
     for setting in configmod.SETTINGS:
-        if not setting.flag or setting.name == "state_dir":
-            continue
-        kwargs = {"dest": setting.name, "default": None, "help": setting.doc}
-        if setting.type in (int, float):
-            kwargs["type"] = setting.type
-        server.add_argument("--" + setting.name.replace("_", "-"), **kwargs)
+        if setting.name != "state_dir":  # every command has --state-dir (common)
+            _add_setting_flag(group, setting)
 
     parser = argparse.ArgumentParser(prog="browserd", description="A daemonized pool of warm headless Chromium browsers.")
     parser.add_argument("--version", action="version", version=f"browserd {__version__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import grp
 import ipaddress
+import json
 import os
 import shutil
 import tomllib
@@ -21,7 +22,11 @@ from browserd_client.state import default_state_dir
 
 from .site_policy import check_policy
 
+ENV_PREFIX = "BROWSERD_"
 CONFIG_ENV = "BROWSERD_CONFIG"
+#: ``BROWSERD_*`` variables that are not settings: the config file's path, and the test
+#: suite's size knobs (tests/stress). Any other unknown ``BROWSERD_*`` is an error.
+NOT_SETTINGS_ENV = frozenset({CONFIG_ENV, "BROWSERD_SOAK", "BROWSERD_STRESS_SCALE"})
 DRIVER_SOURCES = ("system", "webdriver-manager", "grid")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -37,7 +42,17 @@ class Setting:
     default: Any
     doc: str
     validate: Callable[[Any], str | None] | None = None  # returns an error text or None
-    flag: bool = False  # exposed as --name on the server commands
+
+    @property
+    def env(self) -> str:
+        """Its environment variable: ``BROWSERD_<NAME>``."""
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """Its flag on ``start``/``run``/``restart``: ``--name-with-dashes`` (a bool also
+        has ``--no-name``)."""
+        return "--" + self.name.replace("_", "-")
 
 
 def _min(n):
@@ -73,23 +88,23 @@ def _networks(value):
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64), flag=True),
+    Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64)),
     Setting("host", str, "127.0.0.1", "Address to listen on (TCP); a loopback address unless "
-            "insecure_listen_any is set.", flag=True),
+            "insecure_listen_any is set."),
     Setting("port", int, 0, "TCP port; 0 lets the OS pick a free one (published in the state file).",
-            _range(0, 65535), flag=True),
-    Setting("socket", str, "", "Listen on this Unix socket path instead of TCP.", flag=True),
+            _range(0, 65535)),
+    Setting("socket", str, "", "Listen on this Unix socket path instead of TCP."),
     Setting("state_dir", str, "", "State directory: state file, authkey, pidfile, log, profiles. "
-            "Default /run/browserd (root), $XDG_RUNTIME_DIR/browserd, or <tmp>/browserd-<uid>.", flag=True),
+            "Default /run/browserd (root), $XDG_RUNTIME_DIR/browserd, or <tmp>/browserd-<uid>."),
     Setting("group", str, "", "Group whose members may use the daemon: the state dir (0750), authkey, "
             "state file (0640) and Unix socket (0660) go to this group. Empty: the daemon's user only "
-            "(0700/0600).", _group, flag=True),
-    Setting("chromium", str, "chromium", "Chromium binary (name on PATH or path).", flag=True),
-    Setting("chromedriver", str, "chromedriver", "chromedriver binary (name on PATH or path).", flag=True),
+            "(0700/0600).", _group),
+    Setting("chromium", str, "chromium", "Chromium binary (name on PATH or path)."),
+    Setting("chromedriver", str, "chromedriver", "chromedriver binary (name on PATH or path)."),
     Setting("driver_source", str, "system", "Where chromedriver comes from: system (PATH), "
             "webdriver-manager (downloads; needs the [wdm] extra and internet) or grid.",
-            _choice(*DRIVER_SOURCES), flag=True),
-    Setting("grid_url", str, "", "Selenium Grid 4 URL when driver_source = grid.", flag=True),
+            _choice(*DRIVER_SOURCES)),
+    Setting("grid_url", str, "", "Selenium Grid 4 URL when driver_source = grid."),
     Setting("chromium_args", list, [], "Extra Chromium command-line arguments."),
     Setting("page_load_timeout", float, 30.0, "Seconds a page may take to load.", _min(0.1)),
     Setting("job_timeout", float, 60.0, "Default and maximum seconds for one fetch job (hard deadline).",
@@ -115,15 +130,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allowed_schemes", list, ["http", "https"], "URL schemes a job may load."),
     Setting("allow_networks", list, [], "Networks (CIDRs) and host names browsers may reach besides "
             "public addresses, e.g. 127.0.0.1/32 for a local dev server; loopback, private, link-local "
-            "and metadata addresses are refused unless listed here.", _networks, flag=True),
+            "and metadata addresses are refused unless listed here.", _networks),
     Setting("site_modules", list, [], "Extra modules to load site classes from."),
     Setting("site_dirs", list, [], "Directories whose *.py files hold site classes (reloaded by "
             "`browserd reload`)."),
-    Setting("log_file", str, "", "Daemon log file (default STATE_DIR/browserd.log).", flag=True),
-    Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _choice(*LOG_LEVELS), flag=True),
+    Setting("log_file", str, "", "Daemon log file (default STATE_DIR/browserd.log)."),
+    Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _choice(*LOG_LEVELS)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+_BY_ENV = {s.env: s for s in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    return _BY_NAME[name]
 
 
 def _coerce(setting: Setting, value: Any, source: str) -> Any:
@@ -131,11 +151,15 @@ def _coerce(setting: Setting, value: Any, source: str) -> Any:
     try:
         if setting.type is bool:
             if isinstance(value, str):
-                value = value.strip().lower() in ("1", "true", "yes", "on")
-            value = bool(value)
+                word = value.strip().lower()
+                if word not in _TRUE + _FALSE:
+                    raise ValueError(f"expected one of {', '.join(_TRUE + _FALSE)}")
+                value = word in _TRUE
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
         elif setting.type is list:
             if isinstance(value, str):
-                value = [part.strip() for part in value.split(",") if part.strip()]
+                value = parse_list(value)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("expected a list of strings")
         elif setting.type is int:
@@ -156,6 +180,23 @@ def _coerce(setting: Setting, value: Any, source: str) -> Any:
         if problem:
             raise ConfigError(f"{where}: {value!r} {problem}")
     return value
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_list(text: str) -> list:
+    """A list setting from the environment or a flag: a JSON array when it starts with
+    ``[`` (so a value may hold a comma: ``["--user-agent=a, b"]``), else comma-separated."""
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON array: {exc}") from None
+        if not isinstance(value, list):
+            raise ValueError("expected a JSON array of strings")
+        return value
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 class Config:
@@ -241,8 +282,12 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
             values[key] = _coerce(_BY_NAME[key], value, config_file)
             sources[key] = config_file
 
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS_ENV and name not in _BY_ENV:
+            raise ConfigError(f"${name}: unknown setting {name[len(ENV_PREFIX):].lower()!r} "
+                              f"(unset it, or see the settings: browserd start --help)")
     for setting in SETTINGS:
-        name = "BROWSERD_" + setting.name.upper()
+        name = setting.env
         if name in env and env[name] != "":
             values[setting.name] = _coerce(setting, env[name], f"${name}")
             sources[setting.name] = f"${name}"
@@ -252,7 +297,7 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
             continue
         if key not in _BY_NAME:
             raise ConfigError(f"unknown setting {key!r}")
-        values[key] = _coerce(_BY_NAME[key], value, f"--{key.replace('_', '-')}")
+        values[key] = _coerce(_BY_NAME[key], value, _BY_NAME[key].flag)
         sources[key] = "flag"
 
     # Resolve paths now: the daemon changes its working directory to / later.
@@ -293,6 +338,45 @@ def is_loopback(host: str) -> bool:
     return (mapped or address).is_loopback
 
 
+# -- what a restart starts again -------------------------------------------------------------
+
+def record(config: Config) -> dict:
+    """The sources of ``config`` that a restart must repeat: the config file (re-read at the
+    restart, so edits to it apply) and every value set by a flag or an environment
+    variable, as resolved (absolute paths). Written by the daemon to the private
+    ``config.json`` of its state dir (it may hold secrets, e.g. a Grid URL's password)."""
+    env, flags = {}, {}
+    for setting in SETTINGS:
+        source, value = config.sources[setting.name], config._values[setting.name]
+        if source == "flag":
+            flags[setting.name] = value
+        elif source.startswith("$"):
+            env[setting.env] = _env_text(value)
+    return {"config_file": config.path, "env": env, "flags": flags}
+
+
+def _env_text(value) -> str:
+    if isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def from_record(data, state_dir: str) -> Config:
+    """The Config a daemon recorded with :func:`record`, loaded again (``state_dir``: where
+    the record was found, used unless the record names one)."""
+    if not (isinstance(data, dict) and isinstance(data.get("env"), dict) and isinstance(data.get("flags"), dict)
+            and (data.get("config_file") is None or isinstance(data["config_file"], str))):
+        raise ConfigError(f"the recorded configuration in {state_dir} is garbled; "
+                          f"give the configuration again (--config FILE, flags)")
+    env = {str(k): str(v) for k, v in data["env"].items()}
+    flags = dict(data["flags"])
+    if "BROWSERD_STATE_DIR" not in env:
+        flags.setdefault("state_dir", state_dir)
+    return load(data["config_file"], env=env, flags=flags)
+
+
 def _site_blocks(value, config_file: str) -> dict:
     """``[sites.NAME]`` tables, each checked against the per-site settings."""
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
@@ -318,10 +402,10 @@ def resolve_binary(name: str, what: str) -> str:
 
 
 def markdown_table() -> str:
-    rows = ["| setting | env | default | meaning |", "|---|---|---|---|"]
+    rows = ["| setting | env | flag | default | meaning |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         default = s.default if s.default not in ("", []) else "—"
-        rows.append(f"| `{s.name}` | `BROWSERD_{s.name.upper()}` | `{default}` | {s.doc} |")
+        rows.append(f"| `{s.name}` | `{s.env}` | `{s.flag}` | `{default}` | {s.doc} |")
     return "\n".join(rows)
 
 

@@ -26,6 +26,7 @@ from browserd_client import protocol
 from browserd_client.state import AUTHKEY_FILE, PID_FILE, STATE_FILE
 
 from . import __version__, statedir, systemd
+from . import config as configmod
 from .browser import BrowserStartError, LaunchSpec, kill_recorded, processes_of
 from .config import resolve_binary
 from .daemonize import PidFile, Readiness
@@ -223,6 +224,8 @@ class Arbiter:
             self.pidfile.acquire()
         except AlreadyRunning as exc:
             raise StartError(str(exc), 4) from None
+        except OSError as exc:  # e.g. a directory where the pidfile goes
+            raise StartError(f"cannot use pidfile {self.pidfile.path}: {exc.strerror}", EXIT_STATE_DIR) from None
         try:
             clean_stale(config, self.pidfile.stale_pid)
             raise_fd_limit()
@@ -235,7 +238,10 @@ class Arbiter:
                     check_capacity(spec.grid_url, config.browsers)
                 except GridError as exc:
                     raise StartError(str(exc), 69) from None
-            self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE), config.group_gid)
+            try:
+                self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE), config.group_gid)
+            except OSError as exc:
+                raise StartError(f"cannot use {exc.filename or AUTHKEY_FILE}: {exc.strerror}", EXIT_STATE_DIR) from None
             self.registry = load_registry(config.site_modules, config.site_dirs, config.sites)
             self.proxy_pools = load_pools(dict(config.proxies), config.path or "config")
             try:
@@ -259,7 +265,8 @@ class Arbiter:
             try:
                 seconds = self.pool.start_browsers()
             except BrowserStartError as exc:
-                raise StartError(str(exc), 69 if "No such file" in str(exc) else 1) from None
+                raise StartError(f"{exc} (chromedriver and Chromium output: {config.log_path})",
+                                 69 if "No such file" in str(exc) else 1) from None
             logger.info("%d browsers ready in %.3fs", config.browsers, seconds)
             self._warn_privileges(spec)
             # Selenium's keep-alive sockets would not survive DaemonContext: drop them now;
@@ -418,6 +425,8 @@ class Arbiter:
         """``state.json``: only what a client needs (0600, 0640 to ``group``); the browser
         records go to the private ``browsers.json``."""
         self._write_records([b.record() for b in self.pool.browsers()])
+        # What ``restart`` starts again: kept after a stop (private: a Grid URL may hold a password).
+        statedir.write_json(self.config.path_in_state(statedir.CONFIG_FILE), configmod.record(self.config))
         statedir.write_json(self.config.path_in_state(STATE_FILE), {
             "pid": os.getpid(), "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
             "address": self.address, "started_at": self.stats.started,
@@ -434,8 +443,10 @@ class Arbiter:
         pool = self.pool.snapshot()
         snap = self.stats.snapshot()
         return {
+            "running": True,
             "pid": os.getpid(), "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
-            "address": protocol.format_address(self.address),
+            "address": protocol.format_address(self.address), "state_dir": self.config.state_dir,
+            "config_file": self.config.path, "log": self.config.log_path,
             "uptime": round(time.time() - self.stats.started, 3),
             "user": daemon_user(),
             "sandbox": {"on": self.sandbox[0], "reason": self.sandbox[1]},
@@ -467,7 +478,9 @@ class Arbiter:
                         logger.warning("drain: %d jobs still running; stopping them",
                                        self.pool.snapshot()["active_jobs"])
                         break
-        for name in (STATE_FILE, statedir.BROWSERS_FILE):
+        # A clean stop leaves only the key and the log (``restart`` read config.json before
+        # stopping; after a crash it stays, for the restart that cleans up).
+        for name in (STATE_FILE, statedir.BROWSERS_FILE, statedir.CONFIG_FILE):
             try:
                 os.unlink(self.config.path_in_state(name))
             except FileNotFoundError:
@@ -541,6 +554,7 @@ def configure_logging(config, mode: str) -> None:
         console = logging.StreamHandler()
         console.setLevel(logging.WARNING)
         console.setFormatter(logging.Formatter("browserd: %(levelname)s: %(message)s"))
+        console.addFilter(lambda record: not getattr(record, "log_only", False))  # e.g. chromedriver output
         handlers.append(console)
     for handler in handlers:
         root.addHandler(handler)

@@ -28,6 +28,7 @@ import os
 import stat
 
 BROWSERS_FILE = "browsers.json"  # browser records for the stale-daemon sweep: daemon's user only
+CONFIG_FILE = "config.json"  # the last start's config sources, for ``restart``: daemon's user only
 DIR_MODE, DIR_MODE_GROUP = 0o700, 0o750
 FILE_MODE, FILE_MODE_GROUP = 0o600, 0o640
 PRIVATE = None  # ``gid`` value meaning "never shared with the group"
@@ -130,6 +131,18 @@ def _check(path: str, gid: int | None, fix: bool) -> None:
         os.close(fd)
 
 
+def path_problem(path: str, exc: OSError) -> str:
+    """One line for an OSError on ``path``: names the component that is not a directory
+    (``/etc/passwd/x``: "/etc/passwd is not a directory", not "File exists")."""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        current = os.sep
+        for part in os.path.normpath(path).split(os.sep)[1:]:
+            current = os.path.join(current, part)
+            if os.path.lexists(current) and not os.path.isdir(current):
+                return f"{current} is not a directory"
+    return exc.strerror or str(exc)
+
+
 def _refused(path: str, reason: str) -> StateDirError:
     return StateDirError(f"refusing state dir {path}: it {reason}; nothing was read, written or deleted "
                          f"(use a directory of your own: --state-dir or $BROWSERD_STATE_DIR)")
@@ -149,7 +162,7 @@ def prepare(path: str, gid: int | None = None) -> None:
     except StateDirError as exc:
         raise _refused(path, str(exc)) from None
     except OSError as exc:
-        raise StateDirError(f"cannot use state dir {path}: {exc.strerror}") from None
+        raise StateDirError(f"cannot use state dir {path}: {path_problem(path, exc)}") from None
 
 
 def verify(path: str) -> bool:
@@ -157,14 +170,13 @@ def verify(path: str) -> bool:
     when it is ours; raises :class:`StateDirError` when it is not. Changes nothing."""
     try:
         os.lstat(path)
+        _check(path, None, fix=False)
     except FileNotFoundError:
         return False
-    try:
-        _check(path, None, fix=False)
     except StateDirError as exc:
         raise _refused(path, str(exc)) from None
     except OSError as exc:
-        raise StateDirError(f"cannot use state dir {path}: {exc.strerror}") from None
+        raise StateDirError(f"cannot use state dir {path}: {path_problem(path, exc)}") from None
     return True
 
 
@@ -248,3 +260,21 @@ def read_json(path: str, default):
         return json.loads(raw)
     except ValueError:
         return default
+
+
+def check_log_file(path: str, gid: int | None = PRIVATE) -> str | None:
+    """Why the daemon could not write its log at ``path``, or None: its directory must
+    exist (nothing is created outside the state dir) and the file be ours to append to
+    (it is created 0600, 0640 with ``gid``, if missing)."""
+    directory = os.path.dirname(path)
+    if not os.path.lexists(directory):
+        return f"its directory {directory} does not exist"
+    if not os.path.isdir(directory):
+        return path_problem(path, OSError(errno.ENOTDIR, "Not a directory"))
+    try:
+        os.close(open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, gid))
+    except StateDirError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot write it: {path_problem(path, exc)}"
+    return None

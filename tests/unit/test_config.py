@@ -105,3 +105,38 @@ def test_listening_beyond_loopback_needs_the_insecure_setting(tmp_path):
     # A Unix socket does not listen on any address: host is not used then.
     assert cfg.load(env={}, flags={"host": "0.0.0.0", "socket": str(tmp_path / "s"),
                                    "state_dir": str(tmp_path)}).socket
+
+
+def test_readme_settings_table_is_the_generated_one():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8").read()
+    assert cfg.markdown_table() in readme, "regenerate it: python -m browserd.config"
+
+
+def test_lists_may_be_json_arrays_so_values_keep_their_commas():
+    c = cfg.load(env={"BROWSERD_CHROMIUM_ARGS": '["--user-agent=a, b", "--mute-audio"]'})
+    assert c.chromium_args == ["--user-agent=a, b", "--mute-audio"]
+    assert cfg.load(env={}, flags={"allowed_schemes": '["https"]'}).allowed_schemes == ["https"]
+    with pytest.raises(cfg.ConfigError, match="chromium_args.*BROWSERD_CHROMIUM_ARGS"):
+        cfg.load(env={"BROWSERD_CHROMIUM_ARGS": '["unclosed'})
+
+
+def test_unknown_browserd_variable_is_named():
+    with pytest.raises(cfg.ConfigError, match=r"\$BROWSERD_JOBTIMEOUT: unknown setting 'jobtimeout'"):
+        cfg.load(env={"BROWSERD_JOBTIMEOUT": "5"})
+
+
+@pytest.mark.parametrize("name", sorted(cfg.NOT_SETTINGS_ENV - {cfg.CONFIG_ENV}))
+def test_test_only_variables_are_not_settings(name):
+    assert cfg.load(env={name: "1"}).browsers == 2
+
+
+def test_record_repeats_flags_env_and_file(tmp_path, monkeypatch):
+    f = tmp_path / "b.toml"
+    f.write_text("queue_wait = 4.5\n")
+    monkeypatch.chdir(tmp_path)
+    env = {"BROWSERD_CHROMIUM_ARGS": '["--a=1, 2"]', "BROWSERD_STATE_DIR": str(tmp_path / "st")}
+    first = cfg.load(str(f), env=env, flags={"job_timeout": "5", "log_file": "x.log"})
+    monkeypatch.chdir("/")
+    again = cfg.from_record(cfg.record(first), first.state_dir)
+    assert again.as_dict() == first.as_dict() and dict(again.sources) == dict(first.sources)
+    assert again.path == str(f) and again.log_file == str(tmp_path / "x.log")

@@ -109,3 +109,69 @@ def test_client_retries_busy_but_never_bad_request(monkeypatch):
     with pytest.raises(BadRequest):
         client.ping()
     assert calls == ["bad"]
+
+
+def _missing():
+    from browserd_client.errors import NotRunning
+
+    return NotRunning("browserd is not running: no state.json", missing=True)
+
+
+def test_missing_state_file_is_waited_for_past_attempts_until_the_deadline():
+    """A restart removes the state file for seconds: a client waits for the new daemon
+    (beyond ``attempts``), and says NotRunning only when the deadline passes."""
+    from browserd_client.errors import NotRunning
+
+    clock = FakeClock()
+    state = RetryState(Backoff(attempts=3, base=0.05, cap=0.5, deadline=10), clock=clock, rng=random.Random(2))
+    error = run(state, clock, [_missing()] * 1000)
+    assert isinstance(error, NotRunning) and state.tries > 3
+    assert 9.0 <= clock.now <= 10.0
+    print(f"waited {clock.now:.2f}s in {state.tries} tries")
+
+
+def test_daemon_back_after_a_restart_gets_the_call_through():
+    clock = FakeClock()
+    state = RetryState(Backoff(attempts=3, deadline=30), clock=clock, rng=random.Random(3))
+    failures = iter([EOFError(), ConnectionRefusedError()] + [_missing()] * 20)
+    while state.next_try():
+        try:
+            exc = next(failures)
+        except StopIteration:
+            break  # the new daemon answers
+        step = state.failed(exc)
+        assert step.error is None, step.error
+        clock.sleep(step.delay)
+    assert state.tries == 23
+
+
+def test_wait_for_daemon_zero_says_not_running_at_once():
+    from browserd_client.errors import NotRunning
+
+    clock = FakeClock()
+    state = RetryState(Backoff(deadline=30, wait_for_daemon=0), clock=clock)
+    error = run(state, clock, [_missing()] * 10)
+    assert isinstance(error, NotRunning) and state.tries == 1 and clock.now == 0
+
+
+def test_client_waits_for_a_state_file_that_appears(tmp_path):
+    """No daemon yet: the client re-reads the state dir until the deadline (here short)."""
+    from browserd_client.errors import NotRunning
+
+    client = Client(state_dir=str(tmp_path / "none"), retry=Backoff(deadline=0.3, cap=0.05))
+    with pytest.raises(NotRunning):
+        client.ping()
+
+
+def test_async_client_waits_for_a_missing_state_file_then_says_not_running(tmp_path):
+    import asyncio
+
+    from browserd_client import AsyncClient
+    from browserd_client.errors import NotRunning
+
+    async def main():
+        async with AsyncClient(state_dir=str(tmp_path / "none"), retry=Backoff(deadline=0.3, cap=0.05)) as c:
+            await c.ping()
+
+    with pytest.raises(NotRunning):
+        asyncio.run(main())

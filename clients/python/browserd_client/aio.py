@@ -21,7 +21,7 @@ from . import protocol
 from .batch import MapResult, failure
 from .client import _REPLY_GRACE, FetchResult, _fetch_request, result_from_wire, _Settings, _sites_with_problems
 from .errors import (
-    AuthenticationFailed, FrameTooLarge, NotRunning, ProtocolError, Timeout,
+    AuthenticationFailed, FrameTooLarge, ProtocolError, Timeout,
 )
 from .retry import TRANSIENT, Backoff, RetryState
 from .state import default_state_dir, read_authkey, read_state

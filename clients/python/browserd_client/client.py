@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from . import protocol
 from ._fork import ProcessBound
-from .errors import BrowserdError, NotRunning, Timeout
+from .errors import BrowserdError, Timeout
 from .retry import TRANSIENT, Backoff, RetryState
 from .state import default_state_dir, read_authkey, read_state
 
@@ -100,18 +100,15 @@ class _Settings(ProcessBound):
         self.max_reply_bytes = max_reply_bytes
 
     def _target(self, first_try: bool) -> tuple[dict, bytes]:
-        """The daemon's address and authkey: as given, else from its state directory."""
+        """The daemon's address and authkey: as given, else read again from its state
+        directory at every connect (a restarted daemon listens on a new address). A
+        missing state file raises :class:`NotRunning`, which the retry policy waits out
+        (``Backoff.wait_for_daemon``): a start-up or a restart."""
         address, authkey = self._address, self._authkey
         if address is None or authkey is None:
-            try:
-                state = read_state(self.state_dir)
-                address = address or state["address"]
-                authkey = authkey or read_authkey(self.state_dir)
-            except NotRunning:
-                if first_try:
-                    raise
-                # A restart removes the state file for a moment: like a refusal.
-                raise ConnectionRefusedError("daemon state file is gone") from None
+            state = read_state(self.state_dir)
+            address = address or state["address"]
+            authkey = authkey or read_authkey(self.state_dir)
         return address, authkey
 
 

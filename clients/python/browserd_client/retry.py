@@ -17,7 +17,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .errors import BrowserdError, Unavailable
+from .errors import BrowserdError, NotRunning, Unavailable
 
 #: Failures of the transport that say nothing about the request: safe to retry.
 TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, socket.timeout, TimeoutError)
@@ -29,6 +29,10 @@ class Backoff:
     base: float = 0.05         #: seconds; the cap of the first wait
     cap: float = 2.0           #: no single wait is longer than this
     deadline: float = 30.0     #: seconds from the first try; no try starts after it
+    #: seconds from the first try during which a daemon that is absent (no state file: not
+    #: started yet, or restarting) is waited for; None: up to ``deadline``; 0: not at all.
+    #: These tries do not count against ``attempts``: a restart takes seconds.
+    wait_for_daemon: float | None = None
 
     def delays(self, rng: random.Random | None = None):
         """Yield the wait before each retry (``attempts - 1`` of them at most)."""
@@ -44,6 +48,12 @@ class Step:
 
     delay: float = 0.0
     error: BaseException | None = None
+
+
+def absent(exc: BaseException) -> bool:
+    """Whether a try failed because the daemon's state file is missing (not started yet,
+    or between the stop and the start of a restart)."""
+    return isinstance(exc, NotRunning) and bool(exc.details.get("missing"))
 
 
 class RetryState:
@@ -62,8 +72,9 @@ class RetryState:
 
     Retried: a :class:`BrowserdError` that says it is ``retryable`` (``busy``,
     ``shutting_down``, ``unavailable``) and the ``transient`` failures of the transport
-    (refused, reset or cut-off connections, timeouts while connecting); anything else
-    is raised at once. Every wait is full jitter under the exponential cap, never past
+    (refused, reset or cut-off connections, timeouts while connecting); a missing state
+    file (:class:`NotRunning`: a start-up or a restart) is waited for up to
+    ``wait_for_daemon``, beyond ``attempts``; anything else is raised at once. Every wait is full jitter under the exponential cap, never past
     the deadline; the first try always starts. ``clock`` and ``rng`` are for tests.
     """
 
@@ -74,6 +85,8 @@ class RetryState:
         self._clock = clock
         self._start = clock()
         self._delays = policy.delays(rng)
+        self._rng = rng or random
+        self._absent = 0                            #: tries that found no daemon
         self.tries = 0                              #: tries started so far
         self.last: BaseException | None = None      #: the last failure that was retryable
 
@@ -90,6 +103,8 @@ class RetryState:
 
     def failed(self, exc: BaseException) -> Step:
         """The current try raised ``exc``: wait and send again, or give up."""
+        if absent(exc):
+            return self._wait_for_daemon(exc)
         retryable = exc.retryable if isinstance(exc, BrowserdError) else isinstance(exc, self.transient)
         if not retryable:
             return Step(error=exc)
@@ -100,6 +115,21 @@ class RetryState:
         if delay is None or remaining <= 0:
             return Step(error=self.give_up())
         return Step(delay=min(delay, remaining))
+
+    def _wait_for_daemon(self, exc: BaseException) -> Step:
+        """No state file: the daemon is starting or restarting (or not running at all).
+        Wait for it, with the same backoff, until ``wait_for_daemon`` (else the deadline)
+        passes; then it is not running."""
+        window = self.policy.deadline if self.policy.wait_for_daemon is None else \
+            min(self.policy.wait_for_daemon, self.policy.deadline)
+        left = window - (self._clock() - self._start)
+        if left <= 0:
+            return Step(error=exc)
+        self.last = exc
+        self._logger.debug("browserd %s try %d: no daemon yet: %s", self.op, self.tries, exc)
+        delay = self._rng.uniform(0, min(self.policy.cap, self.policy.base * (2 ** min(self._absent, 30))))
+        self._absent += 1
+        return Step(delay=min(delay, left))
 
     def give_up(self) -> BaseException:
         """The error that ends the call: the daemon's last refusal as it was, else

@@ -78,7 +78,7 @@ def _read(state_dir: str, name: str) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NotRunning(f"browserd is not running: no {path}") from None
+        raise NotRunning(f"browserd is not running: no {path}", missing=True) from None
     except PermissionError:
         raise _denied(state_dir) from None
     except OSError as exc:
