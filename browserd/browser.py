@@ -258,6 +258,7 @@ class Browser:
         self.driver_pid = 0
         self.driver_create_time = 0.0
         self.chromium_pid = 0
+        self.chromedriver_pid = 0  # chromedriver itself (driver_pid is its namespace launcher)
         self.chromium_create_time = 0.0
         self.port = 0
         self.namespace: Namespace | None = None      # local browsers: the private netns
@@ -396,9 +397,12 @@ class Browser:
         marker = f"--user-data-dir={self.workdir}"
         for child in psutil.Process(self.driver_pid).children(recursive=True):
             try:
-                if marker in " ".join(child.cmdline()):
+                cmdline = child.cmdline()
+                if self.namespace is not None and cmdline[:1] == [self.spec.chromedriver]:
+                    self.chromedriver_pid = child.pid  # the launcher's child
+                elif marker in " ".join(cmdline) and not any(a.startswith("--type=") for a in cmdline):
+                    # the browser process itself, not one of its helpers (renderer, zygote, ...)
                     self.chromium_pid, self.chromium_create_time = child.pid, child.create_time()
-                    return
             except psutil.NoSuchProcess:
                 continue
 
@@ -411,6 +415,7 @@ class Browser:
     def record(self) -> dict:
         """What a later ``start`` needs to end this browser if our daemon dies."""
         return {"id": self.id, "driver_pid": self.driver_pid, "pgid": self.pgid,
+                "chromedriver_pid": self.chromedriver_pid or self.driver_pid,
                 "chromium_pid": self.chromium_pid, "workdir": self.workdir,
                 "create_time": self.driver_create_time, "port": self.port,
                 "grid_url": self.spec.grid_url, "session_id": self.session_id}

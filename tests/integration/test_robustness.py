@@ -69,7 +69,7 @@ def test_site_hanging_inside_chromedriver_times_out_and_browser_is_replaced(star
 
 def test_hung_chromedriver_still_answers_timeout_at_the_deadline(start_daemon, pages):
     daemon = start_daemon(1)
-    driver_pid = browser_records(daemon.state_dir)[0]["driver_pid"]
+    driver_pid = browser_records(daemon.state_dir)[0]["chromedriver_pid"]
     outcome = {}
 
     def job():
@@ -88,7 +88,9 @@ def test_hung_chromedriver_still_answers_timeout_at_the_deadline(start_daemon, p
     t.join(30)
     print(f"\nSIGSTOPped chromedriver: {type(outcome.get('error')).__name__} after {outcome['elapsed']:.2f}s")
     assert isinstance(outcome["error"], Timeout)
-    assert outcome["elapsed"] < 4.0
+    # At the 3 s deadline (+0.5 s kill backstop), not after chromedriver's 60 s page: the
+    # margin only absorbs scheduling on a loaded machine.
+    assert outcome["elapsed"] < 3.0 + 2.5
     status, _ = wait_status(daemon, whole(1))
     assert status["events"]["replaced"] == 1
 
@@ -137,7 +139,7 @@ def test_client_gone_while_queued_leaves_the_queue(start_daemon, pages):
     wait_status(daemon, whole(1))
 
 
-@pytest.mark.parametrize("victim", ["chromium_pid", "driver_pid"])
+@pytest.mark.parametrize("victim", ["chromium_pid", "chromedriver_pid", "driver_pid"])
 def test_killed_idle_browser_is_replaced(start_daemon, pages, victim):
     daemon = start_daemon(2)
     record = browser_records(daemon.state_dir)[0]
@@ -152,7 +154,7 @@ def test_killed_idle_browser_is_replaced(start_daemon, pages, victim):
     assert not daemon.processes() or all(p.pid != record["driver_pid"] for p in daemon.processes())
 
 
-@pytest.mark.parametrize("victim", ["chromium_pid", "driver_pid"])
+@pytest.mark.parametrize("victim", ["chromium_pid", "chromedriver_pid", "driver_pid"])
 def test_browser_killed_mid_job_is_replaced_and_the_job_retried(start_daemon, pages, victim):
     daemon = start_daemon(2)
     result = {}
