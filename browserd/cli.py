@@ -18,6 +18,7 @@ from browserd_client.state import PID_FILE, STATE_FILE, default_state_dir
 
 from . import __version__
 from . import config as configmod
+from . import demo
 from . import statedir
 
 # Exit codes: a documented contract (README "Exit codes").
@@ -689,7 +690,7 @@ def cmd_demo(args) -> int:
     print(f"# {result.url} rendered by browser {result.browser} in {result.timing['total']:.3f}s "
           f"(title {result.title!r}):")
     print(result.source)
-    return EXIT_OK if "Hello-from-browserd" in result.source else EXIT_FAILURE
+    return EXIT_OK if demo.MARKER in result.source else EXIT_FAILURE
 
 
 # -- parser ----------------------------------------------------------------------------------

@@ -263,6 +263,10 @@ class EgressProxy:
                 await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, _SocksError, ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # Cancelled on purpose (a route change, the browser removed): end quietly.
+            # Re-raising would make asyncio's stream callback log it as an error (3.11).
+            pass
         finally:
             tunnels.discard(task)
             writer.transport.abort()

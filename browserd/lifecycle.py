@@ -352,12 +352,12 @@ class Arbiter:
         return 0
 
     def _serve_own_pages(self) -> None:
-        """The daemon's own pages (the demo's), on 127.0.0.1: the one loopback address
+        """The demo page (browserd/demo.py), on 127.0.0.1: the one loopback address
         the egress policy lets every job reach, so ``browserd demo`` works without
         opening loopback to every job."""
-        from .pages import PageServer
+        from .demo import DemoServer
 
-        self.pages = PageServer().start()
+        self.pages = DemoServer().start()
         self.egress.policy.exceptions = frozenset({(self.pages.host, self.pages.port)})
 
     def _install_signals(self) -> None:
@@ -456,7 +456,7 @@ class Arbiter:
             "connections": self.server.connection_count() if self.server else 0,
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
             "sites_generation": self.registry.generation,
-            "demo_url": self.pages.url("/js", m="Hello-from-browserd", delay=300) if self.pages else None,
+            "demo_url": self.pages.url if self.pages else None,
         }
 
     # -- stopping -----------------------------------------------------------------------------

@@ -76,6 +76,9 @@ def parse_upstream(url, where: str = "proxy") -> Upstream:
         raise ValueError(f"{where}: a proxy URL has no path, query or fragment")
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
+    for value in (username, password):
+        if value is not None and any(ord(c) < 0x20 or c == "\x7f" for c in value):
+            raise ValueError(f"{where}: the user name or password contains control characters")
     return Upstream(scheme, parts.hostname, port, username, password)
 
 

@@ -142,3 +142,27 @@ def test_job_cannot_read_any_browsers_control_endpoints(start_daemon):
                 if any(sign in source for sign in ("sessionId", "webSocketDebuggerUrl", '"ready"', "Browser")):
                     leaked[url] = source[:200]
     assert leaked == {}, f"a job read browser control endpoints: {leaked}"
+
+
+def test_the_demo_page_every_job_may_reach_serves_one_constant_page(start_daemon):
+    """The one loopback address the egress policy opens to every job (and any local user
+    can reach): no route but /demo, nothing of the request echoed, no query read."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from browserd import demo
+
+    daemon = start_daemon(1)
+    url = urlsplit(daemon.status()["demo_url"])
+    answers = {}
+    for path in ("/demo?m=%3Cscript%3Ealert(1)%3C/script%3E", "/large?kb=60000", "/slow?s=120",
+                 "/cookie/set?v=1%0d%0aX-Injected:%20yes", "/redirect?to=http://127.0.0.2/"):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        answers[path] = (response.status, response.read(), response.getheader("X-Injected"))
+        conn.close()
+    print({p: (s, len(b)) for p, (s, b, _) in answers.items()})
+    first, *others = answers.values()
+    assert first == (200, demo.PAGE, None)
+    assert all(status == 404 and len(body) < 100 and injected is None for status, body, injected in others)
