@@ -267,16 +267,20 @@ def test_200_silent_connections_do_not_delay_other_clients(start_daemon, pages):
             for i in range(8):
                 assert f"S{i}" in c.page_source(pages.url("/static", m=f"S{i}"))
         served = time.monotonic() - t0
-        # Every silent connection is still open: the 8 fetches were not waiting on them.
+        # The silent ones hold at most the pre-authentication budget (the oldest are shed
+        # for newcomers); the 8 fetches were not waiting on any of them.
         still_open = 0
         for s in silent:
             s.setblocking(False)
             try:
-                still_open += s.recv(1 << 16) != b""  # the challenge, not EOF
+                while s.recv(1 << 16):  # the challenge, then EOF if shed
+                    pass
             except BlockingIOError:
-                still_open += 1
-        print(f"\n200 silent connections open; 8 fetches served in {served:.2f}s; {still_open} still open")
-        assert still_open == 200
+                still_open += 1  # nothing more to read and not closed: still waiting
+            except ConnectionError:
+                pass
+        print(f"\n200 silent connections; 8 fetches served in {served:.2f}s; {still_open} still open")
+        assert 0 < still_open <= 64  # max_pending_handshakes
     finally:
         for s in silent:
             s.close()
