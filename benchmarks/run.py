@@ -426,6 +426,7 @@ def main(argv=None) -> int:
     elapsed, load_after = time.monotonic() - t0, os.getloadavg()[0]
 
     order = {DRIVER: 0, POOL: 1, POOL_RESET: 1.5, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, IMAGES: 5, IMAGES_BLOCKED: 6,
+             EGRESS_OFF: 6.1, EGRESS_ON: 6.2, EGRESS_DIRECT: 6.3, EGRESS_PROXY: 6.4,
              GRID_LOCAL: 7, GRID: 8, PING: 9}
     pages_order = {p: i for i, p in enumerate(PAGES)}
     rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"]))

@@ -45,11 +45,15 @@ GRACE = 90.0
 
 
 def launch_spec():
-    """The LaunchSpec the daemon derives from its default configuration."""
+    """The LaunchSpec the daemon derives from its default configuration, for the in-process
+    systems: plain Selenium browsers, without the daemon's private network namespace and
+    egress proxy (those are part of what browserd's figures measure)."""
+    import dataclasses
+
     from browserd.config import load
     from browserd.lifecycle import launch_spec as derive
 
-    return derive(load(env={}))
+    return dataclasses.replace(derive(load(env={})), isolate_network=False)
 
 
 def chromium_version(spec) -> str:

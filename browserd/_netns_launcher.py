@@ -19,7 +19,8 @@ Steps, in order:
    passed with ``SCM_RIGHTS``. A socket belongs to the namespace it was created in, so the
    daemon, outside, can connect to chromedriver and accept the browser's connections.
 5. Exit when the program exits, or kill the whole group when the daemon's end of
-   ``CTL_FD`` closes (the daemon is gone: its browsers must not outlive it).
+   ``CTL_FD`` closes (the daemon is gone: its browsers must not outlive it). The program
+   gets SIGKILL if the launcher itself dies (``PR_SET_PDEATHSIG``).
 
 Exit status 70 with one line on stderr when a step before ``exec`` fails.
 """
@@ -39,6 +40,7 @@ CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+PR_SET_PDEATHSIG = 1
 EXIT_SETUP = 70
 
 
@@ -135,6 +137,11 @@ def main(argv):
     enter_namespace()
     child = os.fork()
     if child == 0:
+        # The launcher anchors the namespace and is the daemon's only way into it: if it
+        # dies, the program must not live on unreachable.
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 \
+                or os.getppid() == 1:
+            os._exit(127)
         try:
             os.execv(argv[2], argv[2:])
         except OSError as exc:

@@ -90,6 +90,9 @@ class LaunchSpec:
     grid_url: str | None
     extra_args: tuple = ()
     command_timeout: float = 90.0  # HTTP timeout of every WebDriver command
+    #: Run chromedriver and Chromium in a private network namespace (the daemon always
+    #: does). False only for a plain in-process Selenium browser: the benchmark's baseline.
+    isolate_network: bool = True
     start_timeout: float = 60.0
     sandbox: bool = False          # Chromium's own sandbox (sandbox.py); else --no-sandbox
 
@@ -232,12 +235,13 @@ class Browser:
             else:
                 os.makedirs(self.workdir, mode=0o700, exist_ok=True)
                 executor = f"http://127.0.0.1:{self._start_chromedriver()}"
-                listener = self.namespace.listener()
-                egress_port = listener.getsockname()[1]
-                if self.egress is not None:
-                    self.egress.add(self.id, listener)  # served from now on, warm-up included
-                else:
-                    listener.close()  # no way out at all
+                if self.namespace is not None:
+                    listener = self.namespace.listener()
+                    egress_port = listener.getsockname()[1]
+                    if self.egress is not None:
+                        self.egress.add(self.id, listener)  # served from now on, warm-up included
+                    else:
+                        listener.close()  # no way out at all
             config = ClientConfig(remote_server_addr=executor, keep_alive=True,
                                   timeout=self.spec.command_timeout)
             kwargs = dict(remote_server_addr=executor, vendor_prefix="goog", browser_name="chrome",
@@ -288,18 +292,20 @@ class Browser:
             # past 107 bytes a Unix socket cannot be bound and the browser exits at start.
             env["TMPDIR"] = "/tmp"
         self.close_namespace()
-        self.namespace, launcher_end = Namespace.pair()
         program = [self.spec.chromedriver, "--port=0", f"--log-path={log_path}", "--log-level=WARNING"]
+        pass_fds = ()
+        if self.spec.isolate_network:
+            self.namespace, launcher_end = Namespace.pair()
+            program, pass_fds = launcher_argv(launcher_end.fileno(), program), (launcher_end.fileno(),)
         try:
             with open(out_path, "wb") as log:
                 self.popen = subprocess.Popen(
-                    launcher_argv(launcher_end.fileno(), program),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, close_fds=True, pass_fds=[launcher_end.fileno()],
-                    env=env, cwd=self.workdir,
+                    program, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True, pass_fds=pass_fds, env=env, cwd=self.workdir,
                 )
         finally:
-            launcher_end.close()
+            if pass_fds:
+                launcher_end.close()
         self.driver_pid = self.popen.pid  # the launcher: leads the group, exits with chromedriver
         self.driver_create_time = psutil.Process(self.driver_pid).create_time()
         deadline = time.monotonic() + self.spec.start_timeout
@@ -396,13 +402,12 @@ class Browser:
         if self.spec.grid_url:
             return self._interrupt_through_grid(websocket, timeout)
         address = self.debugger_address
-        namespace = self.namespace
-        if not address or namespace is None:
+        if not address:
             return False
         port = int(address.rsplit(":", 1)[1])
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-            conn.sock = namespace.connect(port, timeout)  # the DevTools port is in the namespace
+            conn.sock = self._devtools_socket(port, timeout)
             try:
                 conn.request("GET", "/json/list")
                 targets = json.loads(conn.getresponse().read())
@@ -413,7 +418,7 @@ class Browser:
                     continue
                 ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=timeout,
                                                  suppress_origin=True,
-                                                 socket=namespace.connect(port, timeout))
+                                                 socket=self._devtools_socket(port, timeout))
                 try:
                     ws.send(json.dumps({"id": 1, "method": "Page.stopLoading"}))
                     ws.recv()
@@ -423,6 +428,15 @@ class Browser:
         except Exception as exc:
             logger.info("browser=%s interrupt failed: %s", self.id, exc)
             return False
+
+    def _devtools_socket(self, port: int, timeout: float) -> socket.socket:
+        """A connection to Chromium's DevTools port: inside the browser's namespace."""
+        namespace = self.namespace
+        if namespace is not None:
+            return namespace.connect(port, timeout)
+        if self.spec.isolate_network:
+            raise ConnectionError("the browser's namespace is closed")
+        return socket.create_connection(("127.0.0.1", port), timeout)
 
     def _interrupt_through_grid(self, websocket, timeout: float) -> bool:
         """On a Grid the browser's DevTools port is the node's; the Grid proxies a

@@ -108,7 +108,7 @@ class EgressProxy:
             self._loop = loop
             listeners = dict(self._listeners)
         for browser_id, sock in listeners.items():
-            self._call(self._serve(browser_id, sock))
+            self._call(loop, self._serve(browser_id, sock))
 
     def suspend(self) -> None:
         """Stop the loop thread and close every tunnel; keep the listeners open."""
@@ -138,15 +138,17 @@ class EgressProxy:
             self._listeners[browser_id] = listener
             loop = self._loop
         if loop is not None:
-            self._call(self._serve(browser_id, listener))
+            self._call(loop, self._serve(browser_id, listener))
 
     def remove(self, browser_id: str) -> None:
         """Stop accepting for ``browser_id``, close its listener and tunnels. Idempotent."""
         with self._lock:
             sock = self._listeners.pop(browser_id, None)
+            for per_browser in (self._failures, self._refused, self._upstreams, self._contacted):
+                per_browser.pop(browser_id, None)
             loop = self._loop
         if loop is not None:
-            self._call(self._unserve(browser_id))
+            self._call(loop, self._unserve(browser_id))
         if sock is not None:
             sock.close()
 
@@ -171,7 +173,7 @@ class EgressProxy:
                 self._upstreams[browser_id] = upstream
             loop = self._loop
         if changed and loop is not None:
-            self._call(self._drop_tunnels(browser_id))
+            self._call(loop, self._drop_tunnels(browser_id))
 
     def contacted(self, browser_id: str) -> list[tuple[str, int]]:
         """Every ``(host, port)`` the browser asked to connect to since :meth:`begin_job`
@@ -209,8 +211,10 @@ class EgressProxy:
             return len(self._tunnels.get(browser_id, ()))
         return sum(len(t) for t in self._tunnels.values())
 
-    def _call(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+    @staticmethod
+    def _call(loop, coro, timeout: float = 10.0):
+        """Run ``coro`` on the proxy's loop from another thread; wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     async def _serve(self, browser_id: str, sock: socket.socket) -> None:
         # asyncio closes the socket it serves on when the server closes: give it a
@@ -224,8 +228,6 @@ class EgressProxy:
         server = self._servers.pop(browser_id, None)
         if server is not None:
             server.close()
-        with self._lock:
-            self._failures.pop(browser_id, None)
         tasks = self._tunnels.pop(browser_id, set())
         for task in tasks:
             task.cancel()

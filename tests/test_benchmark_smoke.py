@@ -19,7 +19,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEMS = ("in-process driver", "in-process pool", "naive (browser per request)", "browserd", "browserd ping",
-           "browserd, images loaded", "browserd, images blocked", "in-process pool + reset")
+           "browserd, images loaded", "browserd, images blocked", "in-process pool + reset",
+           "browserd, egress policy on", "browserd, egress policy off", "browserd, direct",
+           "browserd, via a local SOCKS5 proxy")
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
@@ -95,6 +97,8 @@ def _run_and_check(out, scratch: str) -> None:
     assert batch["exit"] == 0 and batch["saved"] == batch["files"] == batch["urls"] > 0, batch
     assert "Resource blocking (a page of" in stdout and "Batch: `browserd fetch -i`" in stdout
     assert "The daemon's own cost at saturation" in stdout
+    assert data["extra"]["egress"]["proxy_tunnels"] > 0, "the proxied jobs did not go through the proxy"
+    assert any(t["target"].startswith("egress policy on / off") for t in data["targets"])
 
     # Nothing of the run is left: no daemon, Chromium or chromedriver (init reaps lazily).
     deadline = time.monotonic() + 30

@@ -60,7 +60,7 @@ def test_exec_start_and_exec_stop_as_systemd_runs_them(tmp_path, pages):
     assert started.returncode == 0, started.stderr
     # Type=forking: once ExecStart has exited, systemd reads PIDFile; that pid must serve.
     pidfile = service["PIDFile"].replace("/run/browserd", state_dir)
-    main_pid = int(open(pidfile).read())
+    main_pid = int(open(pidfile).readline())  # systemd reads the first line only
     assert psutil.pid_exists(main_pid)
     with Client(state_dir=state_dir) as c:
         assert "UNIT-OK" in c.page_source(pages.url("/static", m="UNIT-OK"))

@@ -131,9 +131,9 @@ def test_unknown_error_code_is_still_an_error():
     assert info.value.code == "future_code" and info.value.retryable
 
 
-def test_only_busy_shutting_down_and_unavailable_are_retryable():
+def test_only_busy_shutting_down_unavailable_and_proxy_failed_are_retryable():
     retryable = {code for code, cls in errors.ERROR_CLASSES.items() if cls.retryable}
-    assert retryable == {"busy", "shutting_down", "unavailable"}
+    assert retryable == {"busy", "shutting_down", "unavailable", "proxy_failed"}
 
 
 @pytest.mark.parametrize("text, address", [
