@@ -165,18 +165,9 @@ class InProcess:
         self.spec, self.n = spec, n
         self.dir = tempfile.mkdtemp(prefix="browserd-bench-inproc-")
         self.browsers: list[Browser] = []
-        self.egress = None
 
     def __enter__(self) -> "InProcess":
-        # Browsers live in a private network namespace whose only way out is an egress proxy
-        # (as in the daemon): without one no page, not even a loopback one, can be loaded.
-        from browserd.egress import EgressProxy
-        from browserd.netpolicy import DestinationPolicy
-
-        self.egress = EgressProxy(DestinationPolicy(allow_networks=("127.0.0.1/32",)))
-        self.egress.start()
-        browsers = [Browser(f"p{k}", self.spec, os.path.join(self.dir, f"p{k}"), egress=self.egress)
-                    for k in range(self.n)]
+        browsers = [Browser(f"p{k}", self.spec, os.path.join(self.dir, f"p{k}")) for k in range(self.n)]
         self.browsers = browsers  # quit in __exit__ whatever happens below
         with ThreadPoolExecutor(max_workers=max(1, self.n)) as ex:
             list(ex.map(lambda b: b.start(), browsers))
@@ -187,8 +178,6 @@ class InProcess:
     def __exit__(self, *exc) -> None:
         with ThreadPoolExecutor(max_workers=max(1, len(self.browsers))) as ex:
             list(ex.map(lambda b: b.quit(), self.browsers))
-        if self.egress is not None:
-            self.egress.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def rss_mb(self, n: int) -> float:
