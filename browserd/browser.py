@@ -653,17 +653,13 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
     if not clear_session:  # the session stays; so does the list of what a later wipe must clear
         browser.session_urls.update(origins)
     timing = {"log": (time.perf_counter() - t0) * 1000}
-    # A job of a site without a session gets a fresh tab: nothing of the old one (name,
-    # history, dialog, per-tab overrides) survives; a session site's tab is only blanked.
-    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache,
-                                            fresh=clear_session, restore_size=browser.dressed_by is not None))
-    if clear_session:
-        browser.dressed_by = None
+    # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
+    # (browser.dressed_by) are dropped before another site's job (Pool._before).
+    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache))
     return timing
 
 
 def clear_session_state(browser: Browser, urls) -> None:
     """Drop every cookie, the permissions, and all storage of the origins of ``urls``
     (a session site's, before another site's job): the tab is reset too."""
-    hygiene_of(browser).reset(origins_of(urls), clear_storage=True, clear_cache=False, restore_size=True)
-    browser.dressed_by = None
+    hygiene_of(browser).reset(origins_of(urls), clear_storage=True, clear_cache=False)

@@ -45,6 +45,9 @@ CLOSE_ROUNDS = 40
 STEP_TIMEOUT = 3.0
 #: Seconds the reset waits for closed targets and stopped workers to leave the list.
 SETTLE = 2.0
+#: Seconds a browser that had a popup storm must stay at one window before it is proven.
+QUIET = 0.5
+_WINDOWS = ("page", "background_page", "app", "webview")
 _WORKERS = ("service_worker", "shared_worker", "worker")
 
 
@@ -74,14 +77,14 @@ class DevTools:
             return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True))
         port = int(browser.debugger_address.rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        conn.sock = browser.namespace.connect(port, timeout)  # DevTools is in the namespace
+        conn.sock = browser._devtools_socket(port, timeout)  # in the namespace, if it has one
         try:
             conn.request("GET", "/json/version")
             url = json.loads(conn.getresponse().read())["webSocketDebuggerUrl"]
         finally:
             conn.close()
         return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True,
-                                               socket=browser.namespace.connect(port, timeout)))
+                                               socket=browser._devtools_socket(port, timeout)))
 
     def batch(self, calls, timeout: float = STEP_TIMEOUT) -> list:
         """Send every ``(method, params, session)`` at once; return their results in order,
@@ -159,6 +162,8 @@ class Hygiene:
         self.tab: str | None = None       # the target id of the tab the driver uses
         self.session: str | None = None   # our DevTools session on that tab
         self.window_size: dict | None = None
+        self.fresh_tabs = 0               # fallbacks to a new tab (for status and tests)
+        self.frozen = False               # new targets start paused (a popup storm's reset)
 
     # -- connection ----------------------------------------------------------------------
 
@@ -180,54 +185,53 @@ class Hygiene:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _pages(self) -> list[dict]:
-        infos = self.devtools.call("Target.getTargets")["targetInfos"]
-        return [t for t in infos if t.get("type") not in ("browser", "browser_ui", "iframe", "tab")]
-
-    def _close_others(self) -> int:
-        """Close every target but the tab (pages, popups, workers) until none is left;
-        returns how many rounds it took. Raises ResetUnproven when it never settles."""
+    def _stop(self) -> int:
+        """Stop every document of the job in the same tab: dismiss a dialog, send the tab
+        to about:blank, close every other window and worker, all in one batch, and repeat
+        (closes and the target list in one batch a round) until no other window is left
+        and the tab has committed about:blank. Returns the rounds it took. A popup storm
+        (windows still appearing after the first round) is frozen: until the reset ends,
+        every new target starts paused (``waitForDebuggerOnStart``) and cannot open more.
+        Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
+        s, devtools = self.session, self.devtools
+        results = devtools.batch([
+            ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
+            ("Page.navigate", {"url": "about:blank"}, s),
+            ("Target.getTargets", {}, None),
+            ("Page.getNavigationHistory", {}, s),
+        ])
+        if isinstance(results[1], DevToolsError):
+            raise TimeoutError(f"about:blank: {results[1]}")
         deadline = time.monotonic() + SETTLE
         for rounds in range(1, CLOSE_ROUNDS + 1):
-            others = [t for t in self._pages() if t["targetId"] != self.tab]
-            if not others:
+            targets, history = results[-2], results[-1]
+            if isinstance(targets, DevToolsError) or isinstance(history, DevToolsError):
+                raise ResetUnproven(f"cannot read the targets: {targets if isinstance(targets, DevToolsError) else history}")
+            others = [t for t in targets["targetInfos"] if t["targetId"] != self.tab and _closable(t)]
+            committed = history["entries"][history["currentIndex"]]["url"] == "about:blank"
+            if not any(_is_window(t) for t in others) and committed:
+                if others:  # workers of closed documents: close them, do not wait for them
+                    devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others])
                 return rounds
-            closable = [t for t in others if t.get("type") not in _WORKERS]
-            if not closable and time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 break
-            if closable:
-                self.devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in closable])
-            else:  # only workers: they stop once their documents and registrations are gone
-                for t in others:
-                    self.devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None)])
-                time.sleep(0.02)
-        left = [(t.get("type"), t.get("url", "")[:80]) for t in self._pages() if t["targetId"] != self.tab]
-        raise ResetUnproven(f"targets still open after {CLOSE_ROUNDS} rounds: {left[:5]}")
-
-    def _blank_tab(self) -> None:
-        """Stop the tab's document: dismiss a dialog, go to about:blank, forget its name
-        and history. A tab that does not answer is replaced by a fresh one."""
-        s = self.session
-        try:
-            results = self.devtools.batch([
-                ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
-                ("Page.navigate", {"url": "about:blank"}, s),
-                ("Runtime.evaluate", {"expression": "window.name = ''"}, s),
-                ("Page.resetNavigationHistory", {}, s),
-            ])
-        except TimeoutError as exc:
-            logger.info("browser=%s tab does not answer (%s); a fresh tab replaces it", self.browser.id, exc)
-            self.fresh_tab()
-            return
-        failed = [r for r in results[1:] if isinstance(r, DevToolsError)]
-        if failed:
-            logger.info("browser=%s blanking the tab failed (%s); a fresh tab replaces it", self.browser.id, failed[0])
-            self.fresh_tab()
+            calls = [("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
+            if rounds == 1 and any(_is_window(t) for t in others) and not self.frozen:
+                # windows opened windows: from now on a new one starts paused
+                calls.insert(0, ("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True,
+                                                          "flatten": True}, None))
+                self.frozen = True
+            results = devtools.batch(calls + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
+        left = [(t.get("type"), t.get("url", "")[:80]) for t in others]
+        raise ResetUnproven(f"windows still open after {rounds} rounds: {left[:5]}"
+                            if others else "the tab did not commit about:blank")
 
     def fresh_tab(self, restore_size: bool = True) -> None:
-        """A new tab for the driver, the old one closed: no document, name, history,
-        dialog or per-tab override (emulation, user agent, blocking) of the old one
-        survives; the window size is set back to the browser's first one."""
+        """A new tab for the driver, the old one closed (the fallback: a dialog that does
+        not go, a tab that does not answer, a reset that did not prove clean, another
+        site's hook overrides): nothing of the old tab's document, name, dialog or per-tab
+        overrides (emulation, user agent, blocking) survives; the window size is set back
+        to the browser's first one."""
         devtools = self._ready()
         old = self.tab
         new = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -238,65 +242,111 @@ class Hygiene:
         if restore_size and self.window_size:
             self.browser.driver.set_window_size(self.window_size["width"], self.window_size["height"])
         self.browser.blocked = ()  # Network.setBlockedURLs was the old tab's
+        self.fresh_tabs += 1
 
     def clear_cache(self) -> None:
         self._ready()
         self.devtools.call("Network.clearBrowserCache", {}, self.session)
 
     def reset(self, origins=(), *, clear_storage: bool = True, clear_cache: bool = True,
-              fresh: bool = True, restore_size: bool = False) -> dict:
+              fresh: bool = False, restore_size: bool = True) -> dict:
         """Stop every document of the job, clear what it stored (``clear_storage``: cookies,
         permissions and the storage of ``origins``; ``clear_cache``: the HTTP cache), and
-        prove the browser clean. ``fresh``: the job's tab is replaced by a new one (whose
-        first navigation replaces its initial empty document, so the next job's history has
-        one entry); else it goes to about:blank (a session site's tab keeps its overrides).
-        ``restore_size``: a hook may have resized the window. Returns milliseconds per step."""
+        prove the browser clean, in the same tab (``fresh``: in a new one). Three batched
+        steps: stop (dialog, about:blank, other windows closed until none is left), then
+        one batch that clears ``window.name``, the session history and the stores and reads
+        the state back (the proof). A reset that does not prove clean is tried once more
+        in a fresh tab; then :class:`ResetUnproven`. Returns milliseconds per step."""
         timing = {}
         t0 = time.perf_counter()
-        devtools = self._ready()
-        if fresh:
-            self.fresh_tab(restore_size)
-        else:
-            self._blank_tab()
-        self._close_others()
-        t1 = time.perf_counter()
-        timing["stop"] = (t1 - t0) * 1000
+        self._ready()
+        self.frozen = False
+        try:
+            if fresh:
+                self.fresh_tab(restore_size)
+            try:
+                timing["rounds"] = self._stop()
+            except TimeoutError as exc:  # a hung renderer, a dialog that stays: a new tab
+                logger.info("browser=%s tab does not answer (%s); a fresh tab replaces it", self.browser.id, exc)
+                self.fresh_tab(restore_size)
+                timing["rounds"] = self._stop()
+            t1 = time.perf_counter()
+            timing["stop"] = (t1 - t0) * 1000
+            problem = self._clear_and_prove(origins, clear_storage, clear_cache)
+            if problem:
+                logger.info("browser=%s reset not proven (%s); once more in a fresh tab", self.browser.id, problem)
+                self.fresh_tab(restore_size)
+                self._stop()
+                problem = self._clear_and_prove(origins, clear_storage, clear_cache)
+                if problem:
+                    raise ResetUnproven(problem)
+            timing["clear+prove"] = (time.perf_counter() - t1) * 1000
+        except TimeoutError as exc:
+            raise ResetUnproven(f"the browser does not answer: {exc}") from exc
+        return timing
+
+    def _clear_and_prove(self, origins, clear_storage: bool, clear_cache: bool) -> str | None:
+        """One batch: forget the tab's name and history (about:blank is committed), clear
+        the stores, end a storm's freeze, and read the state back. None when clean, else
+        what is not. A storm's browser must also stay at one window for ``QUIET`` s."""
         s = self.session
-        calls = [("Network.clearBrowserCache", {}, s)] if clear_cache else []
+        calls = [("Runtime.evaluate", {"expression": "window.name = ''"}, s),
+                 ("Page.resetNavigationHistory", {}, s)]
+        if clear_cache:
+            calls.append(("Network.clearBrowserCache", {}, s))
         if clear_storage:
             calls += [("Storage.clearCookies", {}, None), ("Browser.resetPermissions", {}, None)]
             calls += [("Storage.clearDataForOrigin", {"origin": o, "storageTypes": STORAGE_TYPES}, s)
                       for o in origins]
-        failed = [(c[0], r) for c, r in zip(calls, devtools.batch(calls, timeout=STEP_TIMEOUT * 2) if calls else [])
-                  if isinstance(r, DevToolsError)]
+        if self.frozen:
+            calls.append(("Target.setAutoAttach", {"autoAttach": False, "waitForDebuggerOnStart": False,
+                                                   "flatten": True}, None))
+        n = len(calls)
+        calls += _PROOF(s)
+        results = self.devtools.batch(calls, timeout=STEP_TIMEOUT * 2)
+        failed = [(c[0], r) for c, r in zip(calls[:n], results[:n]) if isinstance(r, DevToolsError)]
         if failed:
             raise ResetUnproven(f"{failed[0][0]} failed: {failed[0][1]}")
-        t2 = time.perf_counter()
-        timing["clear"] = (t2 - t1) * 1000
-        self._prove(fresh)
-        timing["prove"] = (time.perf_counter() - t2) * 1000
-        return timing
-
-    def _prove(self, fresh: bool = True) -> None:
-        deadline = time.monotonic() + SETTLE
+        storm, self.frozen = self.frozen, False
+        problem = self._unclean(results[n:])
+        # The renderer learns of the pruned history just after the batch: read again until
+        # clean (bounded). After a storm the browser must also stay at one window a while.
+        now = time.monotonic()
+        deadline, quiet_until = now + SETTLE, now + (QUIET if storm else 0.0)
         while True:
-            targets, state = self.devtools.batch([
-                ("Target.getTargets", {}, None),
-                ("Runtime.evaluate", {"expression": "[window.name, history.length, location.href]",
-                                      "returnByValue": True}, self.session),
-            ])
-            if isinstance(targets, DevToolsError) or isinstance(state, DevToolsError):
-                raise ResetUnproven(f"cannot read the browser's state: {targets if isinstance(targets, DevToolsError) else state}")
-            pages = [t for t in targets["targetInfos"] if t.get("type") not in ("browser", "browser_ui", "iframe", "tab")]
-            value = (state.get("result") or {}).get("value")
-            clean = ([t["targetId"] for t in pages] == [self.tab] and value == ["", 1, "about:blank"])
-            if clean:
-                return
-            if time.monotonic() > deadline:
-                raise ResetUnproven(f"not clean: targets {[(t.get('type'), t.get('url', '')[:60]) for t in pages]}, "
-                                    f"tab state {value}")
-            self._close_others()
+            if problem and (problem.startswith("windows") or time.monotonic() > deadline):
+                return problem  # a window appeared after the stop: the caller tries a fresh tab
+            if not problem and time.monotonic() >= quiet_until:
+                return None
             time.sleep(0.02)
+            problem = self._unclean(self.devtools.batch(_PROOF(s)))
+
+    def _unclean(self, proof) -> str | None:
+        targets, state = proof
+        if isinstance(targets, DevToolsError) or isinstance(state, DevToolsError):
+            return f"cannot read the browser's state: {targets if isinstance(targets, DevToolsError) else state}"
+        windows = [t for t in targets["targetInfos"] if _is_window(t)]
+        if [t["targetId"] for t in windows] != [self.tab]:
+            return f"windows {[(t.get('type'), t.get('url', '')[:60]) for t in windows]}"
+        value = (state.get("result") or {}).get("value")
+        if value != ["", 1, "about:blank"]:
+            return f"tab state [name, history, url] = {value}"
+        return None
+
+
+def _PROOF(session) -> list:
+    """The proof's reads: every target, and the tab's name, history length and URL."""
+    return [("Target.getTargets", {}, None),
+            ("Runtime.evaluate", {"expression": "[window.name, history.length, location.href]",
+                                  "returnByValue": True}, session)]
+
+
+def _is_window(target: dict) -> bool:
+    return target.get("type") in _WINDOWS
+
+
+def _closable(target: dict) -> bool:
+    return target.get("type") in _WINDOWS + _WORKERS
 
 
 def hygiene_of(browser) -> Hygiene:
