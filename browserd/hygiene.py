@@ -163,7 +163,7 @@ class Hygiene:
         self.session: str | None = None   # our DevTools session on that tab
         self.window_size: dict | None = None
         self.fresh_tabs = 0               # fallbacks to a new tab (for status and tests)
-        self.frozen = False               # new targets start paused (a popup storm's reset)
+        self.storm = False                # this reset met windows opening windows
 
     # -- connection ----------------------------------------------------------------------
 
@@ -190,9 +190,12 @@ class Hygiene:
         to about:blank, close every other window and worker, all in one batch, and repeat
         (closes and the target list in one batch a round) until no other window is left
         and the tab has committed about:blank. Returns the rounds it took. A popup storm
-        (windows still appearing after the first round) is frozen: until the reset ends,
-        every new target starts paused (``waitForDebuggerOnStart``) and cannot open more.
-        Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
+        (windows still there after a round closed every one: they open more) is over when
+        a round finds none; it is then watched for ``QUIET`` seconds more (_clear_and_prove).
+        (Not frozen: a browser-wide ``Target.setAutoAttach(waitForDebuggerOnStart)`` also
+        holds the kept tab's next navigation, and a browser-wide ``Fetch.enable`` leaves
+        unclosable windows: both broke chromedriver's next ``get``. A storm that outlasts
+        ``SETTLE`` is not proven: the browser is replaced.) Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
         s, devtools = self.session, self.devtools
         results = devtools.batch([
             ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
@@ -215,13 +218,10 @@ class Hygiene:
                 return rounds
             if time.monotonic() > deadline:
                 break
-            calls = [("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
-            if rounds == 1 and any(_is_window(t) for t in others) and not self.frozen:
-                # windows opened windows: from now on a new one starts paused
-                calls.insert(0, ("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True,
-                                                          "flatten": True}, None))
-                self.frozen = True
-            results = devtools.batch(calls + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
+            if rounds > 1 and any(_is_window(t) for t in others):
+                self.storm = True  # windows opened while others were being closed
+            results = devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
+                                     + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
         left = [(t.get("type"), t.get("url", "")[:80]) for t in others]
         raise ResetUnproven(f"windows still open after {rounds} rounds: {left[:5]}"
                             if others else "the tab did not commit about:blank")
@@ -260,7 +260,7 @@ class Hygiene:
         timing = {}
         t0 = time.perf_counter()
         self._ready()
-        self.frozen = False
+        self.storm = False
         try:
             if fresh:
                 self.fresh_tab(restore_size)
@@ -287,7 +287,7 @@ class Hygiene:
 
     def _clear_and_prove(self, origins, clear_storage: bool, clear_cache: bool) -> str | None:
         """One batch: forget the tab's name and history (about:blank is committed), clear
-        the stores, end a storm's freeze, and read the state back. None when clean, else
+        the stores, and read the state back. None when clean, else
         what is not. A storm's browser must also stay at one window for ``QUIET`` s."""
         s = self.session
         calls = [("Runtime.evaluate", {"expression": "window.name = ''"}, s),
@@ -298,16 +298,13 @@ class Hygiene:
             calls += [("Storage.clearCookies", {}, None), ("Browser.resetPermissions", {}, None)]
             calls += [("Storage.clearDataForOrigin", {"origin": o, "storageTypes": STORAGE_TYPES}, s)
                       for o in origins]
-        if self.frozen:
-            calls.append(("Target.setAutoAttach", {"autoAttach": False, "waitForDebuggerOnStart": False,
-                                                   "flatten": True}, None))
         n = len(calls)
         calls += _PROOF(s)
         results = self.devtools.batch(calls, timeout=STEP_TIMEOUT * 2)
         failed = [(c[0], r) for c, r in zip(calls[:n], results[:n]) if isinstance(r, DevToolsError)]
         if failed:
             raise ResetUnproven(f"{failed[0][0]} failed: {failed[0][1]}")
-        storm, self.frozen = self.frozen, False
+        storm = self.storm
         problem = self._unclean(results[n:])
         # The renderer learns of the pruned history just after the batch: read again until
         # clean (bounded). After a storm the browser must also stay at one window a while.
