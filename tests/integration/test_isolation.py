@@ -38,8 +38,10 @@ def daemon(pages):
     tmp.cleanup()
 
 
-def on_both(fetch, tries: int = 12) -> dict:
-    """Call ``fetch()`` until results from both browsers came back (bounded): {browser: result}."""
+def on_both(fetch, tries: int = 40) -> dict:
+    """Call ``fetch()`` until results from both browsers came back (bounded): {browser: result}.
+    Jobs go to whichever browser is free: one whose reset is slow, or that is being replaced,
+    can leave many in a row to the other."""
     seen = {}
     for _ in range(tries):
         r = fetch()
@@ -60,26 +62,45 @@ def test_popup_on_another_origin_leaves_no_storage(daemon, pages, other_origin):
 
 
 def test_popup_storm_is_closed_and_stays_closed(daemon, pages):
+    """After a storm (a popup chain opening a popup every 100 ms for 3 s) every later job
+    sees one window, for as long as the storm would last: the reset closed it and proved the
+    browser clean, or could not and the browser was replaced by a new one (also checked)."""
+    replaced_before = daemon.status()["events"].get("replaced", 0)
     with daemon.client() as c:
         on_both(lambda: c.fetch(pages.url("/storm"), timeout=20))
         deadline = time.monotonic() + 4.0  # the storm's pages would open popups for 3 s
         counts = []
-        while time.monotonic() < deadline:
-            r = c.fetch(pages.url("/static"), site="windows")
+        while time.monotonic() < deadline:  # bounded by the deadline and the fetch timeout
+            r = c.fetch(pages.url("/static"), site="windows", timeout=30)
             counts.append((r.browser, r.notes["windows"]))
-        print("windows seen by later jobs (browser, count):", counts)
-        assert {b for b, _ in counts} == set(on_both(lambda: c.fetch(pages.url("/static"), site="windows")))
-        assert all(n == 1 for _, n in counts), counts
+        # then both browsers of the pool now (new ones, if the storm's were replaced)
+        last = on_both(lambda: c.fetch(pages.url("/static"), site="windows", timeout=30))
+    counts += [(b, r.notes["windows"]) for b, r in last.items()]
+    events = daemon.status()["events"]
+    print("windows seen by later jobs (browser, count):", counts, "events:", events)
+    assert all(n == 1 for _, n in counts), counts
+    replaced = events.get("replaced", 0) - replaced_before
+    assert replaced <= events.get("reset_unproven", 0), events  # a replacement is an unproven reset
+
+
+def _state(got) -> list:
+    return json.loads(re.search(r'<p id="state">(.*?)</p>', got.source).group(1))
 
 
 @pytest.mark.parametrize("site", ["generic", "windows"])
 def test_window_name_and_history_do_not_pass(daemon, pages, site):
+    """The next job sees an empty window.name and the same history, whatever the job
+    before did: its own page after one blank entry (history.length 2, as in a fresh tab:
+    Chromium keeps the about:blank entry a driver's first navigation leaves behind)."""
     with daemon.client() as c:
+        clean = on_both(lambda: c.fetch(pages.url("/name/get"), site=site))  # after a plain job
         on_both(lambda: c.fetch(pages.url("/name/set", v="SECRET-NAME"), wait_for="#named"))
         reads = on_both(lambda: c.fetch(pages.url("/name/get"), site=site))
-    for browser, got in reads.items():
-        state = json.loads(re.search(r'<p id="state">(.*?)</p>', got.source).group(1))
-        assert state == ["", 1], (browser, state)
+        again = on_both(lambda: c.fetch(pages.url("/name/get"), site=site))
+    print("state [name, history.length] after a plain job:", {b: _state(r) for b, r in clean.items()},
+          "after window.name + 3 pushState:", {b: _state(r) for b, r in reads.items()})
+    for browser, got in list(reads.items()) + list(again.items()) + list(clean.items()):
+        assert _state(got) == ["", 2], (browser, _state(got))
 
 
 def test_service_worker_of_one_job_is_gone_for_the_next(daemon, other_origin):
