@@ -34,6 +34,7 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
 from selenium.webdriver.remote.client_config import ClientConfig
 
+from .hygiene import hygiene_of, origins_of
 from .netns import Namespace, NamespacePoolManager, launcher_argv
 
 logger = logging.getLogger(__name__)
@@ -275,6 +276,9 @@ class Browser:
         self.blocked: tuple = ()          # URL patterns blocked now (Network.setBlockedURLs)
         self.leased_to: str | None = None  # site of the job holding it (None when idle)
         self.resetting = False            # its job is over; the reset runs
+        self.dressed_by: str | None = None  # site whose hooks may have changed the tab
+        self.cache_of: str | None = None  # share_cache site whose HTTP cache it carries
+        self.hygiene = None               # its reset (browserd.hygiene), made on first use
         self.killed = False
 
     # -- start --------------------------------------------------------------------------
@@ -573,6 +577,8 @@ class Browser:
     def kill(self) -> None:
         """SIGKILL every process of this browser at once. Safe from any thread."""
         self.killed = True
+        if self.hygiene is not None:  # its DevTools socket dies with the browser
+            self.hygiene.close()
         if self.spec.grid_url:
             if self.session_id:  # the node quits the browser; a blocked command fails
                 from .grid import delete_session
@@ -730,37 +736,26 @@ def cancel_downloads(driver, guids) -> None:
             pass
 
 
-def reset_browser(browser: Browser, clear_session: bool, urls=()) -> None:
-    """Bring a browser back to a blank page; unless the site keeps its session, also
-    drop every cookie and the storage of the origins the job touched. Raises if the
-    browser cannot be reset (the pool then replaces it)."""
-    driver = browser.driver
-    handles = driver.window_handles
-    if len(handles) > 1:  # the page opened windows: close all but the first
-        for handle in handles[1:]:
-            driver.switch_to.window(handle)
-            driver.close()
-        driver.switch_to.window(handles[0])
-    driver.get("about:blank")
-    seen = navigated_urls(driver)
-    if clear_session:
-        clear_session_state(driver, list(urls) + seen)
-    else:  # the session stays; so does the list of what a later wipe must clear
-        browser.session_urls.update(seen)
+def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), clear_cache: bool = True) -> dict:
+    """Bring a browser back to one blank tab with nothing of the job left (see
+    :mod:`browserd.hygiene`); unless the site keeps its session, drop every cookie, the
+    permissions and the storage of every origin the job touched (``urls``, the navigation
+    log, the egress proxy's ``contacted`` host:ports); ``clear_cache``: the HTTP cache
+    too. Raises if the browser cannot be proven clean (the pool then replaces it).
+    Returns the milliseconds of each step."""
+    t0 = time.perf_counter()
+    seen = navigated_urls(browser.driver)
+    origins = origins_of(list(urls) + seen, contacted)
+    if not clear_session:  # the session stays; so does the list of what a later wipe must clear
+        browser.session_urls.update(origins)
+    timing = {"log": (time.perf_counter() - t0) * 1000}
+    # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
+    # (browser.dressed_by) are dropped before another site's job (Pool._before).
+    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache))
+    return timing
 
 
-#: What a page can store for its origin, for Storage.clearDataForOrigin. Not "all": cookies are
-#: dropped for every origin at once by Network.clearBrowserCookies, and "all" also clears the
-#: shader cache (GPU, off here), which costs ~6 ms per reset and holds nothing of a page's.
-STORAGE_TYPES = ("local_storage,indexeddb,websql,service_workers,cache_storage,file_systems,"
-                 "shared_storage,storage_buckets,interest_groups")
-
-
-def clear_session_state(driver, urls) -> None:
-    """Drop every cookie, and all storage of the origins of ``urls``."""
-    driver.execute("executeCdpCommand", {"cmd": "Network.clearBrowserCookies", "params": {}})
-    for origin in sorted({o for o in map(_origin, urls) if o}):
-        driver.execute("executeCdpCommand", {
-            "cmd": "Storage.clearDataForOrigin",
-            "params": {"origin": origin, "storageTypes": STORAGE_TYPES},
-        })
+def clear_session_state(browser: Browser, urls) -> None:
+    """Drop every cookie, the permissions, and all storage of the origins of ``urls``
+    (a session site's, before another site's job): the tab is reset too."""
+    hygiene_of(browser).reset(origins_of(urls), clear_storage=True, clear_cache=False)

@@ -452,7 +452,7 @@ class Arbiter:
             "sandbox": {"on": self.sandbox[0], "reason": self.sandbox[1]},
             "draining": bool(self._stop_requested),
             "browsers": pool, "jobs": snap["jobs"], "events": snap["events"],
-            "latency": snap["latency"], "queue_wait": snap["queue_wait"],
+            "latency": snap["latency"], "queue_wait": snap["queue_wait"], "reset": snap["reset"],
             "connections": self.server.connection_count() if self.server else 0,
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
             "sites_generation": self.registry.generation,

@@ -11,7 +11,15 @@ Routes (all deterministic, all generated):
                         sets localStorage and IndexedDB k=V (#idb-set when stored), then
                         goes on to URL by script, if given;
                         /storage/get shows both (#v, then #idb)
-  /popup                opens a second window
+  /popup?to=URL         opens a second window (on URL, default /static?m=popup)
+  /storm?end=MS         a popup that opens another every 100 ms, until MS (epoch ms;
+                        3 s after the first page when not given)
+  /name/set?v=V         sets window.name = V and pushes 3 history entries (#named)
+  /name/get             shows [window.name, history.length] (#state)
+  /sw/register          registers the service worker /sw.js (#sw-ready once active)
+  /sw/check             shows how many service workers are registered (#regs)
+  /cache/page           loads /cache/res.js, cacheable for an hour (#cached once run);
+                        server.cache_hits counts the requests that reached the server
   /infinite?total=N&batch=B&delay=MS
                         an infinite list: B <li class='item'> rows, B more (after MS ms) each
                         time it is scrolled near the bottom, N in all
@@ -127,7 +135,41 @@ class _Handler(BaseHTTPRequestHandler):
             total, batch, delay = int(q.get("total", "60")), int(q.get("batch", "10")), int(q.get("delay", "50"))
             return self._send(_page(path[1:], _list_page(path == "/more", total, batch, delay)))
         if path == "/popup":
-            return self._send(_page("popup", "<script>window.open('/static?m=popup');</script><p>opened</p>"))
+            to = q.get("to", "/static?m=popup")
+            return self._send(_page("popup", f"<script>window.open({to!r});</script><p>opened</p>"))
+        if path == "/storm":
+            end = q.get("end", "")
+            return self._send(_page("storm", "<p id='storm'>storm</p><script>"
+                                    f"const end = {end or 'Date.now() + 3000'};"
+                                    " setInterval(() => { if (Date.now() < end) window.open('/storm?end=' + end); }, 100);"
+                                    " window.open('/storm?end=' + end);</script>"))
+        if path == "/name/set":
+            return self._send(_page("name set", f"<script>window.name = {q.get('v', 'x')!r};"
+                                    " for (let i = 0; i < 3; i++) history.pushState({}, '', '?n=' + i);</script>"
+                                    "<p id='named'>named</p>"))
+        if path == "/name/get":
+            return self._send(_page("name get", "<p id='state'></p><script>document.getElementById('state')"
+                                    ".textContent = JSON.stringify([window.name, history.length]);</script>"))
+        if path == "/sw.js":
+            return self._send(b"self.addEventListener('fetch', () => {});", ctype="text/javascript")
+        if path == "/sw/register":
+            return self._send(_page("sw", _IDB_JS + "<script>navigator.serviceWorker.register('/sw.js')"
+                                    ".then(() => navigator.serviceWorker.ready).then(() => done('sw-ready'));</script>"))
+        if path == "/sw/check":
+            return self._send(_page("sw check", _IDB_JS + "<script>navigator.serviceWorker.getRegistrations()"
+                                    ".then(r => done('regs', 'regs=' + r.length));</script>"))
+        if path == "/cache/page":
+            return self._send(_page("cache", _IDB_JS + "<script src='/cache/res.js'></script>"))
+        if path == "/cache/res.js":
+            self.server.cache_hits += 1
+            body = b"done('cached');"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "public, max-age=3600")
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if path == "/redirect":
             self.send_response(302)
             self.send_header("Location", q.get("to", "/static"))
@@ -182,6 +224,7 @@ class PageServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, image_delay: float = 0.0):
         self.httpd = _Server((host, port), _Handler)
         self.httpd.hits = 0
+        self.httpd.cache_hits = 0
         self.httpd.release = threading.Event()
         self.httpd.image_delay = image_delay
         self.host, self.port = self.httpd.server_address[:2]

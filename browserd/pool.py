@@ -20,7 +20,6 @@ import logging
 import shutil
 from collections import Counter
 import os
-import re
 import threading
 from urllib.parse import urlsplit
 import time
@@ -42,7 +41,7 @@ from .navigation import MAX_NAVIGATIONS, PAGE_TYPES, Document, NetLog, main_fram
 from .outcome import Kind, classify, navigation_failed, wrong_page_type
 from .sites.base import Page
 from .egress import NET_ERRORS
-from .jobs import JobAborted
+from .hygiene import ResetUnproven, hygiene_of
 from .stats import Stats
 from .watchdog import Watchdog
 
@@ -452,13 +451,18 @@ class Pool:
                     self.replace(browser, f"broke under job {job.id}: {run.error}")
                 elif self.recycle_after and browser.jobs >= self.recycle_after:
                     self.replace(browser, f"served {browser.jobs} jobs (recycle_after)", event="recycled")
-                elif session_kept and run.wiped_owner is None:
-                    browser.session_urls.update(touched)
-                    self._schedule_reset(browser, clear_session=False, urls=())
                 else:
-                    if browser.owner is not None:  # after_job failed, or the wipe never ran
-                        self._drop_session(browser)
-                    self._schedule_reset(browser, clear_session=True, urls=touched)
+                    if _has_hooks(site):  # its hooks may have changed the tab (viewport, UA, ...)
+                        browser.dressed_by = site.name
+                    browser.cache_of = site.name if site.share_cache else None
+                    if session_kept and run.wiped_owner is None:
+                        self._schedule_reset(browser, clear_session=False, urls=touched,
+                                             clear_cache=not site.share_cache)
+                    else:
+                        if browser.owner is not None:  # after_job failed, or the wipe never ran
+                            self._drop_session(browser)
+                        self._schedule_reset(browser, clear_session=True, urls=touched,
+                                             clear_cache=not site.share_cache)
 
     def _page_load_limit(self, job) -> float:
         """``page_load_timeout``, or the job's whole time when the job asked for more."""
@@ -558,13 +562,25 @@ class Pool:
             self.egress.begin_job(browser.id, job.upstream)
         if run.wiped_owner is not None:
             t0 = time.monotonic()
-            clear_session_state(driver, browser.session_urls)
+            clear_session_state(browser, browser.session_urls)
             browser.session_urls = set()
             self._forget_setup(browser, run.wiped_owner)
             self.stats.count("sessions_wiped")
             logger.info("job=%s browser=%s site=%s: wiped the session of site %s in %.3fs",
                         job.id, browser.id, site.name, run.wiped_owner, time.monotonic() - t0)
             run.wiped_owner = None
+        if browser.dressed_by not in (None, site.name):
+            # Another site's hooks may have changed the tab (viewport, user agent,
+            # emulation): a fresh tab drops every such override; their setup runs again.
+            t0 = time.monotonic()
+            hygiene_of(browser).fresh_tab()
+            browser.prepared = set()
+            logger.info("job=%s browser=%s site=%s: fresh tab after site %s's hooks in %.3fs",
+                        job.id, browser.id, site.name, browser.dressed_by, time.monotonic() - t0)
+        browser.dressed_by = None
+        if browser.cache_of not in (None, site.name):  # another site's shared HTTP cache
+            hygiene_of(browser).clear_cache()
+        browser.cache_of = None
         set_blocking(browser, site.blocked_patterns)
         key = (site.name, site.generation)
         if key not in browser.prepared:
@@ -631,24 +647,37 @@ class Pool:
             return ClientGone("client went away; job cancelled")
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
 
-    def _schedule_reset(self, browser: Browser, clear_session: bool, urls) -> None:
+    def _schedule_reset(self, browser: Browser, clear_session: bool, urls, clear_cache: bool = True) -> None:
         if clear_session and browser.session_urls:
             urls = list(urls) + sorted(browser.session_urls)
             browser.session_urls = set()
+        # Every host:port any window, frame or worker of the job asked for (read before
+        # the next job's begin_job forgets it): the origins its documents may have written.
+        contacted = self.egress.contacted(browser.id) if self.egress is not None else []
         with self._lock:
             self._resetting += 1
             browser.resetting = True
         if self._resetter is None:  # foreground use without threads (tests, tools)
-            self._reset(browser, clear_session, urls)
+            self._reset(browser, clear_session, urls, contacted, clear_cache)
             return
-        self._resetter.submit(self._reset, browser, clear_session, urls)
+        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache)
 
-    def _reset(self, browser: Browser, clear_session: bool, urls) -> None:
+    def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True) -> None:
         t0 = time.monotonic()
         handle = self.watchdog.arm(t0 + RESET_LIMIT, browser.kill)
+        reason = "reset failed"
         try:
-            reset_browser(browser, clear_session, urls)
+            steps = reset_browser(browser, clear_session, urls, contacted, clear_cache)
             ok = not browser.killed
+            if ok:
+                self.stats.reset_done(time.monotonic() - t0)
+                logger.debug("browser=%s reset in %.3fs (%s)", browser.id, time.monotonic() - t0,
+                             ", ".join(f"{k} {v:.1f} ms" for k, v in steps.items()))
+        except ResetUnproven as exc:
+            logger.warning("browser=%s reset could not prove it clean: %s", browser.id, _first_line(exc))
+            self.stats.count("reset_unproven")
+            reason = f"reset could not prove it clean: {_first_line(exc)}"
+            ok = False
         except Exception as exc:
             logger.warning("browser=%s reset failed: %s", browser.id, _first_line(exc))
             ok = False
@@ -660,7 +689,7 @@ class Pool:
         if ok:
             self._checkin(browser)
         else:
-            self.replace(browser, "reset failed")
+            self.replace(browser, reason)
 
     # -- replacement -------------------------------------------------------------------------
 
@@ -771,6 +800,14 @@ class Pool:
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
                              for b in self._browsers.values()],
             }
+
+
+def _has_hooks(site) -> bool:
+    """Does the site class run code of its own on the browser besides ``fetch``?"""
+    from .sites import Site
+
+    return any(getattr(type(site), hook) is not getattr(Site, hook)
+               for hook in ("setup_browser", "before_job", "after_job"))
 
 
 def _first_line(exc: BaseException) -> str:

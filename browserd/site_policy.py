@@ -13,7 +13,8 @@ BLOCK_KINDS = {
 }
 
 #: The policies a site class sets as class attributes (and a config block may override).
-CLASS_POLICIES = ("keep_session", "concurrency", "block", "block_urls", "timeout", "proxy_pool", "dialogs")
+CLASS_POLICIES = ("keep_session", "share_cache", "concurrency", "block", "block_urls", "timeout", "proxy_pool",
+                  "dialogs")
 #: JavaScript dialog types a ``dialogs`` policy may name, and what it may do with them.
 DIALOG_TYPES = ("alert", "confirm", "prompt", "beforeunload")
 DIALOG_ACTIONS = ("accept", "dismiss")
@@ -38,7 +39,7 @@ def check_policy(values: dict, where: str) -> dict:
                          f"(known: {', '.join(POLICY_KEYS)})")
     for key, value in values.items():
         problem = None
-        if key == "keep_session" and not isinstance(value, bool):
+        if key in ("keep_session", "share_cache") and not isinstance(value, bool):
             problem = "must be true or false"
         elif key == "concurrency" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             problem = "must be an integer >= 0 (0: no cap)"

@@ -25,6 +25,7 @@ class Stats:
         self.events: Counter = Counter()     # replaced, recycled, retried, connections, ...
         self._job_seconds: deque = deque(maxlen=SAMPLES)
         self._queue_wait: deque = deque(maxlen=SAMPLES)
+        self._reset_seconds: deque = deque(maxlen=SAMPLES)
 
     def job_done(self, outcome: str, seconds: float | None = None, queue_wait: float | None = None):
         with self._lock:
@@ -34,6 +35,12 @@ class Stats:
             if queue_wait is not None:
                 self._queue_wait.append(queue_wait)
 
+    def reset_done(self, seconds: float):
+        """A browser's reset after a job took ``seconds`` (one that failed is counted as
+        the event ``reset_unproven`` or ``replaced`` instead)."""
+        with self._lock:
+            self._reset_seconds.append(seconds)
+
     def count(self, event: str, n: int = 1):
         with self._lock:
             self.events[event] += n
@@ -41,6 +48,7 @@ class Stats:
     def snapshot(self) -> dict:
         with self._lock:
             jobs, waits = list(self._job_seconds), list(self._queue_wait)
+            resets = list(self._reset_seconds)
             outcomes, events = dict(self.outcomes), dict(self.events)
         served = outcomes.get("ok", 0)
         return {
@@ -49,4 +57,7 @@ class Stats:
             "latency": {"p50": percentile(jobs, 50), "p99": percentile(jobs, 99), "samples": len(jobs)},
             "queue_wait": {"p50": percentile(waits, 50), "p99": percentile(waits, 99),
                            "max": max(waits) if waits else None},
+            # seconds of the reset after each job; browsers it could not prove clean are
+            # replaced and counted in events["reset_unproven"]
+            "reset": {"p50": percentile(resets, 50), "p99": percentile(resets, 99), "samples": len(resets)},
         }

@@ -64,6 +64,9 @@ class Site:
     #: Keep cookies and storage between this site's own jobs. Its browsers then carry its
     #: session: they serve its jobs first, and are wiped before any other site's job.
     keep_session: ClassVar[bool] = False
+    #: Keep the HTTP cache between this site's own jobs (after any other site's job, and
+    #: before another site's job, it is cleared). Off: every job starts with an empty cache.
+    share_cache: ClassVar[bool] = False
     #: At most this many browsers serve this site at once (0: no cap); excess jobs queue.
     concurrency: ClassVar[int] = 0
     #: Resource kinds not to load: any of ``BLOCK_KINDS`` (images, fonts, media, stylesheets).
@@ -204,7 +207,7 @@ class Site:
 
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "params": dict(self.params),
-                "keep_session": self.keep_session, "concurrency": self.concurrency,
+                "keep_session": self.keep_session, "share_cache": self.share_cache, "concurrency": self.concurrency,
                 "block": list(self.block), "block_urls": list(self.block_urls), "timeout": self.timeout,
                 "proxy_pool": self.proxy_pool, "dialogs": dict(self.dialogs),
                 "module": type(self).__module__}

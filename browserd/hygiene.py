@@ -1,0 +1,352 @@
+"""Per-job hygiene: after a job, nothing its pages did may reach the next job.
+
+The reset talks to the browser over its own browser-level DevTools connection (one per
+browser, used only by the thread holding the browser, like the WebDriver): that sees every
+target (popups of popups included, which chromedriver only learns of when asked), is not
+blocked by a dialog open in the tab (STYLE trap 20) and lets independent commands be
+*pipelined*: sent together, answered together, so their costs overlap.
+
+A reset, in order:
+
+1. **stop every document**: the tab is sent to ``about:blank`` (a dialog dismissed
+   first), ``window.name`` emptied and its session history reset; every other page
+   target is closed in one pass, and the target list read again until no other page is
+   left (popups opening popups: bounded rounds). A tab that does not answer (a
+   ``while(true){}`` renderer) is replaced by a fresh tab.
+2. **clear** (documents are gone, nothing can write any more): cookies, permissions, the
+   HTTP cache (unless the site shares it), and the storage of every origin the job
+   touched: the URLs it loaded, chromedriver's navigation log, and every ``host:port`` the
+   browser asked the egress proxy for (every window, frame and worker; the scheme is not
+   known there, so both http and https are cleared).
+3. **prove it**: one page target, on ``about:blank``, ``window.name`` empty, history of
+   one entry, no worker left. Anything else raises :class:`ResetUnproven` and the pool
+   replaces the browser.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import logging
+import time
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+#: What a page can store for its origin, for Storage.clearDataForOrigin. Not "all": cookies are
+#: dropped for every origin at once by Storage.clearCookies, and "all" also clears the
+#: shader cache (GPU, off here), which costs ~6 ms per reset and holds nothing of a page's.
+STORAGE_TYPES = ("local_storage,indexeddb,websql,service_workers,cache_storage,file_systems,"
+                 "shared_storage,storage_buckets,interest_groups")
+#: Rounds of "list the targets, close every other page" before the reset gives up.
+CLOSE_ROUNDS = 40
+#: Seconds a reset step may take (a hung renderer: the tab is replaced instead).
+STEP_TIMEOUT = 3.0
+#: Seconds the reset waits for closed targets and stopped workers to leave the list.
+SETTLE = 2.0
+#: Seconds a browser that had a popup storm must stay at one window before it is proven.
+QUIET = 0.5
+_WINDOWS = ("page", "background_page", "app", "webview")
+_WORKERS = ("service_worker", "shared_worker", "worker")
+
+
+class ResetUnproven(RuntimeError):
+    """The reset could not prove the browser clean: the pool replaces it."""
+
+
+class DevToolsError(RuntimeError):
+    """A DevTools command answered with an error."""
+
+
+class DevTools:
+    """A browser-level DevTools (CDP) connection: commands by id, events skipped."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def connect(cls, browser, timeout: float = 5.0) -> "DevTools":
+        import websocket  # websocket-client: a dependency of Selenium
+
+        if browser.spec.grid_url:  # the Grid proxies a browser-level CDP socket
+            url = browser.driver.capabilities.get("se:cdp")
+            if not url:
+                raise ResetUnproven("the Grid offers no CDP socket")
+            return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True))
+        port = int(browser.debugger_address.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn.sock = browser._devtools_socket(port, timeout)  # in the namespace, if it has one
+        try:
+            conn.request("GET", "/json/version")
+            url = json.loads(conn.getresponse().read())["webSocketDebuggerUrl"]
+        finally:
+            conn.close()
+        return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True,
+                                               socket=browser._devtools_socket(port, timeout)))
+
+    def batch(self, calls, timeout: float = STEP_TIMEOUT) -> list:
+        """Send every ``(method, params, session)`` at once; return their results in order,
+        a :class:`DevToolsError` in place of a command that failed. Raises TimeoutError
+        when not all answered within ``timeout``."""
+        ids = []
+        for method, params, session in calls:
+            msg_id = next(self._ids)
+            msg = {"id": msg_id, "method": method, "params": params or {}}
+            if session:
+                msg["sessionId"] = session
+            self.ws.send(json.dumps(msg))
+            ids.append(msg_id)
+        pending, results = set(ids), {}
+        deadline = time.monotonic() + timeout
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"DevTools did not answer {len(pending)} of {len(ids)} commands in {timeout:.1f}s")
+            self.ws.settimeout(left)
+            try:
+                reply = json.loads(self.ws.recv())
+            except Exception as exc:  # websocket's timeout is its own class
+                if "timed out" in str(exc).lower() or type(exc).__name__.endswith("TimeoutException"):
+                    continue
+                raise
+            if reply.get("id") in pending:
+                pending.discard(reply["id"])
+                error = reply.get("error")
+                results[reply["id"]] = DevToolsError(error.get("message", str(error))) if error else reply.get("result", {})
+        return [results[i] for i in ids]
+
+    def call(self, method: str, params=None, session=None, timeout: float = STEP_TIMEOUT):
+        result = self.batch([(method, params, session)], timeout)[0]
+        if isinstance(result, DevToolsError):
+            raise result
+        return result
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+def origins_of(urls=(), contacted=()) -> list[str]:
+    """The origins whose storage a job may have written: those of ``urls`` (http/https
+    only, without credentials), and for each ``(host, port)`` the browser connected to,
+    both its http and https origin (a default port is left out, as in an origin)."""
+    found = set()
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            host = parts.netloc.rsplit("@", 1)[-1].lower()
+        except (ValueError, AttributeError):
+            continue
+        if parts.scheme in ("http", "https") and host:
+            default = {"http": ":80", "https": ":443"}[parts.scheme]
+            found.add(f"{parts.scheme}://{host[:-len(default)] if host.endswith(default) else host}")
+    for host, port in contacted:
+        host = str(host).lower()
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address
+        for scheme, default in (("http", 80), ("https", 443)):
+            found.add(f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}")
+    return sorted(found)
+
+
+class Hygiene:
+    """The reset of one browser. Used only by the thread holding the browser."""
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.devtools: DevTools | None = None
+        self.tab: str | None = None       # the target id of the tab the driver uses
+        self.session: str | None = None   # our DevTools session on that tab
+        self.window_size: dict | None = None
+        self.fresh_tabs = 0               # fallbacks to a new tab (for status and tests)
+        self.storm = False                # this reset met windows opening windows
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _ready(self) -> DevTools:
+        if self.devtools is None:
+            self.devtools = DevTools.connect(self.browser)
+        if self.tab is None:
+            driver = self.browser.driver
+            self.tab = driver.current_window_handle  # chromedriver's handles are target ids
+            self.window_size = self.window_size or driver.get_window_size()
+            self.session = self.devtools.call("Target.attachToTarget",
+                                              {"targetId": self.tab, "flatten": True})["sessionId"]
+        return self.devtools
+
+    def close(self) -> None:
+        if self.devtools is not None:
+            self.devtools.close()
+        self.devtools = self.tab = self.session = None
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _stop(self) -> int:
+        """Stop every document of the job in the same tab: dismiss a dialog, send the tab
+        to about:blank, close every other window and worker, all in one batch, and repeat
+        (closes and the target list in one batch a round) until no other window is left
+        and the tab has committed about:blank. Returns the rounds it took. A popup storm
+        (windows still there after a round closed every one: they open more) is over when
+        a round finds none; it is then watched for ``QUIET`` seconds more (_clear_and_prove).
+        (Not frozen: a browser-wide ``Target.setAutoAttach(waitForDebuggerOnStart)`` also
+        holds the kept tab's next navigation, and a browser-wide ``Fetch.enable`` leaves
+        unclosable windows: both broke chromedriver's next ``get``. A storm that outlasts
+        ``SETTLE`` is not proven: the browser is replaced.) Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
+        s, devtools = self.session, self.devtools
+        results = devtools.batch([
+            ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
+            ("Page.navigate", {"url": "about:blank"}, s),
+            ("Target.getTargets", {}, None),
+            ("Page.getNavigationHistory", {}, s),
+        ])
+        if isinstance(results[1], DevToolsError):
+            raise TimeoutError(f"about:blank: {results[1]}")
+        deadline = time.monotonic() + SETTLE
+        for rounds in range(1, CLOSE_ROUNDS + 1):
+            targets, history = results[-2], results[-1]
+            if isinstance(targets, DevToolsError) or isinstance(history, DevToolsError):
+                raise ResetUnproven(f"cannot read the targets: {targets if isinstance(targets, DevToolsError) else history}")
+            others = [t for t in targets["targetInfos"] if t["targetId"] != self.tab and _closable(t)]
+            committed = history["entries"][history["currentIndex"]]["url"] == "about:blank"
+            if not any(_is_window(t) for t in others) and committed:
+                if others:  # workers of closed documents: close them, do not wait for them
+                    devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others])
+                return rounds
+            if time.monotonic() > deadline:
+                break
+            if rounds > 1 and any(_is_window(t) for t in others):
+                self.storm = True  # windows opened while others were being closed
+            results = devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
+                                     + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
+        left = [(t.get("type"), t.get("url", "")[:80]) for t in others]
+        raise ResetUnproven(f"windows still open after {rounds} rounds: {left[:5]}"
+                            if others else "the tab did not commit about:blank")
+
+    def fresh_tab(self, restore_size: bool = True) -> None:
+        """A new tab for the driver, the old one closed (the fallback: a dialog that does
+        not go, a tab that does not answer, a reset that did not prove clean, another
+        site's hook overrides): nothing of the old tab's document, name, dialog or per-tab
+        overrides (emulation, user agent, blocking) survives; the window size is set back
+        to the browser's first one."""
+        devtools = self._ready()
+        old = self.tab
+        new = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.browser.driver.switch_to.window(new)
+        self.tab = new
+        self.session = devtools.call("Target.attachToTarget", {"targetId": new, "flatten": True})["sessionId"]
+        devtools.batch([("Target.closeTarget", {"targetId": old}, None)])
+        if restore_size and self.window_size:
+            self.browser.driver.set_window_size(self.window_size["width"], self.window_size["height"])
+        self.browser.blocked = ()  # Network.setBlockedURLs was the old tab's
+        self.fresh_tabs += 1
+
+    def clear_cache(self) -> None:
+        self._ready()
+        self.devtools.call("Network.clearBrowserCache", {}, self.session)
+
+    def reset(self, origins=(), *, clear_storage: bool = True, clear_cache: bool = True,
+              fresh: bool = False, restore_size: bool = True) -> dict:
+        """Stop every document of the job, clear what it stored (``clear_storage``: cookies,
+        permissions and the storage of ``origins``; ``clear_cache``: the HTTP cache), and
+        prove the browser clean, in the same tab (``fresh``: in a new one). Three batched
+        steps: stop (dialog, about:blank, other windows closed until none is left), then
+        one batch that clears ``window.name``, the session history and the stores and reads
+        the state back (the proof). A reset that does not prove clean is tried once more
+        in a fresh tab; then :class:`ResetUnproven`. Returns milliseconds per step."""
+        timing = {}
+        t0 = time.perf_counter()
+        self._ready()
+        self.storm = False
+        try:
+            if fresh:
+                self.fresh_tab(restore_size)
+            try:
+                timing["rounds"] = self._stop()
+            except TimeoutError as exc:  # a hung renderer, a dialog that stays: a new tab
+                logger.info("browser=%s tab does not answer (%s); a fresh tab replaces it", self.browser.id, exc)
+                self.fresh_tab(restore_size)
+                timing["rounds"] = self._stop()
+            t1 = time.perf_counter()
+            timing["stop"] = (t1 - t0) * 1000
+            problem = self._clear_and_prove(origins, clear_storage, clear_cache)
+            if problem:
+                logger.info("browser=%s reset not proven (%s); once more in a fresh tab", self.browser.id, problem)
+                self.fresh_tab(restore_size)
+                self._stop()
+                problem = self._clear_and_prove(origins, clear_storage, clear_cache)
+                if problem:
+                    raise ResetUnproven(problem)
+            timing["clear+prove"] = (time.perf_counter() - t1) * 1000
+        except TimeoutError as exc:
+            raise ResetUnproven(f"the browser does not answer: {exc}") from exc
+        return timing
+
+    def _clear_and_prove(self, origins, clear_storage: bool, clear_cache: bool) -> str | None:
+        """One batch: forget the tab's name and history (about:blank is committed), clear
+        the stores, and read the state back. None when clean, else
+        what is not. A storm's browser must also stay at one window for ``QUIET`` s."""
+        s = self.session
+        calls = [("Runtime.evaluate", {"expression": "window.name = ''"}, s),
+                 ("Page.resetNavigationHistory", {}, s)]
+        if clear_cache:
+            calls.append(("Network.clearBrowserCache", {}, s))
+        if clear_storage:
+            calls += [("Storage.clearCookies", {}, None), ("Browser.resetPermissions", {}, None)]
+            calls += [("Storage.clearDataForOrigin", {"origin": o, "storageTypes": STORAGE_TYPES}, s)
+                      for o in origins]
+        n = len(calls)
+        calls += _PROOF(s)
+        results = self.devtools.batch(calls, timeout=STEP_TIMEOUT * 2)
+        failed = [(c[0], r) for c, r in zip(calls[:n], results[:n]) if isinstance(r, DevToolsError)]
+        if failed:
+            raise ResetUnproven(f"{failed[0][0]} failed: {failed[0][1]}")
+        storm = self.storm
+        problem = self._unclean(results[n:])
+        # The renderer learns of the pruned history just after the batch: read again until
+        # clean (bounded). After a storm the browser must also stay at one window a while.
+        now = time.monotonic()
+        deadline, quiet_until = now + SETTLE, now + (QUIET if storm else 0.0)
+        while True:
+            if problem and (problem.startswith("windows") or time.monotonic() > deadline):
+                return problem  # a window appeared after the stop: the caller tries a fresh tab
+            if not problem and time.monotonic() >= quiet_until:
+                return None
+            time.sleep(0.02)
+            problem = self._unclean(self.devtools.batch(_PROOF(s)))
+
+    def _unclean(self, proof) -> str | None:
+        targets, state = proof
+        if isinstance(targets, DevToolsError) or isinstance(state, DevToolsError):
+            return f"cannot read the browser's state: {targets if isinstance(targets, DevToolsError) else state}"
+        windows = [t for t in targets["targetInfos"] if _is_window(t)]
+        if [t["targetId"] for t in windows] != [self.tab]:
+            return f"windows {[(t.get('type'), t.get('url', '')[:60]) for t in windows]}"
+        value = (state.get("result") or {}).get("value")
+        if value != ["", 1, "about:blank"]:
+            return f"tab state [name, history, url] = {value}"
+        return None
+
+
+def _PROOF(session) -> list:
+    """The proof's reads: every target, and the tab's name, history length and URL."""
+    return [("Target.getTargets", {}, None),
+            ("Runtime.evaluate", {"expression": "[window.name, history.length, location.href]",
+                                  "returnByValue": True}, session)]
+
+
+def _is_window(target: dict) -> bool:
+    return target.get("type") in _WINDOWS
+
+
+def _closable(target: dict) -> bool:
+    return target.get("type") in _WINDOWS + _WORKERS
+
+
+def hygiene_of(browser) -> Hygiene:
+    if browser.hygiene is None:
+        browser.hygiene = Hygiene(browser)
+    return browser.hygiene
