@@ -43,8 +43,10 @@ STORAGE_TYPES = ("local_storage,indexeddb,websql,service_workers,cache_storage,f
 CLOSE_ROUNDS = 40
 #: Seconds a reset step may take (a hung renderer: the tab is replaced instead).
 STEP_TIMEOUT = 3.0
-#: Seconds the reset waits for closed targets and stopped workers to leave the list.
-SETTLE = 2.0
+#: Seconds the reset waits for closed targets and stopped workers to leave the list (a
+#: loaded 2-core machine needs more than the ~50 ms a quiet one does; past it, the browser
+#: is replaced, which costs a start).
+SETTLE = 5.0
 #: Seconds a browser that had a popup storm must stay at one window before it is proven.
 QUIET = 0.5
 _WINDOWS = ("page", "background_page", "app", "webview")
