@@ -109,7 +109,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_load_timeout", float, 30.0, "Seconds a page may take to load.", _min(0.1)),
     Setting("job_timeout", float, 60.0, "Default and maximum seconds for one fetch job (hard deadline).",
             _min(0.1)),
-    Setting("queue_wait", float, 10.0, "Seconds a job waits for a free browser before 'busy'.", _min(0)),
+    Setting("queue_wait", float, 0.0, "Optional cap: seconds a job waits for a free browser before 'busy' "
+            "(0: up to the job's own deadline).", _min(0)),
+    Setting("max_queue", int, 1024, "Jobs that may wait for a browser at once; more get 'busy' with a "
+            "retry_after hint and a ticket that keeps their place (0: no limit).", _min(0)),
     Setting("max_connections", int, 256, "Client connections served at once; more get 'busy'.",
             _min(1)),
     Setting("max_pending_handshakes", int, 64, "Connections still authenticating, in total (apart from "

@@ -259,7 +259,8 @@ class Arbiter:
             self.pool = Pool(spec, config.browsers, None if spec.grid_url else config.profiles_dir,
                              self.stats, page_load_timeout=config.page_load_timeout,
                              queue_wait=config.queue_wait, recycle_after=config.recycle_after,
-                             recycle_rss=config.recycle_rss_mb << 20, egress=self.egress)
+                             recycle_rss=config.recycle_rss_mb << 20, egress=self.egress,
+                             max_queue=config.max_queue)
             if self.egress is not None:  # serves while browsers start; suspended for the fork
                 self.egress.start()
             try:

@@ -296,7 +296,7 @@ class Server:
             pass
 
     def _busy_error(self) -> Busy:
-        return Busy(f"connection limit of {self.config.max_connections} reached")
+        return Busy(f"connection limit of {self.config.max_connections} reached", retry_after=1.0)
 
     def _refuse_busy(self, sock: socket.socket, who: str) -> None:
         """Over max_connections: one ``busy`` frame instead of a challenge, then close."""

@@ -41,6 +41,12 @@ class Stats:
         with self._lock:
             self._reset_seconds.append(seconds)
 
+    def typical_job_seconds(self) -> float | None:
+        """The median of the recent jobs' durations (None before the first)."""
+        with self._lock:
+            jobs = list(self._job_seconds)[-256:]
+        return percentile(jobs, 50)
+
     def count(self, event: str, n: int = 1):
         with self._lock:
             self.events[event] += n

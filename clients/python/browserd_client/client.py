@@ -222,7 +222,8 @@ class Client(_Settings):
             state = RetryState(self.retry, op=op, logger=logger)
             while state.next_try():
                 try:
-                    return self._call_once(op, args, reply_timeout, first_try=state.tries == 1)
+                    return self._call_once(op, state.retry_args(op, args), reply_timeout,
+                                           first_try=state.tries == 1)
                 except Exception as exc:
                     step = state.failed(exc)
                 if step.error is not None:
