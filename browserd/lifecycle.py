@@ -192,6 +192,7 @@ class Arbiter:
         self.pool: Pool | None = None
         self.egress: EgressProxy | None = None
         self.pages = None  # the daemon's own page server (demo), once serving
+        self.metrics = None  # the HTTP server of /metrics, /healthz, /readyz (metrics_listen)
         self.proxy_pools: dict = {}  # [proxies.NAME] pools, with their rotation state
         self.server: Server | None = None
         self.listener = None
@@ -250,9 +251,18 @@ class Arbiter:
                     secure_socket(self.address["path"], config.group_gid)
             except OSError as exc:
                 raise StartError(str(exc), 1) from None
+            if config.metrics_listen:
+                from .metrics import MetricsServer
+
+                try:
+                    self.metrics = MetricsServer(config.metrics_listen, self)
+                except OSError as exc:
+                    raise StartError(f"metrics_listen {config.metrics_listen}: {exc.strerror or exc}", 1) from None
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
             if not spec.grid_url:
                 own_port = {self.address["port"]} if self.address.get("port") else set()
+                if self.metrics is not None:  # browsers may not scrape the daemon either
+                    own_port.add(self.metrics.port)
                 policy = DestinationPolicy(allow_networks=tuple(config.allow_networks),
                                            protected_ports=frozenset(own_port))
                 self.egress = EgressProxy(policy, self.stats)
@@ -306,6 +316,8 @@ class Arbiter:
     def _abort_prepare(self) -> None:
         if self.egress is not None:
             self.egress.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.listener is not None:
             self.listener.close()
             if self.address and self.address.get("family") == "AF_UNIX":
@@ -319,7 +331,8 @@ class Arbiter:
     def preserved_fds(self) -> list:
         """The listener, and what keeps the browsers alive: their namespaces' control
         sockets and egress listeners (closing those ends the browsers)."""
-        return [self.listener.fileno()] + self.pool.held_fds()
+        metrics = [self.metrics.fileno()] if self.metrics is not None else []
+        return [self.listener.fileno()] + metrics + self.pool.held_fds()
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -334,7 +347,10 @@ class Arbiter:
             self.server = Server(self.config, self.listener, self.address, self.authkey, self.pool,
                                  self.registry, self.stats, self.status)
             self.server.proxy_pools = self.proxy_pools
+            self.server.metrics_provider = self.metrics_text
             self.server.start()
+            if self.metrics is not None:
+                self.metrics.start()
             self._write_state()
         except BaseException as exc:
             logger.exception("failed to start serving")
@@ -422,6 +438,22 @@ class Arbiter:
         if records != self._state_records:
             self._write_records(records)
 
+    def metrics_text(self) -> str:
+        """The Prometheus text of /metrics and of the ``metrics`` op."""
+        from .metrics import render
+
+        return render(self.status, self.stats.counters)
+
+    def not_ready(self) -> str | None:
+        """Why the daemon should get no new work (``/readyz`` answers 503), or None."""
+        if self._stop_requested:
+            return "draining"
+        if self.server is None:
+            return "not serving yet"
+        if self.pool.snapshot()["total"] < 1:
+            return "no browser is up"
+        return None
+
     def _write_state(self) -> None:
         """``state.json``: only what a client needs (0600, 0640 to ``group``); the browser
         records go to the private ``browsers.json``."""
@@ -458,6 +490,7 @@ class Arbiter:
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
             "sites_generation": self.registry.generation,
             "demo_url": self.pages.url if self.pages else None,
+            "metrics_url": self.metrics.url if self.metrics else None,
         }
 
     # -- stopping -----------------------------------------------------------------------------
@@ -492,6 +525,8 @@ class Arbiter:
             self.pool.close()
         if self.pages is not None:
             self.pages.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.egress is not None:
             self.egress.stop()
         shutil.rmtree(self.config.profiles_dir, ignore_errors=True)

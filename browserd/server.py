@@ -187,6 +187,8 @@ class Server:
         self.proxy_pools: dict = {}
         self.stats = stats
         self.status_provider = status_provider
+        #: The Prometheus text of /metrics (set by the Arbiter).
+        self.metrics_provider = lambda: ""
         self.draining = False
         self._conn_lock = threading.Lock()
         self._conns: set[socket.socket] = set()  # authenticated connections only
@@ -448,6 +450,8 @@ class Server:
                     "pid": os.getpid(), "draining": self.draining})
             if req.op == "status":
                 return protocol.encode_result(req.id, self.status_provider())
+            if req.op == "metrics":  # what /metrics serves, for machines without the HTTP port
+                return protocol.encode_result(req.id, {"text": self.metrics_provider()})
             if req.op == "sites":  # with {"problems": true}: the load's problems too
                 registry = self.registry
                 if req.args.get("problems"):
@@ -498,7 +502,8 @@ class Server:
             raise
         finally:
             total = time.monotonic() - t0
-            self.stats.job_done(outcome, total if outcome == "ok" else None, queue_wait)
+            self.stats.job_done(outcome, total if outcome == "ok" else None, queue_wait,
+                                site=job.site if job else "-")
             logger.info("job=%s client=%s site=%s url=%s outcome=%s browser=%s queue_wait=%s total=%.3fs",
                         job.id if job else "-", who, safe(job.site if job else args.get("site", "-"), 100),
                         safe(job.url if job else args.get("url"), 200), outcome, safe(browser, 100),

@@ -4,9 +4,12 @@ Real daemons, real Chromium, pages on 127.0.0.1."""
 
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
 
-from browserd_client import Backoff, Client
+from browserd_client import Client
+from tests.conftest import BROWSERD, run_cli
 
 
 def test_a_full_pool_queues_fast_jobs_behind_slow_ones_until_their_deadline(start_daemon, pages):
@@ -35,3 +38,86 @@ def test_a_full_pool_queues_fast_jobs_behind_slow_ones_until_their_deadline(star
     print(f"outcomes {codes}, queue waits {waits}, daemon {by_outcome}, wall {time.monotonic() - t0:.1f}s")
     assert codes == ["ok"] * 8
     assert by_outcome.get("busy", 0) == 0
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, no proxy
+    try:
+        with opener.open(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _samples(text: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_over_http_and_the_socket_count_the_jobs_served(start_daemon, pages):
+    daemon = start_daemon(2, "--metrics-listen", "127.0.0.1:0")
+    base = daemon.status()["metrics_url"]
+    with daemon.client() as c:
+        for i in range(3):
+            c.fetch(pages.url("/static", m=f"metrics{i}"))
+        refused = c.fetch  # the browsers may not reach the metrics port (like the daemon's own)
+        try:
+            refused(base + "/metrics")
+            code = "ok"
+        except Exception as exc:  # noqa: BLE001 - the code is what matters
+            code = getattr(exc, "code", repr(exc))
+    status, text = _get(base + "/metrics")
+    assert status == 200
+    m = _samples(text)
+    print(f"{len(m)} samples; jobs {[(k, v) for k, v in m.items() if k[0] == 'browserd_jobs_total']}")
+    assert code == "forbidden_url"
+    assert m[("browserd_jobs_total", (("outcome", "ok"), ("site", "generic")))] == 3
+    assert m[("browserd_jobs_total", (("outcome", "forbidden_url"), ("site", "generic")))] == 1
+    assert m[("browserd_job_duration_seconds_count", ())] == 3
+    assert m[("browserd_queue_wait_seconds_count", ())] == 3
+    assert m[("browserd_browsers_configured", ())] == 2
+    assert m[("browserd_browser_replacements_total", ())] == 0
+    assert ("browserd_queue_depth", ()) in m and ("browserd_connections", ()) in m
+    assert sum(v for (name, _), v in m.items() if name == "browserd_browsers") >= 2
+    assert _get(base + "/healthz")[0] == 200 and _get(base + "/readyz") == (200, "ready\n")
+    # The same text over the authenticated socket, for machines without the HTTP port.
+    cli = run_cli("metrics", state_dir=daemon.state_dir)
+    assert cli.returncode == 0, cli.stderr
+    assert _samples(cli.stdout)[("browserd_jobs_total", (("outcome", "ok"), ("site", "generic")))] == 3
+
+
+def test_readyz_answers_503_while_the_daemon_drains(start_daemon, pages):
+    daemon = start_daemon(1, "--metrics-listen", "127.0.0.1:0")
+    base = daemon.status()["metrics_url"]
+    assert _get(base + "/readyz")[0] == 200
+    held = {}
+
+    def hold():
+        with daemon.client() as c:
+            held["result"] = c.fetch(pages.url("/js", m="held", delay="6000"), wait_for="#built")
+
+    t = threading.Thread(target=hold)
+    t.start()
+    deadline = time.monotonic() + 30
+    while daemon.status()["browsers"]["active_jobs"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stop = subprocess.Popen(BROWSERD + ["stop", "--state-dir", daemon.state_dir], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    deadline = time.monotonic() + 30
+    while not seen or seen[-1][0] != 503:
+        assert time.monotonic() < deadline, f"/readyz never said 503: {seen[-3:]}"
+        seen.append(_get(base + "/readyz"))
+        time.sleep(0.05)
+    print(f"/readyz during drain: {seen[-1]}")
+    assert seen[-1] == (503, "draining\n")
+    out, err = stop.communicate(timeout=60)
+    assert stop.returncode == 0, err
+    t.join(30)
+    assert held["result"].title  # the held job was served through the drain

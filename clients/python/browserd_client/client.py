@@ -150,6 +150,10 @@ class Client(_Settings):
     def status(self) -> dict:
         return self._call("status", {})
 
+    def metrics(self) -> str:
+        """The daemon's metrics in Prometheus text format (what its ``/metrics`` serves)."""
+        return self._call("metrics", {})["text"]
+
     def sites(self, problems: bool = False):
         """The loaded site classes, a list of dicts; with ``problems=True``
         ``{"sites": [...], "problems": [...]}``, with the load's problems too."""
