@@ -207,6 +207,8 @@ class Arbiter:
         self._stop_requested = 0  # 0 running, 1 drain, 2 force
         self._state_records: list | None = None
         self._rounds = 0
+        self._watchdog_every: float | None = None  # seconds between WATCHDOG=1 (systemd), None: off
+        self._next_watchdog = 0.0
 
     # -- before daemonizing ------------------------------------------------------------------
 
@@ -376,6 +378,10 @@ class Arbiter:
 
         self.pages = DemoServer().start()
         self.egress.policy.exceptions = frozenset({(self.pages.host, self.pages.port)})
+        from .demo import MARKER
+
+        self.pool.canary_url, self.pool.canary_marker = self.pages.url, MARKER
+        self.pool.canary_interval = self.config.canary_interval
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -392,8 +398,12 @@ class Arbiter:
 
     def _main_loop(self) -> None:
         next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        self._watchdog_every = systemd.watchdog_interval()
         while not self._stop_requested:
+            self._watchdog_tick()
             timeout = max(0.0, next_housekeeping - time.monotonic())
+            if self._watchdog_every:
+                timeout = min(timeout, max(0.0, self._next_watchdog - time.monotonic()))
             readable, _, _ = select.select([self._wake_r], [], [], timeout)
             if readable:
                 os.read(self._wake_r, 512)
@@ -401,6 +411,22 @@ class Arbiter:
             if time.monotonic() >= next_housekeeping:
                 self.housekeeping()
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+
+    def _watchdog_tick(self) -> None:
+        """``WATCHDOG=1`` to systemd (``WatchdogSec=``) at half its interval, only while this
+        loop runs and the daemon is healthy: the accept thread alive and a browser up. A
+        daemon that stops being so is restarted by systemd once the interval passes."""
+        if not self._watchdog_every or time.monotonic() < self._next_watchdog:
+            return
+        if self._healthy():
+            systemd.notify("WATCHDOG=1")
+            self._next_watchdog = time.monotonic() + self._watchdog_every
+        else:
+            self._next_watchdog = time.monotonic() + min(1.0, self._watchdog_every)
+
+    def _healthy(self) -> bool:
+        return (self.server is not None and self.server.accepting()
+                and self.pool.snapshot()["total"] >= 1)
 
     def _dispatch_signals(self) -> None:
         while self._signals:
@@ -434,6 +460,7 @@ class Arbiter:
     def housekeeping(self) -> None:
         self._rounds += 1
         self.pool.check_idle(measure_rss=self._rounds % RSS_EVERY == 0)
+        self.pool.start_canaries()
         records = [b.record() for b in self.pool.browsers()]
         if records != self._state_records:
             self._write_records(records)
@@ -505,6 +532,7 @@ class Arbiter:
             if not force:
                 deadline = time.monotonic() + self.config.drain_timeout
                 while not self.pool.wait_for_jobs(0.1):
+                    self._watchdog_tick()  # draining is serving too: keep systemd's watchdog fed
                     if self._wake_r is not None and select.select([self._wake_r], [], [], 0)[0]:
                         os.read(self._wake_r, 512)
                         self._dispatch_signals()

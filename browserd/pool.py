@@ -58,6 +58,8 @@ LOAD_MARGIN = 1.0
 GRID_KEEPALIVE = 15.0
 #: Seconds a reset may take before the browser is replaced instead.
 RESET_LIMIT = 10.0
+#: Seconds a canary check may take before the browser is killed and replaced.
+CANARY_LIMIT = 5.0
 #: Seconds a ``busy`` reply's ticket keeps its holder's place in the queue.
 TICKET_TTL = 120.0
 #: Bounds of the ``retry_after`` hint of a ``busy`` reply, in seconds.
@@ -121,6 +123,13 @@ class Pool:
         self.queue_wait = queue_wait  # 0: a job waits for a browser up to its own deadline
         self.max_queue = max_queue    # 0: no limit; else more queued jobs get ``busy``
         self._tickets: OrderedDict[str, float] = OrderedDict()  # busy ticket -> queue place
+        #: The canary: a page (the daemon's demo page) idle browsers render every
+        #: ``canary_interval`` seconds; one that fails it is replaced (None or 0: off).
+        self.canary_url: str | None = None
+        self.canary_marker = ""
+        self.canary_interval = 0.0
+        self._probing: set[str] = set()          # browser ids on their canary check
+        self._probed: dict[str, float] = {}      # browser id -> when its last canary ended
         self.recycle_after = recycle_after
         self.recycle_rss = recycle_rss
         self.size = size
@@ -753,6 +762,7 @@ class Pool:
             except ValueError:
                 pass
             self._release(browser)
+            self._probed.pop(browser.id, None)
             self._dispatch()
             closing = self._closing
             if not closing:
@@ -821,6 +831,67 @@ class Pool:
                 acted += 1
         return acted
 
+    def start_canaries(self) -> int:
+        """Send idle browsers whose last job or canary is ``canary_interval`` old on a canary
+        check (on the reset threads; each is out of the idle queue meanwhile). Returns how many."""
+        if not self.canary_url or not self.canary_interval or self._resetter is None:
+            return 0
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            if self._closing:
+                return 0
+            for b in list(self._idle):
+                if now - max(b.last_used, self._probed.get(b.id, 0.0)) >= self.canary_interval:
+                    self._idle.remove(b)
+                    self._probing.add(b.id)
+                    due.append(b)
+        for b in due:
+            self._resetter.submit(self._canary, b)
+        return len(due)
+
+    def _canary(self, browser: Browser) -> None:
+        """Render the canary page and check its marker, under a deadline that kills the
+        browser (a frozen renderer or Chromium never answers); then reset and check in, or
+        replace."""
+        from selenium.webdriver.common.by import By
+
+        t0 = time.monotonic()
+        handle = self.watchdog.arm(t0 + CANARY_LIMIT, browser.kill)
+        problem = None
+        try:
+            if self.egress is not None:
+                self.egress.begin_job(browser.id, None)
+            driver = browser.driver
+            driver.set_page_load_timeout(CANARY_LIMIT)
+            driver.get(self.canary_url)
+            while True:
+                found = driver.find_elements(By.ID, "built")
+                if found and self.canary_marker in found[0].text:
+                    break
+                if time.monotonic() - t0 > CANARY_LIMIT or browser.killed:
+                    problem = "its marker never appeared"
+                    break
+                time.sleep(0.05)
+        except Exception as exc:  # noqa: BLE001 - any failure is the canary's verdict
+            problem = f"{type(exc).__name__}: {_first_line(exc)}"
+        finally:
+            self.watchdog.disarm(handle)
+        if browser.killed and problem is None:
+            problem = f"no answer within {CANARY_LIMIT:.0f}s"
+        with self._lock:
+            self._probing.discard(browser.id)
+            self._probed[browser.id] = time.monotonic()
+        if problem is not None:
+            self.stats.count("canary_failed")
+            self.replace(browser, f"canary failed after {time.monotonic() - t0:.1f}s: {problem}")
+            return
+        logger.debug("browser=%s canary passed in %.3fs", browser.id, time.monotonic() - t0)
+        with self._lock:
+            self._resetting += 1
+            browser.resetting = True
+        self._reset(browser, False, [self.canary_url], (), False)  # checks it in, or replaces it
+
     def _check_remote(self, browser: Browser) -> int:
         """A Grid session can only be checked by a command; taking it out of the idle
         queue first keeps the driver to one thread. The check also keeps the session from
@@ -844,7 +915,8 @@ class Pool:
                 "starting": self._starting, "resetting": self._resetting,
                 "waiters": len(self._waiters), "active_jobs": self._active_jobs,
                 "sites_in_use": dict(self._in_use),
-                "browsers": [{"id": b.id, "state": "idle" if b in self._idle else "busy", "jobs": b.jobs,
+                "browsers": [{"id": b.id, "jobs": b.jobs,
+                              "state": "idle" if b in self._idle else "probing" if b.id in self._probing else "busy",
                               "site": b.leased_to, "session_of": b.owner,
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
                              for b in self._browsers.values()],

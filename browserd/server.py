@@ -235,6 +235,10 @@ class Server:
                 os.close(fd)
         self._reserve_fd = None
 
+    def accepting(self) -> bool:
+        """Whether the accept loop runs."""
+        return self._accept_thread.is_alive() and not self._stopping
+
     def connection_count(self) -> int:
         with self._conn_lock:
             return len(self._conns)

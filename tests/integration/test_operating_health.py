@@ -4,6 +4,10 @@ Real daemons, real Chromium, pages on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -121,3 +125,64 @@ def test_readyz_answers_503_while_the_daemon_drains(start_daemon, pages):
     assert stop.returncode == 0, err
     t.join(30)
     assert held["result"].title  # the held job was served through the drain
+
+
+def test_the_canary_replaces_a_frozen_idle_browser_before_any_job_fails_on_it(start_daemon, pages):
+    """Chromium's main process of one idle browser is frozen (SIGSTOP: alive for /proc, dead
+    for every command); the canary (every 1 s) finds it and it is replaced; then every job
+    succeeds."""
+    daemon = start_daemon(2, "--canary-interval", "1")
+    with open(os.path.join(daemon.state_dir, "browsers.json")) as f:
+        victim = json.load(f)["browsers"][0]
+    os.kill(victim["chromium_pid"], signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        deadline = t0 + 60
+        while True:
+            status = daemon.status()
+            ids = {b["id"] for b in status["browsers"]["browsers"]}
+            if victim["id"] not in ids and status["browsers"]["total"] == 2:
+                break
+            assert time.monotonic() < deadline, f"the frozen browser was not replaced: {status['events']}"
+            time.sleep(0.1)
+    finally:
+        try:
+            os.kill(victim["chromium_pid"], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    print(f"frozen browser {victim['id']} replaced after {time.monotonic() - t0:.1f}s; events {status['events']}")
+    assert status["events"].get("canary_failed", 0) >= 1
+    with daemon.client() as c:
+        for i in range(4):
+            assert c.fetch(pages.url("/static", m=f"after{i}")).title == f"static after{i}"
+    assert daemon.status()["jobs"]["by_outcome"] == {"ok": 4}
+
+
+def test_run_sends_watchdog_pings_to_systemd_while_serving(tmp_path, pages):
+    """`browserd run` with NOTIFY_SOCKET and WATCHDOG_USEC=1 s: READY=1, then WATCHDOG=1
+    (every 0.5 s) while it serves."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(1.0)
+    state_dir = str(tmp_path / "state")
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+    env.pop("BROWSERD_STATE_DIR", None)
+    proc = subprocess.Popen(BROWSERD + ["run", "--browsers", "1", "--state-dir", state_dir], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while seen.count("WATCHDOG=1") < 3:
+            assert time.monotonic() < deadline and proc.poll() is None, f"no watchdog pings: {seen}"
+            try:
+                seen.extend(sock.recv(4096).decode().splitlines())
+            except socket.timeout:
+                pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        sock.close()
+    print(f"notifications: {seen[:6]} ...; exit {proc.returncode}")
+    assert "READY=1" in seen and seen.index("READY=1") < seen.index("WATCHDOG=1")
+    assert proc.returncode == 0, err[-2000:]
