@@ -671,6 +671,23 @@ def cmd_sites(args) -> int:
     return EXIT_OK
 
 
+def cmd_metrics(args) -> int:
+    """Print the daemon's metrics (Prometheus text, as /metrics serves them) over the
+    authenticated socket: for machines where metrics_listen is off."""
+    config = _load_config(args, server=False)
+    try:
+        with _client(args, config) as client:
+            text = client.metrics()
+    except NotRunning as exc:
+        return _die(str(exc), EXIT_NOT_RUNNING)
+    except PermissionDenied as exc:
+        return _die(str(exc), EXIT_NO_PERMISSION)
+    except BrowserdError as exc:
+        return _die(f"metrics failed: {exc.code}: {exc}", EXIT_FAILURE)
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     """Fetch the daemon's own demo page (served by the daemon on 127.0.0.1, content built
     by JavaScript after 300 ms) through it, and print the rendered source."""
@@ -774,6 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-status", action="store_true", help="exit 0 even when the page's HTTP status is 400 "
                    "or above (default: exit 5)")
     p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("metrics", parents=[common],
+                       help="print the daemon's metrics in Prometheus text format (as /metrics)")
+    p.set_defaults(func=cmd_metrics)
     p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("reload", parents=[common],

@@ -87,6 +87,18 @@ def _networks(value):
     return None
 
 
+def _listen(value):
+    if not value:
+        return None
+    from .metrics import parse_listen
+
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("browsers", int, 2, "Number of warm browsers in the pool.", _range(1, 64)),
     Setting("host", str, "127.0.0.1", "Address to listen on (TCP); a loopback address unless "
@@ -109,7 +121,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_load_timeout", float, 30.0, "Seconds a page may take to load.", _min(0.1)),
     Setting("job_timeout", float, 60.0, "Default and maximum seconds for one fetch job (hard deadline).",
             _min(0.1)),
-    Setting("queue_wait", float, 10.0, "Seconds a job waits for a free browser before 'busy'.", _min(0)),
+    Setting("queue_wait", float, 0.0, "Optional cap: seconds a job waits for a free browser before 'busy' "
+            "(0: up to the job's own deadline).", _min(0)),
+    Setting("max_queue", int, 1024, "Jobs that may wait for a browser at once; more get 'busy' with a "
+            "retry_after hint and a ticket that keeps their place (0: no limit).", _min(0)),
     Setting("max_connections", int, 256, "Client connections served at once; more get 'busy'.",
             _min(1)),
     Setting("max_pending_handshakes", int, 64, "Connections still authenticating, in total (apart from "
@@ -118,6 +133,11 @@ SETTINGS: tuple[Setting, ...] = (
             "TCP: remote address); over it, that peer's oldest silent one is dropped.", _min(1)),
     Setting("insecure_listen_any", bool, False, "INSECURE: allow a non-loopback host. Only the handshake is "
             "authenticated; requests and pages then cross the network unencrypted and unauthenticated."),
+    Setting("metrics_listen", str, "", "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on "
+            "HOST:PORT, e.g. 127.0.0.1:9464 (a loopback host unless insecure_listen_any). Empty: off.",
+            _listen),
+    Setting("canary_interval", float, 60.0, "Seconds between canary checks of an idle browser (the demo "
+            "page, rendered and checked); a browser failing it is replaced (0: off).", _min(0)),
     Setting("backlog", int, 1024, "Listen backlog (the kernel caps it at net.core.somaxconn).", _min(1)),
     Setting("handshake_timeout", float, 5.0, "Seconds a new connection has to authenticate.", _min(0.1)),
     Setting("idle_timeout", float, 300.0, "Seconds an idle client connection is kept open.", _min(0.1)),
@@ -315,6 +335,13 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
         raise ConfigError(
             f"host (from {sources['host']}): {values['host']!r} is not a loopback address; browserd's "
             "protocol is not encrypted after the handshake: set insecure_listen_any = true to listen there anyway")
+    if values["metrics_listen"] and not values["insecure_listen_any"]:
+        from .metrics import parse_listen
+
+        if not is_loopback(parse_listen(values["metrics_listen"])[0]):
+            raise ConfigError(
+                f"metrics_listen (from {sources['metrics_listen']}): {values['metrics_listen']!r} is not on a "
+                "loopback address; /metrics is not authenticated: set insecure_listen_any = true to listen there anyway")
     if values["driver_source"] == "grid" and not values["grid_url"]:
         raise ConfigError("driver_source = grid needs grid_url")
     for name, block in site_blocks.items():

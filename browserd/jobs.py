@@ -57,6 +57,8 @@ class Job:
     notes: dict = field(default_factory=dict)
     #: The upstream proxy all of this job's traffic goes through (None: direct).
     upstream: Upstream | None = None
+    #: The ticket of an earlier ``busy`` reply: the job's place in the queue (None: a newcomer).
+    ticket: str | None = None
     _abort_hooks: list = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -151,8 +153,11 @@ def parse_fetch(args: dict, config, sites, proxy_pools: dict | None = None) -> J
     unknown = set(options) - set(JOB_OPTIONS)
     if unknown:
         raise BadRequest(f"unknown job options: {', '.join(sorted(unknown))} (known: {', '.join(JOB_OPTIONS)})")
-    unknown = set(args) - {"url", "site", "timeout", "params", "options"}
+    unknown = set(args) - {"url", "site", "timeout", "params", "options", "ticket"}
     if unknown:
         raise BadRequest(f"unknown fetch arguments: {', '.join(sorted(unknown))}")
+    ticket = args.get("ticket")
+    if ticket is not None and not (isinstance(ticket, str) and 0 < len(ticket) <= 64):
+        raise BadRequest("'ticket' must be the string a 'busy' reply gave")
     upstream = _upstream(options, sites[site], proxy_pools or {})
-    return Job(url=url, site=site, timeout=timeout, params=params, upstream=upstream)
+    return Job(url=url, site=site, timeout=timeout, params=params, upstream=upstream, ticket=ticket)

@@ -192,6 +192,7 @@ class Arbiter:
         self.pool: Pool | None = None
         self.egress: EgressProxy | None = None
         self.pages = None  # the daemon's own page server (demo), once serving
+        self.metrics = None  # the HTTP server of /metrics, /healthz, /readyz (metrics_listen)
         self.proxy_pools: dict = {}  # [proxies.NAME] pools, with their rotation state
         self.server: Server | None = None
         self.listener = None
@@ -206,6 +207,8 @@ class Arbiter:
         self._stop_requested = 0  # 0 running, 1 drain, 2 force
         self._state_records: list | None = None
         self._rounds = 0
+        self._watchdog_every: float | None = None  # seconds between WATCHDOG=1 (systemd), None: off
+        self._next_watchdog = 0.0
 
     # -- before daemonizing ------------------------------------------------------------------
 
@@ -250,16 +253,26 @@ class Arbiter:
                     secure_socket(self.address["path"], config.group_gid)
             except OSError as exc:
                 raise StartError(str(exc), 1) from None
+            if config.metrics_listen:
+                from .metrics import MetricsServer
+
+                try:
+                    self.metrics = MetricsServer(config.metrics_listen, self)
+                except OSError as exc:
+                    raise StartError(f"metrics_listen {config.metrics_listen}: {exc.strerror or exc}", 1) from None
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
             if not spec.grid_url:
                 own_port = {self.address["port"]} if self.address.get("port") else set()
+                if self.metrics is not None:  # browsers may not scrape the daemon either
+                    own_port.add(self.metrics.port)
                 policy = DestinationPolicy(allow_networks=tuple(config.allow_networks),
                                            protected_ports=frozenset(own_port))
                 self.egress = EgressProxy(policy, self.stats)
             self.pool = Pool(spec, config.browsers, None if spec.grid_url else config.profiles_dir,
                              self.stats, page_load_timeout=config.page_load_timeout,
                              queue_wait=config.queue_wait, recycle_after=config.recycle_after,
-                             recycle_rss=config.recycle_rss_mb << 20, egress=self.egress)
+                             recycle_rss=config.recycle_rss_mb << 20, egress=self.egress,
+                             max_queue=config.max_queue)
             if self.egress is not None:  # serves while browsers start; suspended for the fork
                 self.egress.start()
             try:
@@ -305,6 +318,8 @@ class Arbiter:
     def _abort_prepare(self) -> None:
         if self.egress is not None:
             self.egress.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.listener is not None:
             self.listener.close()
             if self.address and self.address.get("family") == "AF_UNIX":
@@ -318,7 +333,8 @@ class Arbiter:
     def preserved_fds(self) -> list:
         """The listener, and what keeps the browsers alive: their namespaces' control
         sockets and egress listeners (closing those ends the browsers)."""
-        return [self.listener.fileno()] + self.pool.held_fds()
+        metrics = [self.metrics.fileno()] if self.metrics is not None else []
+        return [self.listener.fileno()] + metrics + self.pool.held_fds()
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -333,7 +349,10 @@ class Arbiter:
             self.server = Server(self.config, self.listener, self.address, self.authkey, self.pool,
                                  self.registry, self.stats, self.status)
             self.server.proxy_pools = self.proxy_pools
+            self.server.metrics_provider = self.metrics_text
             self.server.start()
+            if self.metrics is not None:
+                self.metrics.start()
             self._write_state()
         except BaseException as exc:
             logger.exception("failed to start serving")
@@ -359,6 +378,10 @@ class Arbiter:
 
         self.pages = DemoServer().start()
         self.egress.policy.exceptions = frozenset({(self.pages.host, self.pages.port)})
+        from .demo import MARKER
+
+        self.pool.canary_url, self.pool.canary_marker = self.pages.url, MARKER
+        self.pool.canary_interval = self.config.canary_interval
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -375,8 +398,12 @@ class Arbiter:
 
     def _main_loop(self) -> None:
         next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        self._watchdog_every = systemd.watchdog_interval()
         while not self._stop_requested:
+            self._watchdog_tick()
             timeout = max(0.0, next_housekeeping - time.monotonic())
+            if self._watchdog_every:
+                timeout = min(timeout, max(0.0, self._next_watchdog - time.monotonic()))
             readable, _, _ = select.select([self._wake_r], [], [], timeout)
             if readable:
                 os.read(self._wake_r, 512)
@@ -384,6 +411,22 @@ class Arbiter:
             if time.monotonic() >= next_housekeeping:
                 self.housekeeping()
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+
+    def _watchdog_tick(self) -> None:
+        """``WATCHDOG=1`` to systemd (``WatchdogSec=``) at half its interval, only while this
+        loop runs and the daemon is healthy: the accept thread alive and a browser up. A
+        daemon that stops being so is restarted by systemd once the interval passes."""
+        if not self._watchdog_every or time.monotonic() < self._next_watchdog:
+            return
+        if self._healthy():
+            systemd.notify("WATCHDOG=1")
+            self._next_watchdog = time.monotonic() + self._watchdog_every
+        else:
+            self._next_watchdog = time.monotonic() + min(1.0, self._watchdog_every)
+
+    def _healthy(self) -> bool:
+        return (self.server is not None and self.server.accepting()
+                and self.pool.snapshot()["total"] >= 1)
 
     def _dispatch_signals(self) -> None:
         while self._signals:
@@ -417,9 +460,26 @@ class Arbiter:
     def housekeeping(self) -> None:
         self._rounds += 1
         self.pool.check_idle(measure_rss=self._rounds % RSS_EVERY == 0)
+        self.pool.start_canaries()
         records = [b.record() for b in self.pool.browsers()]
         if records != self._state_records:
             self._write_records(records)
+
+    def metrics_text(self) -> str:
+        """The Prometheus text of /metrics and of the ``metrics`` op."""
+        from .metrics import render
+
+        return render(self.status, self.stats.counters)
+
+    def not_ready(self) -> str | None:
+        """Why the daemon should get no new work (``/readyz`` answers 503), or None."""
+        if self._stop_requested:
+            return "draining"
+        if self.server is None:
+            return "not serving yet"
+        if self.pool.snapshot()["total"] < 1:
+            return "no browser is up"
+        return None
 
     def _write_state(self) -> None:
         """``state.json``: only what a client needs (0600, 0640 to ``group``); the browser
@@ -457,6 +517,7 @@ class Arbiter:
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
             "sites_generation": self.registry.generation,
             "demo_url": self.pages.url if self.pages else None,
+            "metrics_url": self.metrics.url if self.metrics else None,
         }
 
     # -- stopping -----------------------------------------------------------------------------
@@ -471,6 +532,7 @@ class Arbiter:
             if not force:
                 deadline = time.monotonic() + self.config.drain_timeout
                 while not self.pool.wait_for_jobs(0.1):
+                    self._watchdog_tick()  # draining is serving too: keep systemd's watchdog fed
                     if self._wake_r is not None and select.select([self._wake_r], [], [], 0)[0]:
                         os.read(self._wake_r, 512)
                         self._dispatch_signals()
@@ -491,6 +553,8 @@ class Arbiter:
             self.pool.close()
         if self.pages is not None:
             self.pages.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.egress is not None:
             self.egress.stop()
         shutil.rmtree(self.config.profiles_dir, ignore_errors=True)

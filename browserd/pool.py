@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import shutil
 from collections import Counter
 import os
 import threading
 from urllib.parse import urlsplit
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -57,12 +58,19 @@ LOAD_MARGIN = 1.0
 GRID_KEEPALIVE = 15.0
 #: Seconds a reset may take before the browser is replaced instead.
 RESET_LIMIT = 10.0
+#: Seconds a canary check may take before the browser is killed and replaced.
+CANARY_LIMIT = 5.0
+#: Seconds a ``busy`` reply's ticket keeps its holder's place in the queue.
+TICKET_TTL = 120.0
+#: Bounds of the ``retry_after`` hint of a ``busy`` reply, in seconds.
+RETRY_AFTER_MIN, RETRY_AFTER_MAX = 0.5, 30.0
 
 
 class _Waiter:
-    __slots__ = ("event", "browser", "site", "cap", "keep", "wiped_owner")
+    __slots__ = ("event", "browser", "site", "cap", "keep", "wiped_owner", "since")
 
-    def __init__(self, site):
+    def __init__(self, site, since: float):
+        self.since = since  # when its place in the queue began (a ticket's: its first try)
         self.event = threading.Event()
         self.browser: Browser | None = None
         self.site = site.name if site is not None else ""
@@ -108,11 +116,20 @@ class _Run:
 
 class Pool:
     def __init__(self, spec: LaunchSpec, size: int, profiles_dir: str | None, stats: Stats,
-                 page_load_timeout: float = 30.0, queue_wait: float = 10.0,
-                 recycle_after: int = 0, recycle_rss: int = 0, egress=None):
+                 page_load_timeout: float = 30.0, queue_wait: float = 0.0,
+                 recycle_after: int = 0, recycle_rss: int = 0, egress=None, max_queue: int = 0):
         self.spec = spec
         self.egress = egress  # EgressProxy serving local browsers' only way out (None: Grid)
-        self.queue_wait = queue_wait
+        self.queue_wait = queue_wait  # 0: a job waits for a browser up to its own deadline
+        self.max_queue = max_queue    # 0: no limit; else more queued jobs get ``busy``
+        self._tickets: OrderedDict[str, float] = OrderedDict()  # busy ticket -> queue place
+        #: The canary: a page (the daemon's demo page) idle browsers render every
+        #: ``canary_interval`` seconds; one that fails it is replaced (None or 0: off).
+        self.canary_url: str | None = None
+        self.canary_marker = ""
+        self.canary_interval = 0.0
+        self._probing: set[str] = set()          # browser ids on their canary check
+        self._probed: dict[str, float] = {}      # browser id -> when its last canary ended
         self.recycle_after = recycle_after
         self.recycle_rss = recycle_rss
         self.size = size
@@ -216,15 +233,22 @@ class Pool:
 
     # -- checkout ----------------------------------------------------------------------------
 
-    def checkout(self, timeout: float, job=None, site=None) -> Lease:
+    def checkout(self, timeout: float, job=None, site=None, ticket: str | None = None) -> Lease:
         """A browser for one job of ``site``, first come first served; ``busy`` after
-        ``timeout``. A job aborted while it waits (its client left) leaves the queue at once."""
+        ``timeout``, or at once when ``max_queue`` jobs already wait. A ``busy`` carries a
+        ticket: sent back with the retry (``ticket``), it puts the job where it first
+        queued, ahead of later newcomers, and past ``max_queue``. A job aborted while it
+        waits (its client left) leaves the queue at once."""
         t0 = time.monotonic()
-        waiter = _Waiter(site)
         with self._lock:
             if self._closing:
                 raise ShuttingDown("browserd is shutting down")
-            self._waiters.append(waiter)
+            since = self._redeem(ticket, t0)
+            if since is None and self.max_queue and len(self._waiters) >= self.max_queue:
+                raise self._busy(f"queue full: {len(self._waiters)} jobs wait for a browser "
+                                 f"(max_queue {self.max_queue})", t0)
+            waiter = _Waiter(site, t0 if since is None else since)
+            self._enqueue(waiter)
             self._dispatch()
             if waiter.browser is not None:
                 return Lease(waiter.browser, 0.0, waiter.wiped_owner)
@@ -243,15 +267,48 @@ class Pool:
             if self._closing:
                 raise ShuttingDown("browserd is shutting down")
             capped = waiter.cap and self._in_use[waiter.site] >= waiter.cap
-        if job is not None and job.aborted:
-            raise self._aborted_error(job)
-        if job is not None and job.remaining() <= 0:
-            raise Timeout(f"job spent its whole {job.timeout:.1f}s waiting for a browser")
-        if capped:
-            raise Busy(f"site {waiter.site!r} kept all {waiter.cap} browsers of its concurrency cap "
-                       f"busy for {timeout:.1f}s")
-        raise Busy(f"no browser became free within {timeout:.1f}s "
-                   f"({len(self._browsers)} browsers, all busy)")
+            if job is not None and job.aborted:
+                raise self._aborted_error(job)
+            if job is not None and job.remaining() <= 0:
+                raise Timeout(f"job spent its whole {job.timeout:.1f}s waiting for a browser")
+            if capped:
+                raise self._busy(f"site {waiter.site!r} kept all {waiter.cap} browsers of its "
+                                 f"concurrency cap busy for {timeout:.1f}s", waiter.since)
+            raise self._busy(f"no browser became free within {timeout:.1f}s "
+                             f"({len(self._browsers)} browsers, all busy)", waiter.since)
+
+    def _enqueue(self, waiter: _Waiter) -> None:
+        """(Lock held.) A newcomer goes last; a ticket holder goes back to its place: before
+        every waiter that queued after its first try."""
+        if not self._waiters or self._waiters[-1].since <= waiter.since:
+            self._waiters.append(waiter)
+            return
+        for i, other in enumerate(self._waiters):
+            if other.since > waiter.since:
+                self._waiters.insert(i, waiter)
+                return
+
+    def _redeem(self, ticket, now: float) -> float | None:
+        """(Lock held.) The queue place a valid ticket holds (used up), else None."""
+        while self._tickets and now - next(iter(self._tickets.values())) > TICKET_TTL:
+            self._tickets.popitem(last=False)
+        if not isinstance(ticket, str):
+            return None
+        return self._tickets.pop(ticket, None)
+
+    def _busy(self, message: str, since: float) -> Busy:
+        """(Lock held.) A ``busy`` error with a ticket for the place held since ``since``
+        (at most ``max_queue`` tickets are kept: the oldest go first) and a ``retry_after``
+        hint: the queue ahead, spread over the browsers, at the typical job's duration."""
+        ticket = secrets.token_urlsafe(12)
+        self._tickets[ticket] = since
+        while len(self._tickets) > max(1, self.max_queue or 1024):
+            self._tickets.popitem(last=False)
+        per_job = self.stats.typical_job_seconds() or 1.0
+        ahead = sum(1 for w in self._waiters if w.since <= since)
+        retry_after = per_job * (ahead + 1) / max(1, len(self._browsers))
+        retry_after = round(min(RETRY_AFTER_MAX, max(RETRY_AFTER_MIN, retry_after)), 2)
+        return Busy(message, retry_after=retry_after, ticket=ticket)
 
     def _dispatch(self) -> None:
         """(Lock held.) Lend idle browsers to waiters, oldest first, skipping waiters whose
@@ -328,7 +385,8 @@ class Pool:
             self._active_jobs += 1
         try:
             for attempt in (1, 2):
-                lease = self.checkout(min(self.queue_wait, job.remaining()), job, site)
+                wait = job.remaining() if not self.queue_wait else min(self.queue_wait, job.remaining())
+                lease = self.checkout(wait, job, site, ticket=getattr(job, "ticket", None) if attempt == 1 else None)
                 try:
                     page = self._execute(lease, job, site)
                     info = {"browser": lease.browser.id, "queue_wait": lease.queue_wait, "attempts": attempt}
@@ -704,6 +762,7 @@ class Pool:
             except ValueError:
                 pass
             self._release(browser)
+            self._probed.pop(browser.id, None)
             self._dispatch()
             closing = self._closing
             if not closing:
@@ -772,6 +831,67 @@ class Pool:
                 acted += 1
         return acted
 
+    def start_canaries(self) -> int:
+        """Send idle browsers whose last job or canary is ``canary_interval`` old on a canary
+        check (on the reset threads; each is out of the idle queue meanwhile). Returns how many."""
+        if not self.canary_url or not self.canary_interval or self._resetter is None:
+            return 0
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            if self._closing:
+                return 0
+            for b in list(self._idle):
+                if now - max(b.last_used, self._probed.get(b.id, 0.0)) >= self.canary_interval:
+                    self._idle.remove(b)
+                    self._probing.add(b.id)
+                    due.append(b)
+        for b in due:
+            self._resetter.submit(self._canary, b)
+        return len(due)
+
+    def _canary(self, browser: Browser) -> None:
+        """Render the canary page and check its marker, under a deadline that kills the
+        browser (a frozen renderer or Chromium never answers); then reset and check in, or
+        replace."""
+        from selenium.webdriver.common.by import By
+
+        t0 = time.monotonic()
+        handle = self.watchdog.arm(t0 + CANARY_LIMIT, browser.kill)
+        problem = None
+        try:
+            if self.egress is not None:
+                self.egress.begin_job(browser.id, None)
+            driver = browser.driver
+            driver.set_page_load_timeout(CANARY_LIMIT)
+            driver.get(self.canary_url)
+            while True:
+                found = driver.find_elements(By.ID, "built")
+                if found and self.canary_marker in found[0].text:
+                    break
+                if time.monotonic() - t0 > CANARY_LIMIT or browser.killed:
+                    problem = "its marker never appeared"
+                    break
+                time.sleep(0.05)
+        except Exception as exc:  # noqa: BLE001 - any failure is the canary's verdict
+            problem = f"{type(exc).__name__}: {_first_line(exc)}"
+        finally:
+            self.watchdog.disarm(handle)
+        if browser.killed and problem is None:
+            problem = f"no answer within {CANARY_LIMIT:.0f}s"
+        with self._lock:
+            self._probing.discard(browser.id)
+            self._probed[browser.id] = time.monotonic()
+        if problem is not None:
+            self.stats.count("canary_failed")
+            self.replace(browser, f"canary failed after {time.monotonic() - t0:.1f}s: {problem}")
+            return
+        logger.debug("browser=%s canary passed in %.3fs", browser.id, time.monotonic() - t0)
+        with self._lock:
+            self._resetting += 1
+            browser.resetting = True
+        self._reset(browser, False, [self.canary_url], (), False)  # checks it in, or replaces it
+
     def _check_remote(self, browser: Browser) -> int:
         """A Grid session can only be checked by a command; taking it out of the idle
         queue first keeps the driver to one thread. The check also keeps the session from
@@ -795,7 +915,8 @@ class Pool:
                 "starting": self._starting, "resetting": self._resetting,
                 "waiters": len(self._waiters), "active_jobs": self._active_jobs,
                 "sites_in_use": dict(self._in_use),
-                "browsers": [{"id": b.id, "state": "idle" if b in self._idle else "busy", "jobs": b.jobs,
+                "browsers": [{"id": b.id, "jobs": b.jobs,
+                              "state": "idle" if b in self._idle else "probing" if b.id in self._probing else "busy",
                               "site": b.leased_to, "session_of": b.owner,
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
                              for b in self._browsers.values()],

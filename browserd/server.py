@@ -187,6 +187,8 @@ class Server:
         self.proxy_pools: dict = {}
         self.stats = stats
         self.status_provider = status_provider
+        #: The Prometheus text of /metrics (set by the Arbiter).
+        self.metrics_provider = lambda: ""
         self.draining = False
         self._conn_lock = threading.Lock()
         self._conns: set[socket.socket] = set()  # authenticated connections only
@@ -232,6 +234,10 @@ class Server:
             if fd is not None:
                 os.close(fd)
         self._reserve_fd = None
+
+    def accepting(self) -> bool:
+        """Whether the accept loop runs."""
+        return self._accept_thread.is_alive() and not self._stopping
 
     def connection_count(self) -> int:
         with self._conn_lock:
@@ -296,7 +302,7 @@ class Server:
             pass
 
     def _busy_error(self) -> Busy:
-        return Busy(f"connection limit of {self.config.max_connections} reached")
+        return Busy(f"connection limit of {self.config.max_connections} reached", retry_after=1.0)
 
     def _refuse_busy(self, sock: socket.socket, who: str) -> None:
         """Over max_connections: one ``busy`` frame instead of a challenge, then close."""
@@ -448,6 +454,8 @@ class Server:
                     "pid": os.getpid(), "draining": self.draining})
             if req.op == "status":
                 return protocol.encode_result(req.id, self.status_provider())
+            if req.op == "metrics":  # what /metrics serves, for machines without the HTTP port
+                return protocol.encode_result(req.id, {"text": self.metrics_provider()})
             if req.op == "sites":  # with {"problems": true}: the load's problems too
                 registry = self.registry
                 if req.args.get("problems"):
@@ -498,7 +506,8 @@ class Server:
             raise
         finally:
             total = time.monotonic() - t0
-            self.stats.job_done(outcome, total if outcome == "ok" else None, queue_wait)
+            self.stats.job_done(outcome, total if outcome == "ok" else None, queue_wait,
+                                site=job.site if job else "-")
             logger.info("job=%s client=%s site=%s url=%s outcome=%s browser=%s queue_wait=%s total=%.3fs",
                         job.id if job else "-", who, safe(job.site if job else args.get("site", "-"), 100),
                         safe(job.url if job else args.get("url"), 200), outcome, safe(browser, 100),

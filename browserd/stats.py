@@ -7,6 +7,36 @@ import time
 from collections import Counter, deque
 
 SAMPLES = 4096
+#: Upper bounds (seconds) of the histogram buckets of job latency and queue wait (/metrics).
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+
+
+class Histogram:
+    """Cumulative counts per bucket, a sum and a count: Prometheus's histogram, counted once."""
+
+    __slots__ = ("counts", "sum", "count")
+
+    def __init__(self):
+        self.counts = [0] * len(BUCKETS)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        for i, bound in enumerate(BUCKETS):
+            if value <= bound:
+                self.counts[i] += 1
+        self.sum += value
+        self.count += 1
+
+    def counters(self) -> dict:
+        """What /metrics exposes beyond ``snapshot``: jobs by site and outcome, resets,
+        and the latency and queue-wait histograms (counted once, in :meth:`job_done`)."""
+        with self._lock:
+            return {"by_site": dict(self.by_site), "resets": self.resets,
+                    "latency": self._job_hist.snapshot(), "queue_wait": self._wait_hist.snapshot()}
+
+    def snapshot(self) -> dict:
+        return {"buckets": list(zip(BUCKETS, self.counts)), "sum": self.sum, "count": self.count}
 
 
 def percentile(values, q: float) -> float | None:
@@ -26,24 +56,45 @@ class Stats:
         self._job_seconds: deque = deque(maxlen=SAMPLES)
         self._queue_wait: deque = deque(maxlen=SAMPLES)
         self._reset_seconds: deque = deque(maxlen=SAMPLES)
+        self.by_site: Counter = Counter()    # (site, outcome) -> jobs
+        self.resets = 0                      # resets done (each browser's, after each job)
+        self._job_hist, self._wait_hist = Histogram(), Histogram()
 
-    def job_done(self, outcome: str, seconds: float | None = None, queue_wait: float | None = None):
+    def job_done(self, outcome: str, seconds: float | None = None, queue_wait: float | None = None,
+                 site: str = "-"):
         with self._lock:
             self.outcomes[outcome] += 1
+            self.by_site[(site, outcome)] += 1
             if seconds is not None:
                 self._job_seconds.append(seconds)
+                self._job_hist.observe(seconds)
             if queue_wait is not None:
                 self._queue_wait.append(queue_wait)
+                self._wait_hist.observe(queue_wait)
 
     def reset_done(self, seconds: float):
         """A browser's reset after a job took ``seconds`` (one that failed is counted as
         the event ``reset_unproven`` or ``replaced`` instead)."""
         with self._lock:
             self._reset_seconds.append(seconds)
+            self.resets += 1
+
+    def typical_job_seconds(self) -> float | None:
+        """The median of the recent jobs' durations (None before the first)."""
+        with self._lock:
+            jobs = list(self._job_seconds)[-256:]
+        return percentile(jobs, 50)
 
     def count(self, event: str, n: int = 1):
         with self._lock:
             self.events[event] += n
+
+    def counters(self) -> dict:
+        """What /metrics exposes beyond ``snapshot``: jobs by site and outcome, resets,
+        and the latency and queue-wait histograms (counted once, in :meth:`job_done`)."""
+        with self._lock:
+            return {"by_site": dict(self.by_site), "resets": self.resets,
+                    "latency": self._job_hist.snapshot(), "queue_wait": self._wait_hist.snapshot()}
 
     def snapshot(self) -> dict:
         with self._lock:

@@ -169,3 +169,38 @@ def test_a_session_browser_is_lent_to_another_site_only_wiped():
     pool._checkin(owned)
     lease = pool.checkout(1, site=SiteStub("other", keep_session=True))
     assert lease.wiped_owner is None and owned.owner == "other"
+
+
+def test_past_max_queue_busy_carries_a_retry_hint_and_a_ticket_that_keeps_the_place():
+    pool = make_pool(1)
+    pool.max_queue = 1
+    held = pool.checkout(1).browser
+    first = threading.Thread(target=lambda: order.append(("first", pool.checkout(10))))
+    order: list = []
+    first.start()
+    while len(pool._waiters) < 1:
+        time.sleep(0.001)
+    with pytest.raises(Busy) as refused:  # the queue is full: busy at once, with a ticket
+        pool.checkout(10)
+    details = refused.value.details
+    assert 0.5 <= details["retry_after"] <= 30 and isinstance(details["ticket"], str)
+    # The ticket holder comes back past max_queue, and ahead of a newcomer queued meanwhile.
+    pool.max_queue = 0
+    newcomer = threading.Thread(target=lambda: order.append(("newcomer", pool.checkout(10))))
+    newcomer.start()
+    while len(pool._waiters) < 2:
+        time.sleep(0.001)
+    pool.max_queue = 1
+    back = threading.Thread(target=lambda: order.append(("ticket", pool.checkout(10, ticket=details["ticket"]))))
+    back.start()
+    while len(pool._waiters) < 3:
+        time.sleep(0.001)
+    for _ in range(3):
+        pool._checkin(held)
+        while len(order) < _ + 1:
+            time.sleep(0.001)
+        held = order[-1][1].browser
+    for t in (first, newcomer, back):
+        t.join(10)
+    assert [name for name, _ in order] == ["first", "ticket", "newcomer"]
+    assert details["ticket"] not in pool._tickets  # a ticket is used once

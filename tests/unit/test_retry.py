@@ -175,3 +175,12 @@ def test_async_client_waits_for_a_missing_state_file_then_says_not_running(tmp_p
 
     with pytest.raises(NotRunning):
         asyncio.run(main())
+
+
+def test_busy_retry_after_is_the_least_wait_and_its_ticket_goes_with_the_next_fetch():
+    state = RetryState(Backoff(attempts=5, base=0.01, cap=0.01, deadline=60), rng=random.Random(1))
+    assert state.next_try()
+    step = state.failed(Busy("queue full", retry_after=3.0, ticket="t-1"))
+    assert step.error is None and 3.0 <= step.delay <= 3.3
+    assert state.retry_args("fetch", {"url": "u"}) == {"url": "u", "ticket": "t-1"}
+    assert state.retry_args("status", {}) == {}

@@ -246,7 +246,8 @@ class AsyncClient(_Settings):
             state = RetryState(self.retry, _TRANSIENT, op=op, logger=logger)
             while state.next_try():
                 try:
-                    return await self._call_once(op, args, reply_timeout, first_try=state.tries == 1)
+                    return await self._call_once(op, state.retry_args(op, args), reply_timeout,
+                                                 first_try=state.tries == 1)
                 except Exception as exc:
                     step = state.failed(exc)
                 if step.error is not None:

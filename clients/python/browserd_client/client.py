@@ -150,6 +150,10 @@ class Client(_Settings):
     def status(self) -> dict:
         return self._call("status", {})
 
+    def metrics(self) -> str:
+        """The daemon's metrics in Prometheus text format (what its ``/metrics`` serves)."""
+        return self._call("metrics", {})["text"]
+
     def sites(self, problems: bool = False):
         """The loaded site classes, a list of dicts; with ``problems=True``
         ``{"sites": [...], "problems": [...]}``, with the load's problems too."""
@@ -222,7 +226,8 @@ class Client(_Settings):
             state = RetryState(self.retry, op=op, logger=logger)
             while state.next_try():
                 try:
-                    return self._call_once(op, args, reply_timeout, first_try=state.tries == 1)
+                    return self._call_once(op, state.retry_args(op, args), reply_timeout,
+                                           first_try=state.tries == 1)
                 except Exception as exc:
                     step = state.failed(exc)
                 if step.error is not None:

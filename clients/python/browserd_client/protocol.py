@@ -49,7 +49,7 @@ MAX_REPLY_BYTES = 64 << 20
 #: Handshake frames are tiny; the stdlib reads them with a 256-byte limit.
 HANDSHAKE_FRAME_BYTES = 256
 #: Operations every daemon of this protocol version serves.
-OPS = ("ping", "fetch", "status", "sites")
+OPS = ("ping", "fetch", "status", "sites", "metrics")
 
 _HEADER = struct.Struct("!i")
 _LONG_HEADER = struct.Struct("!Q")

@@ -71,7 +71,8 @@ class RetryState:
         raise state.give_up()
 
     Retried: a :class:`BrowserdError` that says it is ``retryable`` (``busy``,
-    ``shutting_down``, ``unavailable``) and the ``transient`` failures of the transport
+    ``shutting_down``, ``unavailable``; a ``busy`` reply's ``retry_after`` hint is the
+    least wait, and its ``ticket`` goes with the next try) and the ``transient`` failures of the transport
     (refused, reset or cut-off connections, timeouts while connecting); a missing state
     file (:class:`NotRunning`: a start-up or a restart) is waited for up to
     ``wait_for_daemon``, beyond ``attempts``; anything else is raised at once. Every wait is full jitter under the exponential cap, never past
@@ -89,6 +90,9 @@ class RetryState:
         self._absent = 0                            #: tries that found no daemon
         self.tries = 0                              #: tries started so far
         self.last: BaseException | None = None      #: the last failure that was retryable
+        #: The ticket of the last ``busy`` reply: sent back, it keeps the call's place in
+        #: the daemon's queue (see :meth:`retry_args`).
+        self.ticket: str | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (zero or less once it passed)."""
@@ -114,7 +118,20 @@ class RetryState:
         remaining = self.remaining()
         if delay is None or remaining <= 0:
             return Step(error=self.give_up())
+        details = exc.details if isinstance(exc, BrowserdError) else {}
+        if isinstance(details.get("ticket"), str):
+            self.ticket = details["ticket"]
+        hint = details.get("retry_after")
+        if isinstance(hint, (int, float)) and not isinstance(hint, bool) and hint > 0:
+            # The daemon's hint, with a little jitter so refused clients do not return together.
+            delay = max(delay, float(hint) * self._rng.uniform(1.0, 1.1))
         return Step(delay=min(delay, remaining))
+
+    def retry_args(self, op: str, args: dict) -> dict:
+        """The arguments of the next try: a fetch refused ``busy`` sends its ticket back."""
+        if op == "fetch" and self.ticket is not None:
+            return dict(args, ticket=self.ticket)
+        return args
 
     def _wait_for_daemon(self, exc: BaseException) -> Step:
         """No state file: the daemon is starting or restarting (or not running at all).
