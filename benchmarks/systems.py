@@ -36,7 +36,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browserd.browser import STORAGE_TYPES, Browser, processes_of, reset_browser, total_rss
+from browserd.browser import Browser, processes_of, reset_browser, total_rss
+from browserd.hygiene import STORAGE_TYPES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
