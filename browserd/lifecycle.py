@@ -516,6 +516,7 @@ class Arbiter:
             "connections": self.server.connection_count() if self.server else 0,
             "sites": sorted(self.registry.names()), "site_problems": self.registry.problems,
             "sites_generation": self.registry.generation,
+            "egress_tunnels": self.egress.tunnel_count() if self.egress is not None else 0,
             "demo_url": self.pages.url if self.pages else None,
             "metrics_url": self.metrics.url if self.metrics else None,
         }
