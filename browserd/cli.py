@@ -41,6 +41,16 @@ def _die(message: str, code: int) -> int:
     return code
 
 
+def _client_failure(exc: BrowserdError, what: str, not_running_hint: str = "") -> int:
+    """The one mapping of a failed call to the daemon to a message and an exit code:
+    not running (3), not allowed to read the key (77), anything else (1)."""
+    if isinstance(exc, NotRunning):
+        return _die(f"{exc}{not_running_hint}", EXIT_NOT_RUNNING)
+    if isinstance(exc, PermissionDenied):
+        return _die(str(exc), EXIT_NO_PERMISSION)
+    return _die(f"{what} failed: {exc.code}: {exc}", EXIT_FAILURE)
+
+
 def _setting_flags(args) -> dict:
     """The settings given as flags on this command line (name -> value)."""
     return {s.name: getattr(args, s.name) for s in configmod.SETTINGS if getattr(args, s.name, None) is not None}
@@ -384,12 +394,8 @@ def cmd_fetch(args) -> int:
         with _client(args, config) as client:
             timeout, client.timeout = _fetch_timeouts(client, args, config)
             result = client.fetch(args.url, site=args.site, timeout=timeout, **params)
-    except NotRunning as exc:
-        return _die(str(exc), EXIT_NOT_RUNNING)
-    except PermissionDenied as exc:
-        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
-        return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _client_failure(exc, "fetch")
     if args.json:
         record = {"url": result.url, "requested_url": result.requested_url, "title": result.title,
                   "site": result.site, "browser": result.browser, "timing": result.timing,
@@ -578,12 +584,8 @@ def _fetch_batch(args, config, params: dict) -> int:
                     index.write(json.dumps(record, ensure_ascii=False) + "\n")
                     index.flush()
                     progress.update(r, record)
-    except NotRunning as exc:
-        return _die(str(exc), EXIT_NOT_RUNNING)
-    except PermissionDenied as exc:
-        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
-        return _die(f"fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _client_failure(exc, "fetch")
     except OSError as exc:
         return _die(f"{exc.filename or args.output}: {exc.strerror}", EXIT_FAILURE)
     finally:
@@ -655,10 +657,8 @@ def cmd_sites(args) -> int:
         registry = load_registry(config.site_modules, config.site_dirs, config.sites)
         sites, problems = registry.describe(), registry.problems
         source = "local configuration (daemon not running)"
-    except PermissionDenied as exc:
-        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
-        return _die(f"sites failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _client_failure(exc, "sites")
     for problem in problems:
         print(f"browserd: warning: {problem}", file=sys.stderr)
     if args.json:
@@ -678,12 +678,8 @@ def cmd_metrics(args) -> int:
     try:
         with _client(args, config) as client:
             text = client.metrics()
-    except NotRunning as exc:
-        return _die(str(exc), EXIT_NOT_RUNNING)
-    except PermissionDenied as exc:
-        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
-        return _die(f"metrics failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _client_failure(exc, "metrics")
     sys.stdout.write(text)
     return EXIT_OK
 
@@ -698,12 +694,8 @@ def cmd_demo(args) -> int:
             if not url:
                 return _die("this daemon serves no demo page (its browsers are on a Grid)", EXIT_FAILURE)
             result = client.fetch(url, wait_for="#built")
-    except NotRunning as exc:
-        return _die(f"{exc} (start it first: browserd start)", EXIT_NOT_RUNNING)
-    except PermissionDenied as exc:
-        return _die(str(exc), EXIT_NO_PERMISSION)
     except BrowserdError as exc:
-        return _die(f"demo fetch failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _client_failure(exc, "demo fetch", " (start it first: browserd start)")
     print(f"# {result.url} rendered by browser {result.browser} in {result.timing['total']:.3f}s "
           f"(title {result.title!r}):")
     print(result.source)

@@ -28,13 +28,6 @@ class Histogram:
         self.sum += value
         self.count += 1
 
-    def counters(self) -> dict:
-        """What /metrics exposes beyond ``snapshot``: jobs by site and outcome, resets,
-        and the latency and queue-wait histograms (counted once, in :meth:`job_done`)."""
-        with self._lock:
-            return {"by_site": dict(self.by_site), "resets": self.resets,
-                    "latency": self._job_hist.snapshot(), "queue_wait": self._wait_hist.snapshot()}
-
     def snapshot(self) -> dict:
         return {"buckets": list(zip(BUCKETS, self.counts)), "sum": self.sum, "count": self.count}
 
