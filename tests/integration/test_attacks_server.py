@@ -227,6 +227,22 @@ def test_deeply_nested_json_gets_bad_request_and_no_traceback(start_daemon):
     assert "Traceback" not in daemon.log
 
 
+class _Replay:
+    """Hands the challenge frame already read to the stdlib's ``answer_challenge``."""
+
+    def __init__(self, conn: protocol.FrameSocket, first: bytes):
+        self.conn, self.first = conn, first
+
+    def recv_bytes(self, maxlength=None):
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
+        return self.conn.recv_bytes(maxlength)
+
+    def send_bytes(self, data):
+        self.conn.send_bytes(data)
+
+
 def _bad_handshakes(address: dict, authkey: bytes) -> list[str]:
     """Each broken handshake; returns how each connection ended (as the client saw it)."""
     endings = []
@@ -247,11 +263,11 @@ def _bad_handshakes(address: dict, authkey: bytes) -> list[str]:
         "oversized digest": lambda conn: conn.send_bytes(b"\x01" * 300),
         "negative length": lambda conn: conn.sock.sendall(b"\xff\xff\xff\xf0"),
         "right digest, garbage challenge": lambda conn: (
-            answer_challenge(protocol._Replay(conn, conn.first), authkey), conn.send_bytes(b"GARBAGE")),
+            answer_challenge(_Replay(conn, conn.first), authkey), conn.send_bytes(b"GARBAGE")),
         "right digest, empty challenge": lambda conn: (
-            answer_challenge(protocol._Replay(conn, conn.first), authkey), conn.send_bytes(b"")),
+            answer_challenge(_Replay(conn, conn.first), authkey), conn.send_bytes(b"")),
         "right digest, challenge cut short": lambda conn: (
-            answer_challenge(protocol._Replay(conn, conn.first), authkey),
+            answer_challenge(_Replay(conn, conn.first), authkey),
             conn.sock.sendall(b"\x00\x00\x00\x20#CHALLENGE#"), conn.sock.shutdown(socket.SHUT_WR)),
     }
     for name, attack in attacks.items():

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import threading
-from multiprocessing.connection import Connection
+from multiprocessing.connection import AuthenticationError, Connection, answer_challenge, deliver_challenge
 
 import pytest
 
-from browserd_client import errors, protocol
+from browserd_client import errors, protocol, wire
 
 
 @pytest.fixture
@@ -87,6 +89,142 @@ def test_handshake_succeeds_with_same_key_and_fails_with_other(pair):
     assert failures
     c.close()
     d.close()
+
+
+def test_server_handshake_refuses_a_wrong_key_with_the_stdlib_error(pair):
+    """The daemon tells a wrong key (``multiprocessing.AuthenticationError``, as the stdlib
+    Listener raises) from a broken peer (frame and transport errors)."""
+    server, client = pair
+    failures = []
+
+    def serve():
+        try:
+            protocol.server_handshake(server, b"k1")
+        except Exception as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with pytest.raises(errors.AuthenticationFailed):
+        protocol.client_handshake(client, b"k2")
+    t.join()
+    assert [type(f) for f in failures] == [AuthenticationError]
+
+
+def _stdlib_peer(sock, steps, *args):
+    """Run the stdlib's handshake functions ``steps`` on ``sock`` in a thread; their errors."""
+    conn, errors_seen = Connection(sock.detach()), []
+
+    def run():
+        try:
+            for step in steps:
+                step(conn, *args)
+        except Exception as exc:  # noqa: BLE001
+            errors_seen.append(exc)
+        finally:
+            conn.close()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors_seen
+
+
+@pytest.mark.parametrize("their_key, ok", [(b"k", True), (b"other", False)])
+def test_our_client_handshake_with_the_stdlib_listener_side(pair, their_key, ok):
+    ours, theirs = pair
+    thread, theirs_failed = _stdlib_peer(theirs.sock, [deliver_challenge, answer_challenge], their_key)
+    if ok:
+        protocol.client_handshake(ours, b"k")
+    else:
+        with pytest.raises(errors.AuthenticationFailed):
+            protocol.client_handshake(ours, b"k")
+    thread.join()
+    assert (theirs_failed == []) is ok
+
+
+@pytest.mark.parametrize("their_key, ok", [(b"k", True), (b"other", False)])
+def test_our_server_handshake_with_the_stdlib_client_side(pair, their_key, ok):
+    ours, theirs = pair
+    thread, theirs_failed = _stdlib_peer(theirs.sock, [answer_challenge, deliver_challenge], their_key)
+    if ok:
+        protocol.server_handshake(ours, b"k")
+    else:
+        with pytest.raises(AuthenticationError):
+            protocol.server_handshake(ours, b"k")
+    thread.join()
+    assert (theirs_failed == []) is ok
+
+
+def _drive(steps, incoming: list[bytes]) -> tuple[list[bytes], object]:
+    """Run wire ``steps`` against a script of incoming frames, without I/O: what they
+    wrote (whole frames' bodies) and what they returned or raised."""
+    stream, written, value = b"".join(wire.header(len(f)) + f for f in incoming), b"", None
+    try:
+        while True:
+            step = steps.send(value)
+            if isinstance(step, wire.Read):
+                value, stream = stream[:step.size], stream[step.size:]
+            else:
+                written, value = written + bytes(step.data), None
+    except StopIteration as done:
+        outcome = done.value
+    except Exception as exc:  # noqa: BLE001
+        outcome = exc
+    frames = []
+    while written:
+        size = int.from_bytes(written[:4], "big")
+        frames.append(written[4:4 + size])
+        written = written[4 + size:]
+    return frames, outcome
+
+
+def test_answers_are_those_of_python_3_11_and_3_12():
+    legacy, modern = b"L" * 20, b"{sha256}" + b"M" * 40
+    assert wire.answer(b"k", legacy) == hmac.new(b"k", legacy, "md5").digest()
+    assert wire.answer(b"k", modern) == b"{sha256}" + hmac.new(b"k", modern, hashlib.sha256).digest()
+    assert wire.verify(b"k", modern, hmac.new(b"k", modern, "md5").digest())   # a 3.11 peer's answer
+    assert not wire.verify(b"k", modern, wire.answer(b"other", modern))
+    assert not wire.verify(b"k", modern, b"{nosuch}" + b"x" * 32)
+    with pytest.raises(errors.AuthenticationFailed):
+        wire.answer(b"k", b"short")
+
+
+def test_client_handshake_steps_without_io():
+    """The daemon's side scripted, no socket: a 3.11 challenge, WELCOME, then a wrong
+    answer to ours; a ``busy`` reply instead of a challenge; FAILURE for our answer."""
+    legacy = b"C" * 20
+    frames, outcome = _drive(wire.client_handshake(b"k"), [wire.CHALLENGE + legacy, wire.WELCOME, b"bad"])
+    assert frames[0] == hmac.new(b"k", legacy, "md5").digest()
+    assert frames[1].startswith(wire.CHALLENGE + b"{sha256}") and len(frames[1]) == 11 + 8 + 40
+    assert frames[2] == wire.FAILURE and isinstance(outcome, errors.AuthenticationFailed)
+
+    frames, outcome = _drive(wire.client_handshake(b"k"), [wire.encode_error(0, errors.Busy("full"))])
+    assert frames == [] and isinstance(outcome, errors.Busy)
+    frames, outcome = _drive(wire.client_handshake(b"k"), [wire.CHALLENGE + legacy, wire.FAILURE])
+    assert len(frames) == 1 and "digest sent was rejected" in str(outcome)
+
+
+def test_frame_steps_read_long_headers_and_refuse_negative_lengths():
+    long_frame = (-1).to_bytes(4, "big", signed=True) + (3).to_bytes(8, "big") + b"abc"
+    steps, reads = wire.read_frame(None), []
+    step, stream = next(steps), long_frame
+    with pytest.raises(StopIteration) as done:
+        while True:
+            reads.append(step.size)
+            chunk, stream = stream[:step.size], stream[step.size:]
+            step = steps.send(chunk)
+    assert done.value.value == b"abc" and reads == [4, 8, 3]
+    assert wire.header(1 << 31) == long_frame[:4] + (1 << 31).to_bytes(8, "big")
+    steps = wire.read_frame(None)
+    next(steps)
+    with pytest.raises(errors.ProtocolError):
+        steps.send((-5).to_bytes(4, "big", signed=True))
+
+
+def test_a_reply_to_another_request_is_a_protocol_error():
+    data = wire.encode_result(8, {})
+    assert wire.decode_reply(data, 8)["ok"]
+    with pytest.raises(errors.ProtocolError, match="does not match request 7"):
+        wire.decode_reply(data, 7)
 
 
 def test_busy_frame_instead_of_challenge_raises_busy(pair):

@@ -1,83 +1,93 @@
-"""The browserd wire protocol: the only module the daemon and its clients share.
+"""The browserd wire protocol over blocking sockets: the module the daemon and the
+blocking :class:`~browserd_client.Client` use.
 
-Transport: a stream socket (TCP on loopback, or AF_UNIX) speaking the framing and the
-HMAC authkey handshake of :mod:`multiprocessing.connection`, so the stdlib's
-``multiprocessing.connection.Client(address, authkey=...)`` can talk to the daemon too.
-Each frame is a 4-byte big-endian signed length (or -1 followed by an 8-byte length)
-and that many bytes. Unlike the stdlib ``Connection``, :class:`FrameSocket` works with
-deadlines, so neither side can be held forever by a silent or trickling peer.
+:class:`FrameSocket` reads and writes the frames of :mod:`browserd_client.wire` (the
+sans-I/O protocol: frames, the authkey handshake, the JSON messages) on a stream socket
+(TCP on loopback, or AF_UNIX) under deadlines, so neither side can be held forever by a
+silent or trickling peer; :func:`client_handshake` and :func:`server_handshake` run the
+handshake on one. The message functions and limits of :mod:`~browserd_client.wire` are
+importable from here too (``protocol.encode_request``, ``protocol.PROTOCOL_VERSION``, ...),
+as they always were.
 
-Messages are UTF-8 JSON objects, never pickles::
-
-    request  {"v": 1, "id": 7, "op": "fetch", "args": {"url": "https://example.org/"}}
-    reply    {"v": 1, "id": 7, "ok": true, "result": {...}}
-    error    {"v": 1, "id": 7, "ok": false,
-              "error": {"code": "busy", "message": "...", "retryable": true}}
-
-Several requests may be sent, one after the other, on one connection.
+A FrameSocket is used by one thread at a time; none of it survives ``fork()`` (see
+:meth:`FrameSocket.close`).
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import struct
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from multiprocessing.connection import (
-    AuthenticationError,
-    answer_challenge,
-    deliver_challenge,
+from multiprocessing import AuthenticationError
+
+from . import wire
+from .errors import AuthenticationFailed, ProtocolError  # noqa: F401 - ProtocolError: as before
+from .wire import (  # noqa: F401 - the protocol's names, as the daemon imports them
+    HANDSHAKE_FRAME_BYTES,
+    MAX_REPLY_BYTES,
+    MAX_REQUEST_BYTES,
+    OPS,
+    PROTOCOL_VERSION,
+    Request,
+    decode_reply,
+    decode_request,
+    encode_error,
+    encode_request,
+    encode_result,
+    raise_for_reply,
+    request_id_of,
 )
-
-from .errors import (
-    AuthenticationFailed,
-    BadRequest,
-    BrowserdError,
-    FrameTooLarge,
-    ProtocolError,
-    UnsupportedVersion,
-    error_from_wire,
-)
-
-PROTOCOL_VERSION = 1
-#: Largest request a daemon accepts by default (a request carries a URL and a few params).
-MAX_REQUEST_BYTES = 1 << 20
-#: Largest reply a client accepts by default (a reply carries a whole page source).
-MAX_REPLY_BYTES = 64 << 20
-#: Handshake frames are tiny; the stdlib reads them with a 256-byte limit.
-HANDSHAKE_FRAME_BYTES = 256
-#: Operations every daemon of this protocol version serves.
-OPS = ("ping", "fetch", "status", "sites", "metrics")
-
-_HEADER = struct.Struct("!i")
-_LONG_HEADER = struct.Struct("!Q")
 
 
 class FrameSocket:
-    """Length-prefixed frames over a socket, with an optional deadline for every call.
+    """Frames over a blocking socket, with an optional deadline for every call.
 
-    ``send_bytes``/``recv_bytes`` have the stdlib ``Connection`` signatures, so the
-    stdlib handshake functions accept this object as it is.
+    ``send_bytes``/``recv_bytes`` have the stdlib ``Connection`` signatures. Errors:
+    ``TimeoutError`` (or ``socket.timeout``) once the deadline passed, ``EOFError`` when the
+    peer closed, ``OSError`` from the socket, and the frame errors of
+    :func:`~browserd_client.wire.read_frame`.
     """
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.deadline: float | None = None
+        self.deadline: float | None = None   #: time.monotonic() value; None: none
 
     def fileno(self) -> int:
+        """The socket's descriptor (for ``select``)."""
         return self.sock.fileno()
 
     @contextmanager
     def deadline_in(self, seconds: float | None):
-        """Bound every send and receive inside the block by one total deadline."""
+        """Bound every send and receive inside the block by one total deadline, ``seconds``
+        from now (None: no deadline); the previous deadline comes back after the block."""
         saved = self.deadline
         self.deadline = None if seconds is None else time.monotonic() + seconds
         try:
             yield self
         finally:
             self.deadline = saved
+
+    def run(self, steps: wire.Steps):
+        """Drive the wire ``steps`` (a frame, a handshake) on this socket; their result."""
+        value = None
+        while True:
+            try:
+                step = steps.send(value)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, wire.Read):
+                value = self._recv_exact(step.size)
+            else:
+                value = self._send_all(memoryview(step.data))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send ``data`` (bytes-like) as one frame."""
+        self.run(wire.write_frame(data))
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        """Receive one frame's bytes; :class:`~browserd_client.errors.FrameTooLarge` when
+        it announces more than ``maxlength`` bytes (None: no limit)."""
+        return self.run(wire.read_frame(maxlength))
 
     def _arm(self) -> None:
         if self.deadline is None:
@@ -88,36 +98,13 @@ class FrameSocket:
             raise TimeoutError("deadline passed")
         self.sock.settimeout(remaining)
 
-    def send_bytes(self, data: bytes) -> None:
-        data = bytes(data)
-        if len(data) > 0x7FFFFFFF:
-            header = _HEADER.pack(-1) + _LONG_HEADER.pack(len(data))
-        else:
-            header = _HEADER.pack(len(data))
-        view = memoryview(header + data) if len(data) < 16384 else None
-        if view is not None:
-            self._send_all(view)
-        else:
-            self._send_all(memoryview(header))
-            self._send_all(memoryview(data))
-
     def _send_all(self, view: memoryview) -> None:
         while view:
             self._arm()
             sent = self.sock.send(view)
             view = view[sent:]
 
-    def recv_bytes(self, maxlength: int | None = None) -> bytes:
-        (size,) = _HEADER.unpack(self._recv_exact(4))
-        if size == -1:
-            (size,) = _LONG_HEADER.unpack(self._recv_exact(8))
-        if size < 0:
-            raise ProtocolError(f"negative frame length {size}")
-        if maxlength is not None and size > maxlength:
-            raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {maxlength} bytes")
-        return bytes(self._recv_exact(size))
-
-    def _recv_exact(self, size: int) -> bytearray:
+    def _recv_exact(self, size: int) -> bytes:
         buf = bytearray(size)
         view = memoryview(buf)
         got = 0
@@ -127,7 +114,7 @@ class FrameSocket:
             if n == 0:
                 raise EOFError("peer closed the connection" if got == 0 else "peer closed mid-frame")
             got += n
-        return buf
+        return bytes(buf)
 
     def close(self) -> None:
         """Close this process's descriptor; never ``shutdown()``, so closing a socket
@@ -138,136 +125,25 @@ class FrameSocket:
             pass
 
 
-# --- handshake -----------------------------------------------------------------------
-
-def server_handshake(conn: FrameSocket, authkey: bytes, on_answered=None) -> None:
-    """The daemon's side of the multiprocessing handshake (challenge, then answer).
-
-    Every malformed step raises :class:`AuthenticationError` (the stdlib's
-    ``answer_challenge`` would ``assert`` on a challenge without its prefix);
-    ``on_answered()`` is called once the peer answered our challenge correctly."""
-    deliver_challenge(conn, authkey)
-    if on_answered is not None:
-        on_answered()
-    challenge = conn.recv_bytes(HANDSHAKE_FRAME_BYTES)
-    if not challenge.startswith(b"#CHALLENGE#") or len(challenge) == len(b"#CHALLENGE#"):
-        raise AuthenticationError("the peer's challenge is malformed")
-    answer_challenge(_Replay(conn, challenge), authkey)
-
-
-class _Replay:
-    """Hands a frame already read back to the stdlib handshake, then reads on."""
-
-    def __init__(self, conn: FrameSocket, first: bytes):
-        self.conn, self.first = conn, first
-
-    def recv_bytes(self, maxlength=None):
-        if self.first is not None:
-            first, self.first = self.first, None
-            return first
-        return self.conn.recv_bytes(maxlength)
-
-    def send_bytes(self, data):
-        self.conn.send_bytes(data)
-
+# --- the handshake on a FrameSocket --------------------------------------------------------
 
 def client_handshake(conn: FrameSocket, authkey: bytes) -> None:
-    """The client's side. A daemon at its connection limit sends one ``busy`` reply
-    instead of a challenge; that is raised as :class:`~browserd_client.errors.Busy`."""
-    first = conn.recv_bytes(HANDSHAKE_FRAME_BYTES * 16)
-    if not first.startswith(b"#CHALLENGE#"):
-        raise_for_reply(decode_reply(first))
-        raise ProtocolError("the daemon sent neither a challenge nor an error")
+    """The client's side of the handshake on ``conn``, under its deadline (see
+    :func:`browserd_client.wire.client_handshake`: raises
+    :class:`~browserd_client.errors.AuthenticationFailed`, or the ``busy`` error of a
+    daemon at its connection limit)."""
+    conn.run(wire.client_handshake(authkey))
+
+
+def server_handshake(conn: FrameSocket, authkey: bytes, on_answered=None) -> None:
+    """The daemon's side of the handshake on ``conn``, under its deadline (see
+    :func:`browserd_client.wire.server_handshake`). A wrong or malformed answer or
+    challenge raises :class:`multiprocessing.AuthenticationError`, as the stdlib
+    ``Listener`` does; frame and transport errors pass through."""
     try:
-        answer_challenge(_Replay(conn, first), authkey)
-        deliver_challenge(conn, authkey)
-    except AuthenticationError as exc:
-        raise AuthenticationFailed(f"authentication failed: {exc}") from None
-
-
-# --- messages --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Request:
-    id: int
-    op: str
-    args: dict
-
-
-def _dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def encode_request(req_id: int, op: str, args: dict | None = None) -> bytes:
-    return _dumps({"v": PROTOCOL_VERSION, "id": req_id, "op": op, "args": args or {}})
-
-
-def decode_request(data: bytes) -> Request:
-    """Parse one request frame; raise a :class:`BadRequest` subclass saying what is wrong."""
-    try:
-        msg = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"request is not valid UTF-8 JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("request is nested too deeply") from None
-    if not isinstance(msg, dict):
-        raise BadRequest("request must be a JSON object")
-    version = msg.get("v")
-    if version != PROTOCOL_VERSION:
-        raise UnsupportedVersion(
-            f"protocol version {version!r} is not supported (this daemon speaks {PROTOCOL_VERSION})"
-        )
-    req_id = msg.get("id", 0)
-    if not isinstance(req_id, int) or isinstance(req_id, bool):
-        raise BadRequest("'id' must be an integer")
-    op = msg.get("op")
-    if not isinstance(op, str) or not op:
-        raise BadRequest("'op' must be a non-empty string")
-    args = msg.get("args", {})
-    if not isinstance(args, dict):
-        raise BadRequest("'args' must be a JSON object")
-    return Request(req_id, op, args)
-
-
-def request_id_of(data: bytes) -> int:
-    """Best-effort id of a request that failed to parse, so the error can echo it."""
-    try:
-        req_id = json.loads(data).get("id", 0)
-        return req_id if isinstance(req_id, int) else 0
-    except Exception:
-        return 0
-
-
-def encode_result(req_id: int, result) -> bytes:
-    return _dumps({"v": PROTOCOL_VERSION, "id": req_id, "ok": True, "result": result})
-
-
-def encode_error(req_id: int, error: BrowserdError) -> bytes:
-    return _dumps({"v": PROTOCOL_VERSION, "id": req_id, "ok": False, "error": error.to_wire()})
-
-
-def decode_reply(data: bytes) -> dict:
-    try:
-        msg = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"reply is not valid UTF-8 JSON: {exc}") from None
-    except RecursionError:
-        raise ProtocolError("reply is nested too deeply") from None
-    if not isinstance(msg, dict) or "ok" not in msg:
-        raise ProtocolError("reply is not a browserd reply object")
-    if msg.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"daemon speaks protocol version {msg.get('v')!r}, not {PROTOCOL_VERSION}")
-    return msg
-
-
-def raise_for_reply(msg: dict):
-    """Return the result of a reply, or raise the error it carries."""
-    if msg.get("ok"):
-        return msg.get("result")
-    error = msg.get("error")
-    if not isinstance(error, dict):
-        raise ProtocolError("error reply without an error object")
-    raise error_from_wire(error)
+        conn.run(wire.server_handshake(authkey, on_answered))
+    except AuthenticationFailed as exc:
+        raise AuthenticationError(str(exc)) from None
 
 
 # --- addresses -------------------------------------------------------------------------
@@ -315,8 +191,8 @@ def connect(address: dict, timeout: float) -> socket.socket:
 
 
 __all__ = [
-    "PROTOCOL_VERSION", "MAX_REQUEST_BYTES", "MAX_REPLY_BYTES", "OPS", "FrameSocket",
-    "Request", "server_handshake", "client_handshake", "encode_request", "decode_request",
-    "request_id_of", "encode_result", "encode_error", "decode_reply", "raise_for_reply",
-    "format_address", "parse_address", "stream_socket", "connect",
+    "PROTOCOL_VERSION", "MAX_REQUEST_BYTES", "MAX_REPLY_BYTES", "HANDSHAKE_FRAME_BYTES", "OPS",
+    "FrameSocket", "Request", "server_handshake", "client_handshake", "encode_request",
+    "decode_request", "request_id_of", "encode_result", "encode_error", "decode_reply",
+    "raise_for_reply", "ProtocolError", "format_address", "parse_address", "stream_socket", "connect",
 ]
