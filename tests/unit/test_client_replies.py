@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import threading
 
 import pytest
 
-from browserd_client import Backoff, Client, ProtocolError, protocol
+from browserd_client import Backoff, Client, ProtocolError, protocol, wire
 from browserd_client.aio import AsyncClient
 from tests.support.forking import collect, fork_child
 
@@ -45,7 +44,7 @@ def page(req_id: int, source: str) -> bytes:
 def answering(*conns) -> Client:
     client = Client("127.0.0.1:9", b"key", retry=Backoff(attempts=1))
     pending = list(conns)
-    client._connect = lambda first_try: pending.pop(0)
+    client._connect = lambda: pending.pop(0)
     return client
 
 
@@ -73,11 +72,11 @@ def test_async_a_reply_not_to_the_request_is_a_protocol_error_that_closes_the_co
         reader, writer = await asyncio.open_connection(sock=ours)
         client = AsyncClient("127.0.0.1:9", b"key", retry=Backoff(attempts=1))
 
-        async def connect(first_try):
+        async def connect():
             return reader, writer, ours
         client._connect = connect
         frame = reply(protocol.Request(1, "fetch", {}))   # the reply to our first request's id
-        daemon.sendall(protocol._HEADER.pack(len(frame)) + frame)
+        daemon.sendall(wire.header(len(frame)) + frame)
         with pytest.raises(ProtocolError):
             await client.fetch("http://127.0.0.1/")
         assert client._streams is None
@@ -111,7 +110,7 @@ def test_forked_child_leaves_the_inherited_connection_and_lock_to_the_parent():
         def in_child():
             inherited_closed = client._conn is None and ours.fileno() == -1
             fresh = FakeConn(lambda req: page(req.id, "CHILD PAGE"))
-            client._connect = lambda first_try: fresh
+            client._connect = lambda: fresh
             return [inherited_closed, client.fetch("http://127.0.0.1/").source]
         (result,) = collect([fork_child(in_child)], timeout=30)
     finally:

@@ -9,13 +9,13 @@
     from browserd_client import AsyncClient           # the same, for asyncio
 """
 
-from .batch import MapResult
-from .client import SITE_TIMEOUT, Client, FetchResult
+from .client import Client
 from .errors import (
     AuthenticationFailed, BadRequest, BrowserdError, BrowserError, Busy, ForbiddenUrl,
     FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ProxyFailed, ShuttingDown,
     SiteError, Timeout, Unavailable, UnknownOp, UnknownSite, UnsupportedVersion,
 )
+from .ops import SITE_TIMEOUT, FetchResult, MapResult
 from .retry import Backoff
 
 __version__ = "0.1.0"

@@ -11,102 +11,51 @@ as the blocking :class:`~browserd_client.Client`; nothing here blocks the event 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
-import os
 import socket
 
-from . import protocol
-from .batch import MapResult, failure
-from .client import _REPLY_GRACE, FetchResult, _fetch_request, result_from_wire, _Settings, _sites_with_problems
-from .errors import (
-    AuthenticationFailed, FrameTooLarge, ProtocolError, Timeout,
-)
+from . import protocol, wire
+from .errors import Timeout
+from .ops import REPLY_GRACE, FetchResult, MapResult, fetch_request, map_failure, result_from_wire, sites_with_problems
 from .retry import TRANSIENT, Backoff, RetryState
-from .state import default_state_dir, read_authkey, read_state
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
 _TRANSIENT = TRANSIENT + (asyncio.TimeoutError,)  # a separate class before Python 3.11
 
-# --- the multiprocessing.connection handshake, without I/O -----------------------------------
-# Python <= 3.11 challenges with 20 random bytes and expects a raw HMAC-MD5; 3.12+ with
-# b"{sha256}" + 40 bytes and expects b"{sha256}" + HMAC-SHA256 (and still accepts a raw
-# MD5 answer). We answer either, and challenge the 3.12 way, which both accept.
-CHALLENGE, WELCOME, FAILURE = b"#CHALLENGE#", b"#WELCOME#", b"#FAILURE#"
-_LEGACY_LENGTHS = (20, 16)     # an MD5-era challenge, an MD5 digest
-_DIGESTS = {b"md5", b"sha256", b"sha384", b"sha3_256", b"sha3_384"}
 
+# --- the wire steps over asyncio streams ----------------------------------------------------
 
-def _split_digest(message: bytes) -> tuple[str, bytes]:
-    """('', message) for the legacy format, else (digest name, payload) of b'{name}...'."""
-    if len(message) in _LEGACY_LENGTHS:
-        return "", message
-    end = message.find(b"}", 1, 2 + max(map(len, _DIGESTS)))
-    if message.startswith(b"{") and end > 0 and message[1:end] in _DIGESTS:
-        return message[1:end].decode("ascii"), message[end + 1:]
-    raise AuthenticationFailed("authentication failed: unsupported challenge or digest")
+async def run(steps: wire.Steps, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    """Drive the wire ``steps`` (a frame, a handshake) on a stream pair; their result.
+    The end of the stream raises ``asyncio.IncompleteReadError`` (an ``EOFError``)."""
+    value = None
+    while True:
+        try:
+            step = steps.send(value)
+        except StopIteration as done:
+            return done.value
+        if isinstance(step, wire.Read):
+            value = await reader.readexactly(step.size)
+        else:
+            writer.write(step.data)
+            await writer.drain()
+            value = None
 
-
-def answer(authkey: bytes, message: bytes) -> bytes:
-    """Our response to the daemon's challenge ``message`` (without the CHALLENGE prefix)."""
-    name, _ = _split_digest(message)
-    if not name:
-        return hmac.new(authkey, message, "md5").digest()
-    return b"{%s}%s" % (name.encode("ascii"), hmac.new(authkey, message, name).digest())
-
-
-def verify(authkey: bytes, message: bytes, response: bytes) -> bool:
-    """Whether ``response`` proves the daemon knows ``authkey`` for our challenge ``message``."""
-    try:
-        name, mac = _split_digest(response)
-    except AuthenticationFailed:
-        return False
-    return hmac.compare_digest(hmac.new(authkey, message, name or "md5").digest(), mac)
-
-
-# --- framing over asyncio streams -------------------------------------------------------------
 
 async def recv_frame(reader: asyncio.StreamReader, maxlength: int | None) -> bytes:
-    (size,) = protocol._HEADER.unpack(await reader.readexactly(4))
-    if size == -1:
-        (size,) = protocol._LONG_HEADER.unpack(await reader.readexactly(8))
-    if size < 0:
-        raise ProtocolError(f"negative frame length {size}")
-    if maxlength is not None and size > maxlength:
-        raise FrameTooLarge(f"frame of {size} bytes exceeds the limit of {maxlength} bytes")
-    return await reader.readexactly(size)
+    """One frame's bytes (:class:`~browserd_client.errors.FrameTooLarge` over ``maxlength``)."""
+    return await run(wire.read_frame(maxlength), reader, None)
 
 
 async def send_frame(writer: asyncio.StreamWriter, data: bytes) -> None:
-    if len(data) > 0x7FFFFFFF:
-        writer.write(protocol._HEADER.pack(-1) + protocol._LONG_HEADER.pack(len(data)))
-    else:
-        writer.write(protocol._HEADER.pack(len(data)))
-    writer.write(data)
-    await writer.drain()
+    """Write ``data`` as one frame and wait until the stream's buffer drained."""
+    await run(wire.write_frame(data), None, writer)
 
 
-async def client_handshake(reader, writer, authkey: bytes) -> None:
-    """As :func:`protocol.client_handshake`: a daemon at its connection limit sends one
-    ``busy`` reply instead of a challenge, raised as :class:`~browserd_client.errors.Busy`."""
-    first = await recv_frame(reader, protocol.HANDSHAKE_FRAME_BYTES * 16)
-    if not first.startswith(CHALLENGE):
-        protocol.raise_for_reply(protocol.decode_reply(first))
-        raise ProtocolError("the daemon sent neither a challenge nor an error")
-    await send_frame(writer, answer(authkey, first[len(CHALLENGE):]))
-    if await recv_frame(reader, protocol.HANDSHAKE_FRAME_BYTES) != WELCOME:
-        raise AuthenticationFailed("authentication failed: digest sent was rejected")
-    message = b"{sha256}" + os.urandom(40)
-    await send_frame(writer, CHALLENGE + message)
-    ok = verify(authkey, message, await recv_frame(reader, protocol.HANDSHAKE_FRAME_BYTES))
-    await send_frame(writer, WELCOME if ok else FAILURE)
-    if not ok:
-        raise AuthenticationFailed("authentication failed: digest received was wrong")
-
-
-class AsyncClient(_Settings):
+class AsyncClient(Settings):
     """:class:`~browserd_client.Client` for asyncio: same arguments, same operations
     (awaitable), same retries. One connection; calls on one AsyncClient are serialized
     (``map`` opens connections of its own). Cancelling a call closes the connection, so
@@ -117,16 +66,12 @@ class AsyncClient(_Settings):
     def __init__(self, address: str | dict | None = None, authkey: bytes | str | None = None, *,
                  state_dir: str | None = None, timeout: float = 60.0, connect_timeout: float = 5.0,
                  retry: Backoff | None = None, max_reply_bytes: int = protocol.MAX_REPLY_BYTES):
-        super().__init__(address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes)
+        super().__init__(address, authkey, state_dir=state_dir, timeout=timeout, connect_timeout=connect_timeout,
+                         retry=retry, max_reply_bytes=max_reply_bytes)
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter, socket.socket] | None = None
         self._ids = itertools.count(1)
         self._lock: asyncio.Lock | None = None   # made in the running loop
         self._bind_to_process()
-
-    def _sibling(self) -> AsyncClient:
-        return AsyncClient(self._address, self._authkey, state_dir=self.state_dir, timeout=self.timeout,
-                           connect_timeout=self.connect_timeout, retry=self.retry,
-                           max_reply_bytes=self.max_reply_bytes)
 
     # -- public operations ------------------------------------------------------------
 
@@ -139,10 +84,10 @@ class AsyncClient(_Settings):
     async def sites(self, problems: bool = False):
         if not problems:
             return await self._call("sites", {})
-        return _sites_with_problems(await self._call("sites", {"problems": True}))
+        return sites_with_problems(await self._call("sites", {"problems": True}))
 
     async def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
-        args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
+        args, reply_timeout = fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(await self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
     async def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
@@ -169,7 +114,7 @@ class AsyncClient(_Settings):
                         page = await client.fetch(url, site=site, timeout=timeout, **params)
                         result = MapResult(url, True, page, index=index)
                     except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL
-                        result = failure(url, index, exc)
+                        result = map_failure(url, index, exc)
                     await done.put(result)
             except Exception as exc:  # noqa: BLE001 - the URL iterator raised: re-raised below
                 await done.put(exc)
@@ -177,7 +122,7 @@ class AsyncClient(_Settings):
                 await client.close()
             await done.put(exit_mark)
 
-        tasks = [asyncio.ensure_future(work(self._sibling())) for _ in range(concurrency)]
+        tasks = [asyncio.ensure_future(work(AsyncClient(**self.settings()))) for _ in range(concurrency)]
         try:
             running = len(tasks)
             while running:
@@ -219,8 +164,8 @@ class AsyncClient(_Settings):
             self._streams = None
         self._lock = None
 
-    async def _connect(self, first_try: bool):
-        address, authkey = self._target(first_try)
+    async def _connect(self):
+        address, authkey = self.target()
         sock, target = protocol.stream_socket(address)   # ours, so a forked child can close it
         try:
             sock.setblocking(False)
@@ -231,14 +176,14 @@ class AsyncClient(_Settings):
             sock.close()
             raise
         try:
-            await asyncio.wait_for(client_handshake(reader, writer, authkey), self.connect_timeout)
+            await asyncio.wait_for(run(wire.client_handshake(authkey), reader, writer), self.connect_timeout)
         except BaseException:
             writer.close()
             raise
         return reader, writer, sock
 
     async def _call(self, op: str, args: dict, reply_timeout: float | None = None):
-        reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
+        reply_timeout = reply_timeout or self.timeout + REPLY_GRACE
         self._check_process()
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -246,8 +191,7 @@ class AsyncClient(_Settings):
             state = RetryState(self.retry, _TRANSIENT, op=op, logger=logger)
             while state.next_try():
                 try:
-                    return await self._call_once(op, state.retry_args(op, args), reply_timeout,
-                                                 first_try=state.tries == 1)
+                    return await self._call_once(op, state.retry_args(op, args), reply_timeout)
                 except Exception as exc:
                     step = state.failed(exc)
                 if step.error is not None:
@@ -255,18 +199,15 @@ class AsyncClient(_Settings):
                 await asyncio.sleep(step.delay)
             raise state.give_up()
 
-    async def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
+    async def _call_once(self, op: str, args: dict, reply_timeout: float):
         if self._streams is None:
-            self._streams = await self._connect(first_try)
+            self._streams = await self._connect()
         reader, writer, _ = self._streams
         req_id = next(self._ids)
 
         async def exchange() -> dict:
-            await send_frame(writer, protocol.encode_request(req_id, op, args))
-            reply = protocol.decode_reply(await recv_frame(reader, self.max_reply_bytes))
-            if reply.get("id") != req_id:
-                raise ProtocolError(f"reply id {reply.get('id')!r} does not match request {req_id}")
-            return reply
+            await send_frame(writer, wire.encode_request(req_id, op, args))
+            return wire.decode_reply(await recv_frame(reader, self.max_reply_bytes), req_id)
 
         try:
             reply = await asyncio.wait_for(exchange(), reply_timeout)
@@ -276,7 +217,7 @@ class AsyncClient(_Settings):
         except BaseException:
             self._drop()  # cancelled, reset, oversized, garbage or another request's reply:
             raise         # the connection is out of step
-        return protocol.raise_for_reply(reply)
+        return wire.raise_for_reply(reply)
 
 
 __all__ = ["AsyncClient", "MapResult"]

@@ -1,128 +1,48 @@
-"""The blocking Python client: stdlib only, safe to vendor into any scraper."""
+"""The blocking Python client: stdlib only, safe to vendor into any scraper.
+
+:class:`Client` keeps one connection and serializes the calls of the threads that share
+it; :meth:`Client.map` fetches many URLs at once on worker threads, each with a
+connection of its own, and yields one :class:`~browserd_client.MapResult` per URL as each
+finishes.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
-from . import protocol
-from ._fork import ProcessBound
+from . import protocol, wire
 from .errors import BrowserdError, Timeout
+from .ops import REPLY_GRACE, FetchResult, MapResult, fetch_request, map_failure, result_from_wire, sites_with_problems
 from .retry import TRANSIENT, Backoff, RetryState
-from .state import default_state_dir, read_authkey, read_state
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a client waits for a reply beyond the job's own timeout.
-_REPLY_GRACE = 10.0
+#: Seconds ``close()`` of a map waits for its workers to leave (each is aborted first).
+_JOIN_TIMEOUT = 10.0
+_map_ids = itertools.count(1)
 
 
-class _SiteTimeout:
-    def __repr__(self):
-        return "SITE_TIMEOUT"
-
-
-#: ``fetch(..., timeout=SITE_TIMEOUT)`` sends no timeout: the daemon gives the job the site's
-#: own (its ``timeout``, else the daemon's ``job_timeout``). The client then waits for the
-#: reply for its own ``timeout`` + 10 s, so make that at least as long as the site's.
-SITE_TIMEOUT = _SiteTimeout()
-
-
-def _fetch_request(url: str, site: str, timeout, default: float, params: dict) -> tuple[dict, float]:
-    """A fetch's request args, and how long to wait for its reply. The keyword ``options``
-    is not a site param: it carries the job options the daemon applies for every site
-    (e.g. ``options={"proxy": "socks5://user:pw@host:1080"}``, ``{"proxy_pool": "NAME"}``)."""
-    params = dict(params)
-    options = params.pop("options", None)
-    args = {"url": url, "site": site, "params": params}
-    if options:
-        args["options"] = options
-    if timeout is SITE_TIMEOUT:
-        return args, default + _REPLY_GRACE
-    timeout = default if timeout is None else timeout
-    return dict(args, timeout=timeout), timeout + _REPLY_GRACE
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    source: str                 #: the rendered page source
-    url: str                    #: the final URL, after redirects
-    title: str
-    site: str
-    requested_url: str
-    browser: str = ""           #: id of the daemon's browser that served it
-    timing: dict = field(default_factory=dict)  #: seconds: queue_wait, fetch, total
-    attempts: int = 1           #: 2 when the first browser crashed and the daemon retried
-    notes: dict = field(default_factory=dict)  #: what the site class reported (e.g. scrolls, dialogs)
-    status: int | None = None   #: HTTP status of the main document (None: not HTTP, e.g. data:)
-    headers: dict = field(default_factory=dict)  #: its response headers, lower-case names
-    mime_type: str = ""         #: its MIME type as the browser saw it
-    redirects: list = field(default_factory=list)  #: [{"url", "status"}] of each redirect hop
-    body: bytes | None = None   #: a document that is not HTML (JSON, CSV, PDF, an attachment): its bytes
-    charset: str = ""           #: the document's own charset (document.characterSet)
-
-    @property
-    def ok(self) -> bool:
-        """The main document's status is below 400 (or it has none)."""
-        return self.status is None or self.status < 400
-
-
-def result_from_wire(r: dict, url: str, site: str) -> FetchResult:
-    """The :class:`FetchResult` of a fetch reply (older daemons send no metadata)."""
-    import base64
-
-    body = r.get("body")
-    return FetchResult(
-        source=r.get("source", ""), url=r.get("url", ""), title=r.get("title", ""),
-        site=r.get("site", site), requested_url=url, browser=r.get("browser", ""),
-        timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
-        status=r.get("status"), headers=r.get("headers") or {}, mime_type=r.get("mime_type") or "",
-        redirects=r.get("redirects") or [], body=base64.b64decode(body) if body is not None else None,
-        charset=r.get("charset") or "",
-    )
-
-
-class _Settings(ProcessBound):
-    """What :class:`Client` and :class:`~browserd_client.AsyncClient` are made with, and
-    where they find the daemon."""
-
-    def __init__(self, address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes):
-        self.state_dir = state_dir or default_state_dir()
-        self._address = protocol.parse_address(address) if isinstance(address, str) else address
-        self._authkey = authkey.encode() if isinstance(authkey, str) else authkey
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.retry = retry or Backoff()
-        self.max_reply_bytes = max_reply_bytes
-
-    def _target(self, first_try: bool) -> tuple[dict, bytes]:
-        """The daemon's address and authkey: as given, else read again from its state
-        directory at every connect (a restarted daemon listens on a new address). A
-        missing state file raises :class:`NotRunning`, which the retry policy waits out
-        (``Backoff.wait_for_daemon``): a start-up or a restart."""
-        address, authkey = self._address, self._authkey
-        if address is None or authkey is None:
-            state = read_state(self.state_dir)
-            address = address or state["address"]
-            authkey = authkey or read_authkey(self.state_dir)
-        return address, authkey
-
-
-class Client(_Settings):
+class Client(Settings):
     """A connection to a browserd daemon, reused across calls and re-opened as needed.
 
     With no ``address``/``authkey`` both are read from the daemon's state directory
-    (``state_dir``, ``$BROWSERD_STATE_DIR`` or the default). Refused or reset
-    connections, failed handshakes and ``busy``/``shutting_down`` replies are retried
-    with exponential backoff and full jitter (``retry``); bad requests never are.
-    One Client may be shared by threads; calls on it are serialized. A connection
-    belongs to the process that opened it: in a forked child (``os.fork``, a ``fork``
-    multiprocessing pool) the first call opens the child's own, and the parent's is left
-    to the parent, untouched.
+    (``state_dir``, ``$BROWSERD_STATE_DIR`` or the default); the arguments are those of
+    :class:`~browserd_client.settings.Settings`. Refused or reset connections, failed
+    handshakes and ``busy``/``shutting_down`` replies are retried with exponential backoff
+    and full jitter (``retry``); bad requests never are; a call that gives up raises the
+    daemon's last refusal, or :class:`~browserd_client.Unavailable`.
+
+    Thread-safe: one Client may be shared by threads; calls on it are serialized. Fork-safe:
+    a connection belongs to the process that opened it; in a forked child (``os.fork``, a
+    ``fork`` multiprocessing pool) the first call opens the child's own, and the parent's is
+    left to the parent, untouched.
     """
 
     def __init__(
@@ -136,7 +56,8 @@ class Client(_Settings):
         retry: Backoff | None = None,
         max_reply_bytes: int = protocol.MAX_REPLY_BYTES,
     ):
-        super().__init__(address, authkey, state_dir, timeout, connect_timeout, retry, max_reply_bytes)
+        super().__init__(address, authkey, state_dir=state_dir, timeout=timeout, connect_timeout=connect_timeout,
+                         retry=retry, max_reply_bytes=max_reply_bytes)
         self._conn: protocol.FrameSocket | None = None
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
@@ -145,9 +66,11 @@ class Client(_Settings):
     # -- public operations ------------------------------------------------------------
 
     def ping(self) -> dict:
+        """``{"pong": True, ...}`` once the daemon answers (its version and pid too)."""
         return self._call("ping", {})
 
     def status(self) -> dict:
+        """The daemon's ``status`` reply: its browsers, queue, connections and counters."""
         return self._call("status", {})
 
     def metrics(self) -> str:
@@ -159,34 +82,44 @@ class Client(_Settings):
         ``{"sites": [...], "problems": [...]}``, with the load's problems too."""
         if not problems:
             return self._call("sites", {})
-        return _sites_with_problems(self._call("sites", {"problems": True}))
+        return sites_with_problems(self._call("sites", {"problems": True}))
 
     def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
         """Load ``url`` in a warm browser through site class ``site``; return the page.
+
         ``timeout``: seconds (capped by the daemon at the site's), None for this client's
-        ``timeout``, or :data:`SITE_TIMEOUT` to send none."""
-        args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
+        ``timeout``, or :data:`~browserd_client.SITE_TIMEOUT` to send none. ``params``: the
+        site's params (``wait_for="#content"``, ...); ``options={...}``: job options. Raises
+        the :class:`~browserd_client.BrowserdError` of a failed job (``LoadFailed``,
+        ``Timeout``, ``ForbiddenUrl``, ...) once retries are spent."""
+        args, reply_timeout = fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
     def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
+        """The rendered source of ``url``: :meth:`fetch`'s ``source``."""
         return self.fetch(url, site=site, timeout=timeout, **params).source
 
     def map(self, urls, site: str = "generic", concurrency: int = 4, timeout: float | None = None, **params):
         """Fetch every URL of ``urls`` with at most ``concurrency`` jobs in flight; yield one
-        :class:`~browserd_client.batch.MapResult` per URL, in completion order. A failed
-        URL is a result with ``ok=False`` and its error ``code``, never an exception.
+        :class:`~browserd_client.MapResult` per URL, in completion order. A failed URL is a
+        result with ``ok=False`` and its error ``code``, never an exception; an exception
+        of the ``urls`` iterator itself is raised by the generator.
 
         Each of the ``concurrency`` worker threads has a connection of its own (this
-        client's settings, not its connection). ``urls`` is read lazily. Closing the
-        generator early aborts the fetches in flight and ends the threads.
+        client's settings, not its connection). ``urls`` is read lazily. Bounded: a worker
+        takes the next URL only when the consumer has taken a result, so at most
+        ``concurrency`` fetches run and at most as many results wait. Closing the generator
+        early (``break``, ``close()``) aborts the fetches in flight (the daemon sees their
+        connections close and frees the browsers) and ends the threads. Raises
+        ``ValueError`` for a ``concurrency`` below 1.
         """
-        from .batch import map_urls  # batch builds on Client
-
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        return map_urls(self, urls, site, concurrency, timeout, params)
+        return _map_urls(self, urls, site, concurrency, timeout, params)
 
     def close(self) -> None:
+        """Close the connection (the next call opens a new one). Waits for a call in
+        flight on another thread to finish."""
         self._check_process()
         with self._lock:
             if self._conn is not None:
@@ -207,10 +140,9 @@ class Client(_Settings):
             self._conn = None
         self._lock = threading.RLock()  # a parent thread may have held the old one
 
-    def _connect(self, first_try: bool) -> protocol.FrameSocket:
-        address, authkey = self._target(first_try)
-        sock = protocol.connect(address, self.connect_timeout)
-        conn = protocol.FrameSocket(sock)
+    def _connect(self) -> protocol.FrameSocket:
+        address, authkey = self.target()
+        conn = protocol.FrameSocket(protocol.connect(address, self.connect_timeout))
         try:
             with conn.deadline_in(self.connect_timeout):
                 protocol.client_handshake(conn, authkey)
@@ -220,14 +152,13 @@ class Client(_Settings):
         return conn
 
     def _call(self, op: str, args: dict, reply_timeout: float | None = None):
-        reply_timeout = reply_timeout or self.timeout + _REPLY_GRACE
+        reply_timeout = reply_timeout or self.timeout + REPLY_GRACE
         self._check_process()
         with self._lock:
             state = RetryState(self.retry, op=op, logger=logger)
             while state.next_try():
                 try:
-                    return self._call_once(op, state.retry_args(op, args), reply_timeout,
-                                           first_try=state.tries == 1)
+                    return self._call_once(op, state.retry_args(op, args), reply_timeout)
                 except Exception as exc:
                     step = state.failed(exc)
                 if step.error is not None:
@@ -235,37 +166,31 @@ class Client(_Settings):
                 time.sleep(step.delay)
             raise state.give_up()
 
-    def _call_once(self, op: str, args: dict, reply_timeout: float, first_try: bool):
+    def _call_once(self, op: str, args: dict, reply_timeout: float):
         if self._conn is None:
-            self._conn = self._connect(first_try)
+            self._conn = self._connect()
         conn = self._conn
         req_id = next(self._ids)
         try:
-            conn.send_bytes(protocol.encode_request(req_id, op, args))
+            conn.send_bytes(wire.encode_request(req_id, op, args))
             try:
                 with conn.deadline_in(reply_timeout):
                     data = conn.recv_bytes(self.max_reply_bytes)
             except (socket.timeout, TimeoutError):
                 raise Timeout(f"no reply to {op} within {reply_timeout:.1f}s") from None
-            reply = protocol.decode_reply(data)
-            if reply.get("id") != req_id:
-                raise protocol.ProtocolError(f"reply id {reply.get('id')!r} does not match request {req_id}")
+            reply = wire.decode_reply(data, req_id)
         except (BrowserdError, *TRANSIENT):
             # Timed out (the daemon sees us leave and cancels the job), an oversized frame
             # (the rest of it is unread), garbage or another request's reply (out of step),
             # reset or cut off: this connection is done; the next try reconnects.
             self.close()
             raise
-        return protocol.raise_for_reply(reply)
-
-
-def _sites_with_problems(reply) -> dict:
-    # A daemon from before the problems argument answers with the list alone.
-    return reply if isinstance(reply, dict) else {"sites": reply, "problems": []}
+        return wire.raise_for_reply(reply)
 
 
 def wait_until_ready(client: Client, timeout: float) -> dict:
-    """Ping until the daemon answers or ``timeout`` passes (for scripts and tests)."""
+    """Ping until the daemon answers or ``timeout`` seconds pass (for scripts and tests);
+    the ping reply, or the last error once the time is up."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -274,3 +199,107 @@ def wait_until_ready(client: Client, timeout: float) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+# --- Client.map: worker threads ------------------------------------------------------------
+
+class _Cancelled(BrowserdError):
+    """The map was closed while this fetch ran."""
+
+    code = "cancelled"
+
+
+class _WorkerClient(Client):
+    """A Client that ``abort()`` (from another thread) can stop mid-call: the socket is
+    shut down and every later try raises :class:`_Cancelled` (not retryable)."""
+
+    def __init__(self, parent: Client, stop: threading.Event):
+        self._stop = stop
+        self._live = None
+        super().__init__(**parent.settings())
+
+    def _after_fork_in_child(self):
+        self._live = None  # abort() must never shut down the parent's socket
+        super()._after_fork_in_child()
+
+    def _connect(self):
+        conn = self._live = super()._connect()
+        if self._stop.is_set():  # abort() may have looked before _live was set
+            conn.close()
+            raise _Cancelled()
+        return conn
+
+    def _call_once(self, *args, **kwargs):
+        if self._stop.is_set():
+            raise _Cancelled()
+        return super()._call_once(*args, **kwargs)
+
+    def abort(self) -> None:
+        conn = self._live
+        if conn is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _map_urls(parent: Client, urls: Iterable[str], site: str, concurrency: int,
+              timeout: float | None, params: dict) -> Iterator[MapResult]:
+    """The generator behind :meth:`Client.map` (see there)."""
+    source = enumerate(urls)
+    take = threading.Lock()            # the URL iterator is not thread-safe
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    permits = threading.Semaphore(concurrency)
+    stop = threading.Event()
+    clients = [_WorkerClient(parent, stop) for _ in range(concurrency)]
+    exit_mark = object()
+
+    def work(client: _WorkerClient) -> None:
+        try:
+            while permits.acquire() and not stop.is_set():
+                with take:
+                    item = next(source, None)
+                if item is None:
+                    return
+                index, url = item
+                try:
+                    result = MapResult(url, True, client.fetch(url, site=site, timeout=timeout, **params), index=index)
+                except _Cancelled:
+                    return
+                except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL
+                    result = map_failure(url, index, exc)
+                done.put(result)
+        except BaseException as exc:  # noqa: BLE001 - the URL iterator raised: re-raised by the consumer
+            done.put(exc)
+        finally:
+            client.close()
+            done.put(exit_mark)
+
+    name = f"browserd-map-{next(_map_ids)}"
+    threads = [threading.Thread(target=work, args=(c,), name=f"{name}-{i}", daemon=True)
+               for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    try:
+        running = len(threads)
+        while running:
+            item = done.get()
+            if item is exit_mark:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                permits.release()
+                yield item
+    finally:
+        stop.set()
+        for c in clients:
+            c.abort()
+        for _ in threads:
+            permits.release()
+        deadline = time.monotonic() + _JOIN_TIMEOUT
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
+__all__ = ["Client", "wait_until_ready"]

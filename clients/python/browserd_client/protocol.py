@@ -78,7 +78,8 @@ class FrameSocket:
             if isinstance(step, wire.Read):
                 value = self._recv_exact(step.size)
             else:
-                value = self._send_all(memoryview(step.data))
+                self._send_all(memoryview(step.data))
+                value = None
 
     def send_bytes(self, data: bytes) -> None:
         """Send ``data`` (bytes-like) as one frame."""

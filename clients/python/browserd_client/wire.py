@@ -29,17 +29,10 @@ its request's ``id``.
 
 **Steps.** A frame read or written, and a whole handshake, is a generator (the pattern of
 websockets' sans-I/O parsers) that yields :class:`Read` (read exactly ``size`` bytes and
-send them in) and :class:`Write` (write ``data`` in full), and returns its result. A
-driver is the only code that does I/O::
-
-    def run(steps):
-        value = None
-        while True:
-            try:
-                step = steps.send(value)
-            except StopIteration as done:
-                return done.value
-            value = read_exactly(step.size) if isinstance(step, Read) else write_all(step.data)
+send them in) and :class:`Write` (write ``data`` in full) and returns its result. A
+driver, the only code that does I/O, performs each step until the generator returns:
+:meth:`browserd_client.protocol.FrameSocket.run` on a blocking socket,
+:func:`browserd_client.aio.run` on asyncio streams.
 
 Errors: a malformed frame raises :class:`~browserd_client.errors.ProtocolError` (or
 :class:`~browserd_client.errors.FrameTooLarge` over the reader's limit); a failed handshake
