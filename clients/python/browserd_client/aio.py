@@ -57,11 +57,14 @@ async def send_frame(writer: asyncio.StreamWriter, data: bytes) -> None:
 
 class AsyncClient(Settings):
     """:class:`~browserd_client.Client` for asyncio: same arguments, same operations
-    (awaitable), same retries. One connection; calls on one AsyncClient are serialized
-    (``map`` opens connections of its own). Cancelling a call closes the connection, so
-    the daemon aborts the job. A connection belongs to the process (and loop) that opened
-    it: in a forked child that runs its own event loop, the first call opens the child's
-    own, and the parent's is left to the parent, untouched."""
+    (awaitable), same retries, same errors. One connection; calls on one AsyncClient are
+    serialized (``map`` opens connections of its own). Cancelling a call closes the
+    connection, so the daemon aborts the job.
+
+    Not thread-safe: use an AsyncClient from one event loop (its connection and lock are
+    made in the loop of its first call). Fork-safe: a connection belongs to the process
+    (and loop) that opened it; in a forked child that runs its own event loop, the first
+    call opens the child's own, and the parent's is left to the parent, untouched."""
 
     def __init__(self, address: str | dict | None = None, authkey: bytes | str | None = None, *,
                  state_dir: str | None = None, timeout: float = 60.0, connect_timeout: float = 5.0,
@@ -76,28 +79,36 @@ class AsyncClient(Settings):
     # -- public operations ------------------------------------------------------------
 
     async def ping(self) -> dict:
+        """As :meth:`Client.ping <browserd_client.Client.ping>`."""
         return await self._call("ping", {})
 
     async def status(self) -> dict:
+        """As :meth:`Client.status <browserd_client.Client.status>`."""
         return await self._call("status", {})
 
     async def sites(self, problems: bool = False):
+        """As :meth:`Client.sites <browserd_client.Client.sites>`."""
         if not problems:
             return await self._call("sites", {})
         return sites_with_problems(await self._call("sites", {"problems": True}))
 
     async def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
+        """As :meth:`Client.fetch <browserd_client.Client.fetch>`: the page of ``url`` as a
+        :class:`~browserd_client.FetchResult`, or the job's error raised."""
         args, reply_timeout = fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(await self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
     async def page_source(self, url: str, site: str = "generic", timeout: float | None = None, **params) -> str:
+        """The rendered source of ``url``: :meth:`fetch`'s ``source``."""
         return (await self.fetch(url, site=site, timeout=timeout, **params)).source
 
     def map(self, urls, site: str = "generic", concurrency: int = 4, timeout: float | None = None, **params):
-        """An async generator of :class:`MapResult`, as :meth:`Client.map`: at most
-        ``concurrency`` fetches in flight, each on a task and connection of its own,
-        results in completion order. Leaving it early (``aclose()``, or ``break`` inside
-        ``contextlib.aclosing``) cancels the fetches in flight."""
+        """An async generator of :class:`~browserd_client.MapResult`, as
+        :meth:`Client.map <browserd_client.Client.map>`: at most ``concurrency`` fetches in
+        flight, each on a task and connection of its own, results in completion order,
+        failures as values. Leaving it early (``aclose()``, or ``break`` inside
+        ``contextlib.aclosing``) cancels the fetches in flight. Raises ``ValueError`` for a
+        ``concurrency`` below 1."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         return self._map(urls, site, concurrency, timeout, params)
@@ -139,6 +150,7 @@ class AsyncClient(Settings):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
+        """Close the connection (the next call opens a new one)."""
         self._check_process()
         self._drop()
 

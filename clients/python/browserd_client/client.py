@@ -66,11 +66,13 @@ class Client(Settings):
     # -- public operations ------------------------------------------------------------
 
     def ping(self) -> dict:
-        """``{"pong": True, ...}`` once the daemon answers (its version and pid too)."""
+        """``{"pong": True, "version", "protocol", "pid", "draining"}``: the daemon is up
+        (``draining``: it is stopping and takes no new jobs)."""
         return self._call("ping", {})
 
     def status(self) -> dict:
-        """The daemon's ``status`` reply: its browsers, queue, connections and counters."""
+        """The daemon's ``status`` reply (a dict): its browsers, queue, connections and
+        counters, as ``browserd status --json`` prints it."""
         return self._call("status", {})
 
     def metrics(self) -> str:

@@ -20,6 +20,8 @@ class BrowserdError(Exception):
         self.details = details
 
     def to_wire(self) -> dict:
+        """The error object of a reply: ``{"code", "message", "retryable"}``, and
+        ``"details"`` (a JSON object) when there are any."""
         error = {"code": self.code, "message": self.message, "retryable": self.retryable}
         if self.details:
             error["details"] = self.details

@@ -25,6 +25,9 @@ TRANSIENT = (ConnectionError, EOFError, FileNotFoundError, socket.timeout, Timeo
 
 @dataclass(frozen=True)
 class Backoff:
+    """A retry policy (immutable, so one may be shared by clients and threads): how many
+    tries, how long each wait may be, and for how long in all. Times are seconds."""
+
     attempts: int = 8          #: tries in all, the first included
     base: float = 0.05         #: seconds; the cap of the first wait
     cap: float = 2.0           #: no single wait is longer than this

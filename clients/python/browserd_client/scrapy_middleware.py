@@ -60,6 +60,11 @@ class BrowserdRequestFailed(IgnoreRequest):
 
 
 class BrowserdMiddleware(ProcessBound):
+    """The downloader middleware (see the module's doc): renders the requests whose
+    ``meta["browserd"]`` is true, on ``concurrency`` threads with a :class:`Client` each,
+    against the daemon of ``state_dir`` or ``address``; ``timeout`` is the default job
+    timeout in seconds. Made by Scrapy through :meth:`from_crawler`."""
+
     def __init__(self, state_dir=None, address=None, timeout: float = 60.0, concurrency: int = 4):
         self.state_dir, self.address, self.timeout = state_dir, address, float(timeout)
         self.concurrency = int(concurrency)
@@ -78,6 +83,8 @@ class BrowserdMiddleware(ProcessBound):
 
     @classmethod
     def from_crawler(cls, crawler):
+        """The middleware for ``crawler``, from its ``BROWSERD_*`` settings; it closes its
+        clients when the engine stops."""
         s = crawler.settings
         mw = cls(state_dir=s.get("BROWSERD_STATE_DIR"), address=s.get("BROWSERD_ADDRESS"),
                  timeout=s.getfloat("BROWSERD_TIMEOUT", 60.0), concurrency=s.getint("BROWSERD_CONCURRENCY", 4))
@@ -85,6 +92,7 @@ class BrowserdMiddleware(ProcessBound):
         return mw
 
     def engine_stopped(self) -> None:
+        """Stop the thread pool (joining its threads) and close every client."""
         self._check_process()
         if self.pool.started:
             self.pool.stop()  # joins the threads; no fetch is running once the engine stopped
@@ -94,6 +102,8 @@ class BrowserdMiddleware(ProcessBound):
             self._clients.clear()
 
     async def process_request(self, request, spider=None):
+        """None for a request without ``meta["browserd"]`` (Scrapy downloads it); else the
+        response browserd rendered, or :class:`BrowserdRequestFailed` raised."""
         from twisted.internet import reactor  # the one Scrapy installed; never at import time
 
         options = request.meta.get("browserd")

@@ -92,6 +92,10 @@ def _read(state_dir: str, name: str) -> bytes:
 
 
 def read_state(state_dir: str) -> dict:
+    """The daemon's ``state.json`` in ``state_dir``: ``pid``, ``version``, ``protocol``,
+    ``address`` (an address dict) and ``started_at`` (Unix seconds). Raises
+    :class:`NotRunning` when it is missing (``details["missing"]``) or unreadable,
+    :class:`PermissionDenied` when this user may not read it."""
     path = os.path.join(state_dir, STATE_FILE)
     try:
         return json.loads(_read(state_dir, STATE_FILE))
@@ -100,6 +104,8 @@ def read_state(state_dir: str) -> dict:
 
 
 def read_authkey(state_dir: str) -> bytes:
+    """The daemon's authkey (bytes, surrounding whitespace stripped) from ``state_dir``;
+    errors as :func:`read_state`, and :class:`NotRunning` for an empty key file."""
     path = os.path.join(state_dir, AUTHKEY_FILE)
     key = _read(state_dir, AUTHKEY_FILE).strip()
     if not key:
