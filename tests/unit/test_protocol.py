@@ -87,28 +87,10 @@ def test_handshake_succeeds_with_same_key_and_fails_with_other(pair):
         protocol.client_handshake(client, b"other")
     t.join()
     assert failures
+    # The daemon tells a wrong key (the stdlib Listener's error) from a broken peer.
+    assert [type(f) for f in failures] == [AuthenticationError]
     c.close()
     d.close()
-
-
-def test_server_handshake_refuses_a_wrong_key_with_the_stdlib_error(pair):
-    """The daemon tells a wrong key (``multiprocessing.AuthenticationError``, as the stdlib
-    Listener raises) from a broken peer (frame and transport errors)."""
-    server, client = pair
-    failures = []
-
-    def serve():
-        try:
-            protocol.server_handshake(server, b"k1")
-        except Exception as exc:  # noqa: BLE001
-            failures.append(exc)
-
-    t = threading.Thread(target=serve)
-    t.start()
-    with pytest.raises(errors.AuthenticationFailed):
-        protocol.client_handshake(client, b"k2")
-    t.join()
-    assert [type(f) for f in failures] == [AuthenticationError]
 
 
 def _stdlib_peer(sock, steps, *args):
@@ -128,28 +110,25 @@ def _stdlib_peer(sock, steps, *args):
     return thread, errors_seen
 
 
-@pytest.mark.parametrize("their_key, ok", [(b"k", True), (b"other", False)])
-def test_our_client_handshake_with_the_stdlib_listener_side(pair, their_key, ok):
-    ours, theirs = pair
-    thread, theirs_failed = _stdlib_peer(theirs.sock, [deliver_challenge, answer_challenge], their_key)
-    if ok:
-        protocol.client_handshake(ours, b"k")
-    else:
-        with pytest.raises(errors.AuthenticationFailed):
-            protocol.client_handshake(ours, b"k")
-    thread.join()
-    assert (theirs_failed == []) is ok
+#: Our side of the handshake, the stdlib functions the peer runs in that order (what its
+#: Listener.accept / Client do), and the error our side raises for a wrong key.
+ROLES = {
+    "client": (protocol.client_handshake, [deliver_challenge, answer_challenge], errors.AuthenticationFailed),
+    "server": (protocol.server_handshake, [answer_challenge, deliver_challenge], AuthenticationError),
+}
 
 
+@pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("their_key, ok", [(b"k", True), (b"other", False)])
-def test_our_server_handshake_with_the_stdlib_client_side(pair, their_key, ok):
+def test_our_handshake_with_the_stdlib_on_the_other_side(pair, role, their_key, ok):
     ours, theirs = pair
-    thread, theirs_failed = _stdlib_peer(theirs.sock, [answer_challenge, deliver_challenge], their_key)
+    handshake, stdlib_steps, wrong_key = ROLES[role]
+    thread, theirs_failed = _stdlib_peer(theirs.sock, stdlib_steps, their_key)
     if ok:
-        protocol.server_handshake(ours, b"k")
+        handshake(ours, b"k")
     else:
-        with pytest.raises(AuthenticationError):
-            protocol.server_handshake(ours, b"k")
+        with pytest.raises(wrong_key):
+            handshake(ours, b"k")
     thread.join()
     assert (theirs_failed == []) is ok
 

@@ -84,9 +84,9 @@ class Write:
     data: bytes
 
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 #: A generator of wire steps that returns a ``T``.
-Steps = Generator[Union[Read, Write], Union[bytes, None], T]
+Steps = Generator[Union[Read, Write], Union[bytes, None], _T]
 
 
 # --- frames ----------------------------------------------------------------------------
