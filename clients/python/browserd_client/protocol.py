@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from multiprocessing import AuthenticationError
 
 from . import wire
-from .errors import AuthenticationFailed, ProtocolError  # noqa: F401 - ProtocolError: as before
-from .wire import (  # noqa: F401 - the protocol's names, as the daemon imports them
+from .errors import AuthenticationFailed, ProtocolError
+from .wire import (  # re-exported (see __all__): the names the daemon imports from here
     HANDSHAKE_FRAME_BYTES,
     MAX_REPLY_BYTES,
     MAX_REQUEST_BYTES,
