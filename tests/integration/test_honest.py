@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from browserd_client import AsyncClient, BadRequest, LoadFailed
+from browserd_client import AsyncClient, BadRequest, FrameTooLarge, LoadFailed
 from tests.conftest import ROOT, run_cli
 from tests.support.honest_pages import CP1251_TEXT, CSV, PDF, HonestPages
 
@@ -26,13 +26,36 @@ def home(tmp_path_factory):
     return tmp_path_factory.mktemp("home")
 
 
+#: Two site classes with their own ``dialogs`` policy; the config file overrules one of them.
+DIALOG_SITES = """
+from browserd.sites.generic import Generic
+
+
+class Agreeable(Generic):
+    name = "agreeable"
+    dialogs = {"confirm": "accept", "prompt": "accept"}
+
+
+class Overruled(Generic):
+    name = "overruled"
+    dialogs = {"confirm": "accept", "prompt": "accept"}
+"""
+
+
 @pytest.fixture(scope="module")
 def daemon(honest, home, tmp_path_factory):
-    """A daemon of 2 browsers whose user's HOME is an empty directory (no download may land there)."""
+    """A daemon of 2 browsers whose user's HOME is an empty directory (no download may land
+    there), with the site classes of :data:`DIALOG_SITES`."""
     from tests.conftest import Daemon, assert_nothing_left
 
     state = str(tmp_path_factory.mktemp("state"))
-    result = run_cli("start", "--browsers", "2", state_dir=state, env={"HOME": str(home)})
+    conf = tmp_path_factory.mktemp("conf")
+    (conf / "sites").mkdir()
+    (conf / "sites" / "dialog_sites.py").write_text(DIALOG_SITES)
+    (conf / "browserd.toml").write_text('site_dirs = ["sites"]\n\n'
+                                        '[sites.overruled]\ndialogs = { confirm = "dismiss" }\n')
+    result = run_cli("start", "--browsers", "2", "--config", str(conf / "browserd.toml"),
+                     state_dir=state, env={"HOME": str(home)})
     assert result.returncode == 0, result.stderr
     d = Daemon(state, result.stdout)
     yield d
@@ -107,6 +130,28 @@ def test_dialogs_never_fail_a_job_and_are_reported(daemon, honest):
     assert alerted.notes["dialogs"] == [{"type": "alert", "message": "hello from the page"}]
     assert [d["type"] for d in confirmed.notes["dialogs"]] == ["confirm", "prompt"]
     assert 'data-c="false"' in confirmed.source and 'data-p="null"' in confirmed.source  # dismissed
+
+
+def test_a_sites_dialogs_policy_and_its_config_override_decide(daemon, honest):
+    ready = "document.getElementById('marker').dataset.p !== undefined"
+    with daemon.client() as c:
+        agreed = c.fetch(honest.url("/confirm"), site="agreeable", wait_js=ready)
+        overruled = c.fetch(honest.url("/confirm"), site="overruled", wait_js=ready)
+    assert 'data-c="true"' in agreed.source and 'data-p=""' in agreed.source  # accepted
+    assert [d["type"] for d in agreed.notes["dialogs"]] == ["confirm", "prompt"]
+    assert 'data-c="false"' in overruled.source  # the config file's word beats the class's
+
+
+def test_a_body_past_the_reply_limit_is_too_large_and_leaves_nothing(daemon, honest, home):
+    """An attachment larger than the reply limit (64 MiB) is ``too_large``; its download is
+    deleted and the browser serves the next job."""
+    with daemon.client() as c:
+        with pytest.raises(FrameTooLarge) as info:
+            c.fetch(honest.url("/big", mib=70, attach=1), timeout=60)
+        assert "past the reply limit" in str(info.value)
+        assert "HONEST-OK" in c.fetch(honest.url("/static-ok")).source
+    assert files_under(home) == []
+    assert [f for f in files_under(daemon.state_dir) if f"{os.sep}downloads{os.sep}" in f] == []
 
 
 def test_navigation_in_onload_settles_on_the_new_document(daemon, honest):

@@ -64,6 +64,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _big(self, mib: int, ctype: str, attach: bool):
+        """``mib`` MiB of ``x`` as ``ctype``, streamed in 1 MiB writes (never held whole)."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(mib << 20))
+        self.send_header("Cache-Control", "no-store")
+        if attach:
+            self.send_header("Content-Disposition", "attachment; filename=big.bin")
+        self.end_headers()
+        chunk = b"x" * (1 << 20)
+        try:
+            for _ in range(mib):
+                self.wfile.write(chunk)
+        except OSError:  # the browser stopped reading: that is the point of some tests
+            pass
+
     def _redirect(self, status: int, location: str):
         self.send_response(status)
         self.send_header("Location", location)
@@ -96,6 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.wfile.write(b"THIS IS NOT HTTP\r\n\r\n")
             return None
+        if path == "/big":
+            return self._big(int(q["mib"]), q.get("type", "application/octet-stream"), q.get("attach") == "1")
         if path == "/csv":
             return self._reply(200, CSV, "text/csv", [("Content-Disposition", "attachment; filename=data.csv")])
         if path == "/json":
