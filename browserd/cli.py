@@ -20,23 +20,12 @@ from . import __version__
 from . import config as configmod
 from . import demo
 from . import statedir
-
-# Exit codes: a documented contract (README "Exit codes").
-EXIT_OK = 0
-EXIT_FAILURE = 1          # the operation failed (fetch error, start failed, ...)
-EXIT_USAGE = 2            # bad command line (argparse)
-EXIT_NOT_RUNNING = 3      # status/fetch/demo/reload: no daemon (LSB "program is not running")
-EXIT_ALREADY_RUNNING = 4  # start: a live daemon holds the pidfile
-EXIT_HTTP_ERROR = 5        # fetch: the page's HTTP status is 400 or above (unless --allow-status)
-EXIT_NO_PERMISSION = 77   # status/fetch/...: the daemon's key is not readable by this user (EX_NOPERM)
-EXIT_UNAVAILABLE = 69     # a dependency is missing: chromium, chromedriver, webdriver-manager
-EXIT_CONFIG = 78          # bad configuration (file, environment or flags)
-EXIT_STATE_DIR = EXIT_CONFIG  # the state dir is not ours (symlink, other owner, writable by others, ...)
+from .daemon.errors import ExitCode, HaltServer, NotOurProcess, StartFailed
 
 logger = logging.getLogger("browserd")
 
 
-def _die(message: str, code: int) -> int:
+def _die(message: str, code: ExitCode) -> ExitCode:
     print(f"browserd: {message}", file=sys.stderr)
     return code
 
@@ -45,10 +34,10 @@ def _client_failure(exc: BrowserdError, what: str, not_running_hint: str = "") -
     """The one mapping of a failed call to the daemon to a message and an exit code:
     not running (3), not allowed to read the key (77), anything else (1)."""
     if isinstance(exc, NotRunning):
-        return _die(f"{exc}{not_running_hint}", EXIT_NOT_RUNNING)
+        return _die(f"{exc}{not_running_hint}", ExitCode.NOT_RUNNING)
     if isinstance(exc, PermissionDenied):
-        return _die(str(exc), EXIT_NO_PERMISSION)
-    return _die(f"{what} failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _die(str(exc), ExitCode.NO_PERMISSION)
+    return _die(f"{what} failed: {exc.code}: {exc}", ExitCode.FAILURE)
 
 
 def _setting_flags(args) -> dict:
@@ -64,7 +53,7 @@ def _load_config(args, server: bool) -> configmod.Config:
 
 def cmd_start(args, config: configmod.Config | None = None) -> int:
     from .daemonize import detach
-    from .lifecycle import Arbiter, StartError, close_logging, configure_logging
+    from .lifecycle import Arbiter, close_logging, configure_logging
 
     config = config or _load_config(args, server=True)
     os.umask(0o077)  # files, log and socket are private unless a mode says otherwise
@@ -77,23 +66,20 @@ def cmd_start(args, config: configmod.Config | None = None) -> int:
         return _run_foreground(config)
     configure_logging(config, "prepare")
     arbiter = Arbiter(config)
-    try:
-        arbiter.prepare()
-    except StartError as exc:
-        return _die(str(exc), exc.exit_code)
+    arbiter.prepare()  # raises a HaltServer with its exit status
     close_logging()
     result = detach(arbiter.preserved_fds(), config.log_path, arbiter.pidfile, timeout=config.start_timeout,
                     log_gid=config.group_gid)
     if isinstance(result, dict):  # the CLI: report what the daemon said
         if not result.get("ready"):
             _end_unserved_browsers(arbiter, config)
-            return _die(f"start failed: {result.get('error')} (log: {config.log_path})", EXIT_FAILURE)
+            raise StartFailed(f"start failed: {result.get('error')} (log: {config.log_path})")
         for problem in result.get("site_problems", []):
             print(f"browserd: warning: site classes: {problem}", file=sys.stderr)
         print(f"browserd started: pid {result['pid']}, listening on {result['address']}, "
               f"{result['browsers']} browser{'s' if result['browsers'] != 1 else ''} ready in {arbiter.ready_seconds:.2f}s, "
               f"state dir {result['state_dir']}")
-        return EXIT_OK
+        return ExitCode.OK
     try:
         configure_logging(config, "daemon")
         code = arbiter.serve(result, foreground=False)
@@ -124,14 +110,11 @@ def _end_unserved_browsers(arbiter, config) -> None:
 
 def _run_foreground(config) -> int:
     from .daemonize import Readiness
-    from .lifecycle import Arbiter, StartError, configure_logging
+    from .lifecycle import Arbiter, configure_logging
 
     configure_logging(config, "foreground")
     arbiter = Arbiter(config)
-    try:
-        arbiter.prepare()
-    except StartError as exc:
-        return _die(str(exc), exc.exit_code)
+    arbiter.prepare()  # raises a HaltServer with its exit status
     arbiter.pidfile.write(os.getpid())
     return arbiter.serve(Readiness(None), foreground=True)
 
@@ -155,7 +138,7 @@ def cmd_stop(args) -> int:
     config = _load_config(args, server=False)
     if not statedir.verify(config.state_dir):
         print("browserd is not running")
-        return EXIT_OK
+        return ExitCode.OK
     pidfile = config.path_in_state(PID_FILE)
     if not is_locked(pidfile):
         stale = any(os.path.lexists(config.path_in_state(name))
@@ -169,10 +152,10 @@ def cmd_stop(args) -> int:
             print(f"browserd was not running; cleaned up a stale pidfile ({killed} leftover processes ended)")
         else:
             print("browserd is not running")
-        return EXIT_OK
+        return ExitCode.OK
     proc, why = daemon_identity(pidfile)  # never a pid read from a file alone
     if proc is None:
-        return _die(f"not stopping: {why} (pidfile {pidfile}); nothing was signalled", EXIT_FAILURE)
+        raise NotOurProcess(f"not stopping: {why} (pidfile {pidfile}); nothing was signalled")
     pid = proc.pid
     t0 = time.monotonic()
     timeout = args.timeout if args.timeout is not None else config.drain_timeout + 15
@@ -187,7 +170,7 @@ def cmd_stop(args) -> int:
             _wait_stopped(pid, pidfile, 5)
             clean_stale(config, pid)
     print(f"browserd stopped (pid {pid}) in {time.monotonic() - t0:.2f}s")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
@@ -214,7 +197,7 @@ def cmd_restart(args) -> int:
     (``--config`` or any setting flag but ``--state-dir``): then that one, as ``start``."""
     config = _restart_config(args)
     code = cmd_stop(args)
-    if code != EXIT_OK:
+    if code != ExitCode.OK:
         return code
     return cmd_start(args, config)
 
@@ -286,20 +269,20 @@ def _status_reply(args, config) -> tuple[dict | None, dict | None, int]:
     try:
         stopped = _not_serving(config)
         if stopped is not None:
-            return None, stopped, EXIT_NOT_RUNNING
+            return None, stopped, ExitCode.NOT_RUNNING
         with _client(args, config) as client:
-            return client.status(), None, EXIT_OK
+            return client.status(), None, ExitCode.OK
     except NotRunning:  # our dir: the pidfile is held but no state file yet, so starting
         starting = statedir.owned_by_us(config.state_dir)
         return None, {"running": False, "stale": False, "starting": starting, "state_dir": config.state_dir}, \
-            EXIT_NOT_RUNNING
+            ExitCode.NOT_RUNNING
     except PermissionDenied as exc:
-        return None, {"running": None, "error": {"code": exc.code, "message": str(exc)}}, EXIT_NO_PERMISSION
+        return None, {"running": None, "error": {"code": exc.code, "message": str(exc)}}, ExitCode.NO_PERMISSION
     except statedir.StateDirError as exc:
-        return None, {"running": None, "error": {"code": "state_dir", "message": str(exc)}}, EXIT_STATE_DIR
+        return None, {"running": None, "error": {"code": "state_dir", "message": str(exc)}}, ExitCode.CONFIG
     except BrowserdError as exc:
         return None, {"running": None, "error": {"code": exc.code, "message": f"status failed: {exc.code}: {exc}"}}, \
-            EXIT_FAILURE
+            ExitCode.FAILURE
 
 
 def cmd_status(args) -> int:
@@ -342,7 +325,7 @@ def cmd_status(args) -> int:
           + (":" if problems else ""))
     for problem in problems:
         print(f"  problem: {problem}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _duration(seconds: float) -> str:
@@ -380,12 +363,12 @@ def _fetch_timeouts(client: Client, args, config) -> tuple:
 
 def cmd_fetch(args) -> int:
     if (args.url is None) == (args.input is None):
-        return _die("fetch needs either a URL or -i FILE", EXIT_USAGE)
+        return _die("fetch needs either a URL or -i FILE", ExitCode.USAGE)
     config = _load_config(args, server=False)
     try:
         params = _params(args.param)
     except ValueError as exc:
-        return _die(str(exc), EXIT_USAGE)
+        return _die(str(exc), ExitCode.USAGE)
     if args.wait_for:
         params["wait_for"] = args.wait_for
     if args.input is not None:
@@ -421,10 +404,10 @@ def cmd_fetch(args) -> int:
         sys.stdout.buffer.write(out if out.endswith(b"\n") else out + b"\n")
         sys.stdout.flush()
     if result.status is not None and result.status >= 400 and not args.allow_status:
-        print(f"fetch: {result.url} answered HTTP {result.status} (exit {EXIT_HTTP_ERROR}; --allow-status "
+        print(f"fetch: {result.url} answered HTTP {result.status} (exit {ExitCode.HTTP_ERROR}; --allow-status "
               f"to exit 0)", file=sys.stderr)
-        return EXIT_HTTP_ERROR
-    return EXIT_OK
+        return ExitCode.HTTP_ERROR
+    return ExitCode.OK
 
 
 def as_utf8_html(source: str) -> str:
@@ -542,14 +525,14 @@ def _fetch_batch(args, config, params: dict) -> int:
     from collections import Counter
 
     if not args.output or args.output == "-":
-        return _die("fetch -i needs -o DIR, the directory to save the pages in", EXIT_USAGE)
+        return _die("fetch -i needs -o DIR, the directory to save the pages in", ExitCode.USAGE)
     if args.jobs < 1:
-        return _die("-j must be at least 1", EXIT_USAGE)
+        return _die("-j must be at least 1", ExitCode.USAGE)
     try:
         urls = _read_urls(args.input)
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
-        return _die(f"{exc.filename or args.input}: {exc.strerror}", EXIT_FAILURE)
+        return _die(f"{exc.filename or args.input}: {exc.strerror}", ExitCode.FAILURE)
     index_path = os.path.join(args.output, INDEX_FILE)
     saved, torn = _read_index(index_path)
     todo = [u for u in urls if not (saved.get(u, {}).get("ok")
@@ -587,7 +570,7 @@ def _fetch_batch(args, config, params: dict) -> int:
     except BrowserdError as exc:
         return _client_failure(exc, "fetch")
     except OSError as exc:
-        return _die(f"{exc.filename or args.output}: {exc.strerror}", EXIT_FAILURE)
+        return _die(f"{exc.filename or args.output}: {exc.strerror}", ExitCode.FAILURE)
     finally:
         progress.close()
     elapsed = time.monotonic() - t0
@@ -601,7 +584,7 @@ def _fetch_batch(args, config, params: dict) -> int:
         codes = ", ".join(f"{code} {n}" for code, n in failed.most_common())
         print(f"failed {sum(failed.values())}" + (f": {codes}" if codes else ""))
         print(f"index: {index_path}")
-    return EXIT_FAILURE if failed else EXIT_OK
+    return ExitCode.FAILURE if failed else ExitCode.OK
 
 
 def cmd_reload(args) -> int:
@@ -611,14 +594,14 @@ def cmd_reload(args) -> int:
     config = _load_config(args, server=False)
     if not statedir.verify(config.state_dir):
         print("browserd is not running")
-        return EXIT_NOT_RUNNING
+        return ExitCode.NOT_RUNNING
     pidfile = config.path_in_state(PID_FILE)
     if not is_locked(pidfile):
         print("browserd is not running")
-        return EXIT_NOT_RUNNING
+        return ExitCode.NOT_RUNNING
     proc, why = daemon_identity(pidfile)
     if proc is None:
-        return _die(f"not reloading: {why} (pidfile {pidfile}); nothing was signalled", EXIT_FAILURE)
+        raise NotOurProcess(f"not reloading: {why} (pidfile {pidfile}); nothing was signalled")
     pid = proc.pid
     try:
         with _client(args, config, timeout=10) as client:
@@ -632,15 +615,15 @@ def cmd_reload(args) -> int:
                     break
                 if time.monotonic() > deadline:
                     return _die(f"pid {pid} did not reload its site classes within {args.timeout:.0f}s "
-                                f"(see {config.log_path})", EXIT_FAILURE)
+                                f"(see {config.log_path})", ExitCode.FAILURE)
                 time.sleep(0.05)
     except BrowserdError as exc:
-        return _die(f"reload failed: {exc.code}: {exc}", EXIT_FAILURE)
+        return _die(f"reload failed: {exc.code}: {exc}", ExitCode.FAILURE)
     print(f"browserd: site classes reloaded in {time.monotonic() - t0:.2f}s (generation "
           f"{status['sites_generation']}; browsers kept): {', '.join(status['sites'])}")
     for problem in status["site_problems"]:
         print(f"browserd: error: {problem}", file=sys.stderr)
-    return EXIT_FAILURE if status["site_problems"] else EXIT_OK
+    return ExitCode.FAILURE if status["site_problems"] else ExitCode.OK
 
 
 def cmd_sites(args) -> int:
@@ -663,12 +646,12 @@ def cmd_sites(args) -> int:
         print(f"browserd: warning: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps(sites, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     print(f"# site classes from {source}")
     for site in sites:
         params = ", ".join(site["params"]) or "-"
         print(f"{site['name']:<16} {site['description']}  [params: {params}]")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_metrics(args) -> int:
@@ -681,7 +664,7 @@ def cmd_metrics(args) -> int:
     except BrowserdError as exc:
         return _client_failure(exc, "metrics")
     sys.stdout.write(text)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_demo(args) -> int:
@@ -692,14 +675,14 @@ def cmd_demo(args) -> int:
         with _client(args, config) as client:
             url = client.status().get("demo_url")
             if not url:
-                return _die("this daemon serves no demo page (its browsers are on a Grid)", EXIT_FAILURE)
+                return _die("this daemon serves no demo page (its browsers are on a Grid)", ExitCode.FAILURE)
             result = client.fetch(url, wait_for="#built")
     except BrowserdError as exc:
         return _client_failure(exc, "demo fetch", " (start it first: browserd start)")
     print(f"# {result.url} rendered by browser {result.browser} in {result.timing['total']:.3f}s "
           f"(title {result.title!r}):")
     print(result.source)
-    return EXIT_OK if demo.MARKER in result.source else EXIT_FAILURE
+    return ExitCode.OK if demo.MARKER in result.source else ExitCode.FAILURE
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -803,12 +786,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except configmod.ConfigError as exc:
-        return _die(f"config: {exc}", EXIT_CONFIG)
-    except statedir.StateDirError as exc:
-        return _die(str(exc), EXIT_STATE_DIR)
+    except HaltServer as exc:  # config, state dir, start-up, refused signals: each knows its status
+        return _die(exc.line(), exc.exit_status)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from browserd_client.state import default_state_dir
 
+from .daemon.errors import ConfigError
 from .site_policy import check_policy
 
 ENV_PREFIX = "BROWSERD_"
@@ -29,10 +30,6 @@ CONFIG_ENV = "BROWSERD_CONFIG"
 NOT_SETTINGS_ENV = frozenset({CONFIG_ENV, "BROWSERD_SOAK", "BROWSERD_STRESS_SCALE"})
 DRIVER_SOURCES = ("system", "webdriver-manager", "grid")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class ConfigError(ValueError):
-    """A setting has a bad value; the message names the setting and its source."""
 
 
 @dataclass(frozen=True)

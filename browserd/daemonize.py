@@ -20,12 +20,7 @@ import daemon
 import psutil
 
 from . import statedir
-
-
-class AlreadyRunning(RuntimeError):
-    def __init__(self, pid: int | None, path: str):
-        super().__init__(f"browserd is already running (pid {pid}, pidfile {path})")
-        self.pid = pid
+from .daemon.errors import AlreadyRunning, ExitCode
 
 
 class PidFile:
@@ -227,7 +222,7 @@ def detach(preserve_fds: list, log_path: str, pidfile: PidFile, timeout: float, 
         try:
             os.write(write_fd, (json.dumps({"ready": False, "error": f"daemonizing failed: {exc}"}) + "\n").encode())
         finally:
-            os._exit(1)
+            os._exit(ExitCode.FAILURE)
     return Readiness(write_fd)
 
 

@@ -11,6 +11,8 @@ one stops at once.
 
 from __future__ import annotations
 
+import enum
+import errno
 import logging
 import logging.handlers
 import os
@@ -29,6 +31,7 @@ from . import __version__, statedir, systemd
 from . import config as configmod
 from .browser import BrowserStartError, LaunchSpec, kill_recorded, processes_of
 from .config import resolve_binary
+from .daemon.errors import DependencyMissing, ExitCode, StartError, StateDirError
 from .daemonize import PidFile, Readiness
 from .egress import EgressProxy
 from .netpolicy import DestinationPolicy
@@ -43,16 +46,29 @@ logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 HOUSEKEEPING_SECONDS = 1.0
-EXIT_STATE_DIR = 78  # cli.EXIT_STATE_DIR: the state dir is not ours (a config error)
 RSS_EVERY = 5  # housekeeping rounds between RSS measurements of idle browsers
 
 
-class StartError(RuntimeError):
-    """start-up failed; ``exit_code`` says how (see cli.EXIT_*)."""
+class StopLevel(enum.IntEnum):
+    """How far a stop has gone: the first SIGTERM/SIGINT drains, a second one (or SIGQUIT)
+    forces (rq's warm then cold shutdown). Ordered: ``level >= StopLevel.FORCE``."""
 
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.exit_code = exit_code
+    RUNNING = 0
+    DRAIN = 1
+    FORCE = 2
+
+
+def start_failure(exc: BaseException) -> ExitCode:
+    """The exit status of a browser that failed to start, from its exception chain: an
+    executable that cannot be run at all (``ENOENT``/``EACCES``/``ENOEXEC`` from exec) is a
+    missing dependency (69); anything else a failed start (1)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC):
+            return ExitCode.UNAVAILABLE
+        exc = exc.__cause__ or exc.__context__
+    return ExitCode.FAILURE
 
 
 def driver_path(config) -> str | None:
@@ -64,18 +80,18 @@ def driver_path(config) -> str | None:
             from webdriver_manager.chrome import ChromeDriverManager
             from webdriver_manager.core.os_manager import ChromeType
         except ImportError:
-            raise StartError("driver_source = webdriver-manager needs the extra: "
-                             "pip install 'browserd[wdm]'", 69) from None
+            raise DependencyMissing("driver_source = webdriver-manager needs the extra: "
+                                    "pip install 'browserd[wdm]'") from None
         try:
             return ChromeDriverManager(chrome_type=ChromeType.CHROMIUM).install()
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StartError(f"webdriver-manager could not provide chromedriver "
-                             f"(it downloads from the internet): {first}", 69) from None
+            raise DependencyMissing(f"webdriver-manager could not provide chromedriver "
+                                    f"(it downloads from the internet): {first}") from None
     try:
         return resolve_binary(config.chromedriver, "chromedriver")
     except FileNotFoundError as exc:
-        raise StartError(str(exc), 69) from None
+        raise DependencyMissing(str(exc)) from None
 
 
 GRID_SANDBOX = (False, "driver_source = grid: the Grid nodes run the browsers, given --no-sandbox as before")
@@ -104,7 +120,7 @@ def launch_spec(config, sandbox: bool | None = None) -> LaunchSpec:
         try:
             chromium = resolve_binary(config.chromium, "chromium")
         except FileNotFoundError as exc:
-            raise StartError(str(exc), 69) from None
+            raise DependencyMissing(str(exc)) from None
     return LaunchSpec(
         chromium=chromium, chromedriver=chromedriver,
         grid_url=config.grid_url if config.driver_source == "grid" else None,
@@ -204,7 +220,7 @@ class Arbiter:
         self.sandbox: tuple[bool, str] = (False, "not decided yet")
         self._signals: list[int] = []
         self._wake_r = self._wake_w = None
-        self._stop_requested = 0  # 0 running, 1 drain, 2 force
+        self._stop = StopLevel.RUNNING
         self._state_records: list | None = None
         self._rounds = 0
         self._watchdog_every: float | None = None  # seconds between WATCHDOG=1 (systemd), None: off
@@ -217,18 +233,11 @@ class Arbiter:
         config = self.config
         t0 = time.monotonic()
         os.umask(0o077)  # whatever we create is ours alone unless a mode says otherwise
+        statedir.prepare(config.state_dir, config.group_gid)  # raises StateDirError (78)
         try:
-            statedir.prepare(config.state_dir, config.group_gid)
-        except statedir.StateDirError as exc:
-            raise StartError(str(exc), EXIT_STATE_DIR) from None
-        from .daemonize import AlreadyRunning
-
-        try:
-            self.pidfile.acquire()
-        except AlreadyRunning as exc:
-            raise StartError(str(exc), 4) from None
+            self.pidfile.acquire()  # raises AlreadyRunning (4)
         except OSError as exc:  # e.g. a directory where the pidfile goes
-            raise StartError(f"cannot use pidfile {self.pidfile.path}: {exc.strerror}", EXIT_STATE_DIR) from None
+            raise StateDirError(f"cannot use pidfile {self.pidfile.path}: {exc.strerror}") from None
         try:
             clean_stale(config, self.pidfile.stale_pid)
             raise_fd_limit()
@@ -240,11 +249,11 @@ class Arbiter:
                 try:
                     check_capacity(spec.grid_url, config.browsers)
                 except GridError as exc:
-                    raise StartError(str(exc), 69) from None
+                    raise DependencyMissing(str(exc)) from None
             try:
                 self.authkey = load_authkey(config.path_in_state(AUTHKEY_FILE), config.group_gid)
             except OSError as exc:
-                raise StartError(f"cannot use {exc.filename or AUTHKEY_FILE}: {exc.strerror}", EXIT_STATE_DIR) from None
+                raise StateDirError(f"cannot use {exc.filename or AUTHKEY_FILE}: {exc.strerror}") from None
             self.registry = load_registry(config.site_modules, config.site_dirs, config.sites)
             self.proxy_pools = load_pools(dict(config.proxies), config.path or "config")
             try:
@@ -252,14 +261,14 @@ class Arbiter:
                 if self.address.get("family") == "AF_UNIX":
                     secure_socket(self.address["path"], config.group_gid)
             except OSError as exc:
-                raise StartError(str(exc), 1) from None
+                raise StartError(str(exc)) from None
             if config.metrics_listen:
                 from .metrics import MetricsServer
 
                 try:
                     self.metrics = MetricsServer(config.metrics_listen, self)
                 except OSError as exc:
-                    raise StartError(f"metrics_listen {config.metrics_listen}: {exc.strerror or exc}", 1) from None
+                    raise StartError(f"metrics_listen {config.metrics_listen}: {exc.strerror or exc}") from None
             os.makedirs(config.profiles_dir, mode=0o700, exist_ok=True)
             if not spec.grid_url:
                 own_port = {self.address["port"]} if self.address.get("port") else set()
@@ -279,7 +288,7 @@ class Arbiter:
                 seconds = self.pool.start_browsers()
             except BrowserStartError as exc:
                 raise StartError(f"{exc} (chromedriver and Chromium output: {config.log_path})",
-                                 69 if "No such file" in str(exc) else 1) from None
+                                 start_failure(exc)) from None
             logger.info("%d browsers ready in %.3fs", config.browsers, seconds)
             self._warn_privileges(spec)
             # Selenium's keep-alive sockets would not survive DaemonContext: drop them now;
@@ -338,8 +347,8 @@ class Arbiter:
 
     # -- serving ------------------------------------------------------------------------------
 
-    def serve(self, readiness: Readiness, foreground: bool) -> int:
-        """Run until stopped; returns the process exit code."""
+    def serve(self, readiness: Readiness, foreground: bool) -> ExitCode:
+        """Run until stopped; returns the process exit status."""
         try:
             self._install_signals()
             if self.egress is not None:
@@ -358,7 +367,7 @@ class Arbiter:
             logger.exception("failed to start serving")
             readiness.failed(f"failed to start serving: {exc}")
             self._shutdown(force=True)
-            return 1
+            return ExitCode.FAILURE
         where = protocol.format_address(self.address)
         logger.info("browserd %s serving on %s (pid %d, %d browsers, state dir %s)", __version__, where,
                     os.getpid(), self.config.browsers, self.config.state_dir)
@@ -367,8 +376,8 @@ class Arbiter:
                         site_problems=self.registry.problems)
         systemd.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving on {where}")
         self._main_loop()
-        self._shutdown(force=self._stop_requested >= 2)
-        return 0
+        self._shutdown(force=self._stop >= StopLevel.FORCE)
+        return ExitCode.OK
 
     def _serve_own_pages(self) -> None:
         """The demo page (browserd/demo.py), on 127.0.0.1: the one loopback address
@@ -399,7 +408,7 @@ class Arbiter:
     def _main_loop(self) -> None:
         next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
         self._watchdog_every = systemd.watchdog_interval()
-        while not self._stop_requested:
+        while self._stop == StopLevel.RUNNING:
             self._watchdog_tick()
             timeout = max(0.0, next_housekeeping - time.monotonic())
             if self._watchdog_every:
@@ -434,18 +443,24 @@ class Arbiter:
             name = signal.Signals(signum).name.lower()
             getattr(self, f"handle_{name}")()
 
-    def handle_sigterm(self) -> None:
-        self._stop_requested += 1
-        if self._stop_requested == 1:
-            logger.info("SIGTERM: draining (running jobs get up to %.0fs)", self.config.drain_timeout)
+    def handle_sigterm(self, name: str = "SIGTERM") -> None:
+        """A stop signal: the first drains (running and queued jobs get up to
+        ``drain_timeout`` seconds), a second one stops at once."""
+        if self._stop == StopLevel.RUNNING:
+            self._stop = StopLevel.DRAIN
+            logger.info("%s: draining (running jobs get up to %.0fs)", name, self.config.drain_timeout)
         else:
-            logger.warning("second stop signal: stopping now")
+            self._stop = StopLevel.FORCE
+            logger.warning("%s: second stop signal: stopping now", name)
 
-    handle_sigint = handle_sigterm
+    def handle_sigint(self) -> None:
+        """Ctrl-C in the foreground: the same as SIGTERM, logged as SIGINT."""
+        self.handle_sigterm("SIGINT")
 
     def handle_sigquit(self) -> None:
+        """Stop at once, without draining."""
         logger.warning("SIGQUIT: stopping now")
-        self._stop_requested = 2
+        self._stop = StopLevel.FORCE
 
     def handle_sighup(self) -> None:
         """Reload the site classes (``browserd reload``). Browsers keep running; jobs in
@@ -473,7 +488,7 @@ class Arbiter:
 
     def not_ready(self) -> str | None:
         """Why the daemon should get no new work (``/readyz`` answers 503), or None."""
-        if self._stop_requested:
+        if self._stop != StopLevel.RUNNING:
             return "draining"
         if self.server is None:
             return "not serving yet"
@@ -510,7 +525,7 @@ class Arbiter:
             "uptime": round(time.time() - self.stats.started, 3),
             "user": daemon_user(),
             "sandbox": {"on": self.sandbox[0], "reason": self.sandbox[1]},
-            "draining": bool(self._stop_requested),
+            "draining": self._stop != StopLevel.RUNNING,
             "browsers": pool, "jobs": snap["jobs"], "events": snap["events"],
             "latency": snap["latency"], "queue_wait": snap["queue_wait"], "reset": snap["reset"],
             "connections": self.server.connection_count() if self.server else 0,
@@ -537,7 +552,7 @@ class Arbiter:
                     if self._wake_r is not None and select.select([self._wake_r], [], [], 0)[0]:
                         os.read(self._wake_r, 512)
                         self._dispatch_signals()
-                    if self._stop_requested >= 2 or time.monotonic() > deadline:
+                    if self._stop >= StopLevel.FORCE or time.monotonic() > deadline:
                         logger.warning("drain: %d jobs still running; stopping them",
                                        self.pool.snapshot()["active_jobs"])
                         break

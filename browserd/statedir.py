@@ -27,15 +27,13 @@ import json
 import os
 import stat
 
+from .daemon.errors import StateDirError
+
 BROWSERS_FILE = "browsers.json"  # browser records for the stale-daemon sweep: daemon's user only
 CONFIG_FILE = "config.json"  # the last start's config sources, for ``restart``: daemon's user only
 DIR_MODE, DIR_MODE_GROUP = 0o700, 0o750
 FILE_MODE, FILE_MODE_GROUP = 0o600, 0o640
 PRIVATE = None  # ``gid`` value meaning "never shared with the group"
-
-
-class StateDirError(RuntimeError):
-    """The state directory (or a file in it) is not ours: a one-line reason."""
 
 
 def dir_mode(gid: int | None) -> int:
