@@ -14,7 +14,8 @@ from browserd import config as cfg
 from browserd.browser import BrowserStartError
 from browserd.daemon.errors import (AlreadyRunning, ConfigError, DependencyMissing, ExitCode, HaltServer,
                                     NotOurProcess, StartError, StateDirError)
-from browserd.lifecycle import Arbiter, StopLevel, start_failure
+from browserd.daemon.arbiter import Arbiter, StopLevel
+from browserd.daemon.launch import start_failure
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import stat
 
-from .daemon.errors import StateDirError
+from .errors import StateDirError
 
 BROWSERS_FILE = "browsers.json"  # browser records for the stale-daemon sweep: daemon's user only
 CONFIG_FILE = "config.json"  # the last start's config sources, for ``restart``: daemon's user only
@@ -276,3 +277,16 @@ def check_log_file(path: str, gid: int | None = PRIVATE) -> str | None:
     except OSError as exc:
         return f"cannot write it: {path_problem(path, exc)}"
     return None
+
+
+def load_authkey(path: str, gid: int | None = None) -> bytes:
+    """The shared secret: generated at first start, then kept across restarts; 0600 (0640
+    to ``gid``). Only called once the state dir passed its checks: a planted key in a dir
+    that is not ours is never used."""
+    key = (read_file(path) or b"").strip()
+    if key:
+        set_mode(path, gid)
+        return key
+    key = secrets.token_hex(32).encode()
+    write_file(path, key + b"\n", gid)
+    return key
