@@ -33,6 +33,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 @dataclass(frozen=True)
 class Setting:
+    """A declared setting: name, type, default, one-line doc and an optional validator
+    (``validate(value) -> error text or None``)."""
+
     name: str
     type: type
     default: Any
@@ -159,6 +162,7 @@ _BY_ENV = {s.env: s for s in SETTINGS}
 
 
 def setting(name: str) -> Setting:
+    """The declared :class:`Setting` called ``name`` (KeyError if none)."""
     return _BY_NAME[name]
 
 
@@ -241,14 +245,17 @@ class Config:
         raise AttributeError("Config is read-only")
 
     def as_dict(self) -> dict:
+        """Every setting's value, as a new dict (name -> value)."""
         return dict(self._values)
 
     # Derived paths: one place decides where each file lives.
     def path_in_state(self, name: str) -> str:
+        """The absolute path of the file ``name`` in the state dir."""
         return os.path.join(self.state_dir, name)
 
     @property
     def log_path(self) -> str:
+        """The log file: ``log_file``, else ``browserd.log`` in the state dir."""
         return self.log_file or self.path_in_state("browserd.log")
 
     @property
@@ -258,6 +265,7 @@ class Config:
 
     @property
     def profiles_dir(self) -> str:
+        """The browsers' working directories: ``browsers/`` in the state dir."""
         return self.path_in_state("browsers")
 
 
@@ -401,6 +409,7 @@ def _site_blocks(value, config_file: str) -> dict:
 
 
 def markdown_table() -> str:
+    """The README's settings table (``python -m browserd.config`` prints it)."""
     rows = ["| setting | env | flag | default | meaning |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         default = s.default if s.default not in ("", []) else "—"

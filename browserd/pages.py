@@ -285,14 +285,17 @@ class PageServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="pages", daemon=True)
 
     def url(self, path: str = "/static", **query) -> str:
+        """The URL of ``path`` on this server, ``query`` as its query string (not escaped)."""
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         return f"http://{self.host}:{self.port}{path}" + (f"?{qs}" if qs else "")
 
     def start(self) -> "PageServer":
+        """Serve on a daemon thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Release held responses (/slow), stop serving and close the socket."""
         self.httpd.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()

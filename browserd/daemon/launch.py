@@ -63,6 +63,7 @@ def chromium_sandbox(config) -> tuple[bool, str]:
 
 
 def daemon_user() -> str:
+    """``"name (uid N)"`` of the effective user (``"uid N"`` without a passwd entry)."""
     uid = os.geteuid()
     try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
@@ -71,6 +72,8 @@ def daemon_user() -> str:
 
 
 def launch_spec(config, sandbox: bool | None = None) -> LaunchSpec:
+    """The :class:`LaunchSpec` of every browser of ``config`` (``sandbox`` None: decided by
+    :func:`chromium_sandbox`). Raises DependencyMissing (69) for a missing program."""
     chromedriver = driver_path(config)
     if sandbox is None:
         sandbox = chromium_sandbox(config)[0]

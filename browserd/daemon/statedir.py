@@ -38,10 +38,12 @@ PRIVATE = None  # ``gid`` value meaning "never shared with the group"
 
 
 def dir_mode(gid: int | None) -> int:
+    """The state dir's mode: 0700, or 0750 when shared with the group ``gid``."""
     return DIR_MODE if gid is None else DIR_MODE_GROUP
 
 
 def file_mode(gid: int | None) -> int:
+    """A file's mode: 0600, or 0640 when shared with the group ``gid``."""
     return FILE_MODE if gid is None else FILE_MODE_GROUP
 
 
@@ -247,6 +249,7 @@ def write_file(path: str, data: bytes, gid: int | None = PRIVATE) -> None:
 
 
 def write_json(path: str, data: dict, gid: int | None = PRIVATE) -> None:
+    """Write ``data`` as JSON to ``path`` (replaced whole; mode from ``gid``, see :func:`write_file`)."""
     write_file(path, (json.dumps(data, indent=2) + "\n").encode(), gid)
 
 

@@ -26,9 +26,11 @@ class ClientWatch:
         self._thread = threading.Thread(target=self._run, name="client-watch", daemon=True)
 
     def start(self):
+        """Start the watcher thread."""
         self._thread.start()
 
     def watch(self, sock: socket.socket, job) -> None:
+        """Abort ``job`` (``job.abort("client_gone")``) if ``sock``'s peer closes before :meth:`unwatch`."""
         with self._lock:
             self._jobs[sock.fileno()] = (sock, job)
             self._epoll.register(sock.fileno(), select.EPOLLRDHUP | select.EPOLLIN)
@@ -40,6 +42,7 @@ class ClientWatch:
                 self._epoll.unregister(sock.fileno())
 
     def stop(self):
+        """Stop the thread (waits up to 5 s) and close the epoll and the wake-up pipe."""
         self._stopped = True
         os.write(self._wake_w, b"x")
         self._thread.join(5)
