@@ -52,7 +52,7 @@ def launch_spec():
     import dataclasses
 
     from browserd.config import load
-    from browserd.lifecycle import launch_spec as derive
+    from browserd.daemon.launch import launch_spec as derive
 
     return dataclasses.replace(derive(load(env={})), isolate_network=False)
 
@@ -517,7 +517,7 @@ class GridProcess:
     def spec(self):
         """The LaunchSpec of a daemon configured with ``driver_source = grid`` for this Grid."""
         from browserd.config import load
-        from browserd.lifecycle import launch_spec as derive
+        from browserd.daemon.launch import launch_spec as derive
 
         return derive(load(env={"BROWSERD_DRIVER_SOURCE": "grid", "BROWSERD_GRID_URL": self.url}))
 

@@ -12,7 +12,6 @@ import grp
 import ipaddress
 import json
 import os
-import shutil
 import tomllib
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -20,6 +19,7 @@ from typing import Any, Callable
 
 from browserd_client.state import default_state_dir
 
+from .daemon.errors import ConfigError
 from .site_policy import check_policy
 
 ENV_PREFIX = "BROWSERD_"
@@ -31,12 +31,11 @@ DRIVER_SOURCES = ("system", "webdriver-manager", "grid")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-class ConfigError(ValueError):
-    """A setting has a bad value; the message names the setting and its source."""
-
-
 @dataclass(frozen=True)
 class Setting:
+    """A declared setting: name, type, default, one-line doc and an optional validator
+    (``validate(value) -> error text or None``)."""
+
     name: str
     type: type
     default: Any
@@ -163,6 +162,7 @@ _BY_ENV = {s.env: s for s in SETTINGS}
 
 
 def setting(name: str) -> Setting:
+    """The declared :class:`Setting` called ``name`` (KeyError if none)."""
     return _BY_NAME[name]
 
 
@@ -245,14 +245,17 @@ class Config:
         raise AttributeError("Config is read-only")
 
     def as_dict(self) -> dict:
+        """Every setting's value, as a new dict (name -> value)."""
         return dict(self._values)
 
     # Derived paths: one place decides where each file lives.
     def path_in_state(self, name: str) -> str:
+        """The absolute path of the file ``name`` in the state dir."""
         return os.path.join(self.state_dir, name)
 
     @property
     def log_path(self) -> str:
+        """The log file: ``log_file``, else ``browserd.log`` in the state dir."""
         return self.log_file or self.path_in_state("browserd.log")
 
     @property
@@ -262,46 +265,70 @@ class Config:
 
     @property
     def profiles_dir(self) -> str:
+        """The browsers' working directories: ``browsers/`` in the state dir."""
         return self.path_in_state("browsers")
 
 
 def load(config_file: str | None = None, env: dict | None = None, flags: dict | None = None) -> Config:
-    """Build the Config from defaults, a TOML file, ``BROWSERD_*`` and flags (in that order)."""
+    """Build the Config from defaults, a TOML file, ``BROWSERD_*`` and flags (in that
+    order, later ones winning). ``env`` defaults to ``os.environ``; ``flags`` maps
+    setting names to values (None: not given). Raises ConfigError naming the setting and
+    its source."""
     env = os.environ if env is None else env
     values = {s.name: s.default for s in SETTINGS}
     sources = {s.name: "default" for s in SETTINGS}
-
+    config_file = config_file or env.get(CONFIG_ENV) or None
     site_blocks: dict = {}
     proxy_blocks: dict = {}
-    config_file = config_file or env.get(CONFIG_ENV) or None
     if config_file:
         config_file = os.path.abspath(config_file)
-        try:
-            with open(config_file, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {config_file} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
-        data = data.get("browserd", data)
-        for key, value in data.items():
-            if key == "sites":
-                site_blocks = _site_blocks(value, config_file)
-                continue
-            if key == "proxies":
-                from .proxies import load_pools
+        site_blocks, proxy_blocks = _from_file(config_file, values, sources)
+    _from_env(env, values, sources)
+    _from_flags(flags or {}, values, sources)
+    _resolve_paths(values, sources, config_file)
+    _check_listen(values, sources)
+    if values["driver_source"] == "grid" and not values["grid_url"]:
+        raise ConfigError("driver_source = grid needs grid_url")
+    for name, block in site_blocks.items():
+        cap = block.get("concurrency", 0)
+        if cap > values["browsers"]:
+            raise ConfigError(f"{config_file}: [sites.{name}].concurrency = {cap} is more than "
+                              f"browsers = {values['browsers']}")
+    return Config(values, sources, config_file, site_blocks, proxy_blocks)
 
-                try:
-                    load_pools(value, config_file)
-                except ValueError as exc:
-                    raise ConfigError(str(exc)) from None
-                proxy_blocks = value
-                continue
-            if key not in _BY_NAME:
-                raise ConfigError(f"{config_file}: unknown setting {key!r}")
+
+def _from_file(config_file: str, values: dict, sources: dict) -> tuple[dict, dict]:
+    """The settings of a TOML file into ``values``; returns its ``[sites.*]`` and
+    ``[proxies.*]`` blocks."""
+    try:
+        with open(config_file, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {config_file} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+    site_blocks: dict = {}
+    proxy_blocks: dict = {}
+    for key, value in data.get("browserd", data).items():
+        if key == "sites":
+            site_blocks = _site_blocks(value, config_file)
+        elif key == "proxies":
+            from .proxies import load_pools
+
+            try:
+                load_pools(value, config_file)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            proxy_blocks = value
+        elif key not in _BY_NAME:
+            raise ConfigError(f"{config_file}: unknown setting {key!r}")
+        else:
             values[key] = _coerce(_BY_NAME[key], value, config_file)
             sources[key] = config_file
+    return site_blocks, proxy_blocks
 
+
+def _from_env(env, values: dict, sources: dict) -> None:
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS_ENV and name not in _BY_ENV:
             raise ConfigError(f"${name}: unknown setting {name[len(ENV_PREFIX):].lower()!r} "
@@ -312,7 +339,9 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
             values[setting.name] = _coerce(setting, env[name], f"${name}")
             sources[setting.name] = f"${name}"
 
-    for key, value in (flags or {}).items():
+
+def _from_flags(flags: dict, values: dict, sources: dict) -> None:
+    for key, value in flags.items():
         if value is None:
             continue
         if key not in _BY_NAME:
@@ -320,7 +349,9 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
         values[key] = _coerce(_BY_NAME[key], value, _BY_NAME[key].flag)
         sources[key] = "flag"
 
-    # Resolve paths now: the daemon changes its working directory to / later.
+
+def _resolve_paths(values: dict, sources: dict, config_file: str | None) -> None:
+    """Absolute paths now: the daemon changes its working directory to / later."""
     values["state_dir"] = os.path.abspath(values["state_dir"] or default_state_dir())
     for key in ("socket", "log_file"):
         if values[key]:
@@ -331,6 +362,10 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
     for directory in values["site_dirs"]:
         if not os.path.isdir(directory):
             raise ConfigError(f"site_dirs (from {sources['site_dirs']}): {directory} is not a directory")
+
+
+def _check_listen(values: dict, sources: dict) -> None:
+    """Neither the protocol nor /metrics listens beyond loopback unless insecure_listen_any."""
     if not values["socket"] and not values["insecure_listen_any"] and not is_loopback(values["host"]):
         raise ConfigError(
             f"host (from {sources['host']}): {values['host']!r} is not a loopback address; browserd's "
@@ -342,14 +377,6 @@ def load(config_file: str | None = None, env: dict | None = None, flags: dict | 
             raise ConfigError(
                 f"metrics_listen (from {sources['metrics_listen']}): {values['metrics_listen']!r} is not on a "
                 "loopback address; /metrics is not authenticated: set insecure_listen_any = true to listen there anyway")
-    if values["driver_source"] == "grid" and not values["grid_url"]:
-        raise ConfigError("driver_source = grid needs grid_url")
-    for name, block in site_blocks.items():
-        cap = block.get("concurrency", 0)
-        if cap > values["browsers"]:
-            raise ConfigError(f"{config_file}: [sites.{name}].concurrency = {cap} is more than "
-                              f"browsers = {values['browsers']}")
-    return Config(values, sources, config_file, site_blocks, proxy_blocks)
 
 
 def is_loopback(host: str) -> bool:
@@ -367,42 +394,6 @@ def is_loopback(host: str) -> bool:
 
 # -- what a restart starts again -------------------------------------------------------------
 
-def record(config: Config) -> dict:
-    """The sources of ``config`` that a restart must repeat: the config file (re-read at the
-    restart, so edits to it apply) and every value set by a flag or an environment
-    variable, as resolved (absolute paths). Written by the daemon to the private
-    ``config.json`` of its state dir (it may hold secrets, e.g. a Grid URL's password)."""
-    env, flags = {}, {}
-    for setting in SETTINGS:
-        source, value = config.sources[setting.name], config._values[setting.name]
-        if source == "flag":
-            flags[setting.name] = value
-        elif source.startswith("$"):
-            env[setting.env] = _env_text(value)
-    return {"config_file": config.path, "env": env, "flags": flags}
-
-
-def _env_text(value) -> str:
-    if isinstance(value, list):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def from_record(data, state_dir: str) -> Config:
-    """The Config a daemon recorded with :func:`record`, loaded again (``state_dir``: where
-    the record was found, used unless the record names one)."""
-    if not (isinstance(data, dict) and isinstance(data.get("env"), dict) and isinstance(data.get("flags"), dict)
-            and (data.get("config_file") is None or isinstance(data["config_file"], str))):
-        raise ConfigError(f"the recorded configuration in {state_dir} is garbled; "
-                          f"give the configuration again (--config FILE, flags)")
-    env = {str(k): str(v) for k, v in data["env"].items()}
-    flags = dict(data["flags"])
-    if "BROWSERD_STATE_DIR" not in env:
-        flags.setdefault("state_dir", state_dir)
-    return load(data["config_file"], env=env, flags=flags)
-
 
 def _site_blocks(value, config_file: str) -> dict:
     """``[sites.NAME]`` tables, each checked against the per-site settings."""
@@ -417,18 +408,8 @@ def _site_blocks(value, config_file: str) -> dict:
     return blocks
 
 
-def resolve_binary(name: str, what: str) -> str:
-    """Absolute path of an executable given by name or path, or a one-line error."""
-    found = shutil.which(name)
-    if found:
-        return os.path.abspath(found)
-    raise FileNotFoundError(
-        f"{what} not found: {name!r} is not an executable on PATH "
-        f"(on Debian: apt-get install chromium chromium-driver; or set {what})"
-    )
-
-
 def markdown_table() -> str:
+    """The README's settings table (``python -m browserd.config`` prints it)."""
     rows = ["| setting | env | flag | default | meaning |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         default = s.default if s.default not in ("", []) else "—"

@@ -53,12 +53,15 @@ class DemoServer:
 
     @property
     def url(self) -> str:
+        """The demo page's URL (``http://127.0.0.1:PORT/demo``)."""
         return f"http://{self.host}:{self.port}{PATH}"
 
     def start(self) -> "DemoServer":
+        """Serve on a daemon thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self.httpd.shutdown()
         self.httpd.server_close()

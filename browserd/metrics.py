@@ -33,9 +33,11 @@ class BrowserdCollector:
         self.status, self.counters = status, counters
 
     def describe(self):
+        """Nothing described up front: the families are known only when collected."""
         return []  # collected on demand only
 
     def collect(self):
+        """The metric families, built from the status reply and ``Stats.counters()`` at scrape time."""
         status, counters = self.status(), self.counters()
         jobs = CounterMetricFamily("browserd_jobs", "Fetch jobs answered, by site and outcome.",
                                    labels=["site", "outcome"])
@@ -145,17 +147,21 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
+        """``http://HOST:PORT``, the base of /metrics, /healthz and /readyz."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
     def fileno(self) -> int:
+        """The listening socket's fd (preserved across daemonizing)."""
         return self.httpd.fileno()
 
     def start(self) -> "MetricsServer":
+        """Serve on a daemon thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         if self._thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()

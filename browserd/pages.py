@@ -75,108 +75,162 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):  # noqa: C901 - a flat route table reads best here
+    def do_GET(self):
+        """One route of :data:`_ROUTES` (``/img/`` by prefix), else 404."""
         parts = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         mark = html.escape(q.get("m", "MARKER"))
         path = parts.path
-        if path in ("/", "/static"):
-            body = f"<h1 id='marker'>{mark}</h1>" + FILLER * 90
-            return self._send(_page(f"static {mark}", body))
-        if path == "/js":
-            delay = int(q.get("delay", "200"))
-            script = (f"<script>setTimeout(function(){{var p=document.createElement('p');p.id='built';"
-                      f"p.textContent={mark!r};document.getElementById('root').appendChild(p);"
-                      f"document.title='built';}},{delay});</script>")
-            return self._send(_page("building", "<div id='root'></div>" + script))
-        if path == "/large":
-            kb = int(q.get("kb", "1024"))
-            rows = "".join(f"<tr><td>{i}</td><td>{'x' * 40}</td></tr>" for i in range(kb * 1024 // 60))
-            return self._send(_page("large", f"<table id='big'>{rows}</table><p id='end'>{mark}</p>"))
-        if path == "/images":
-            n = int(q.get("n", "50"))
-            delay = f"?delay={float(q['delay'])}" if "delay" in q else ""
-            imgs = "".join(f"<img src='/img/{i}.png{delay}' width=8 height=8>" for i in range(n))
-            return self._send(_page("images", imgs + f"<p id='marker'>{mark}</p>"))
-        if path.startswith("/img/"):
-            delay = float(q.get("delay", self.server.image_delay))
-            if delay:
-                time.sleep(delay)
-            return self._send(_PNG, ctype="image/png")
-        if path == "/slow":
-            seconds = min(float(q.get("s", "30")), 120.0)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            self.wfile.write(b"<html><body>slow")
-            self.wfile.flush()
-            self.server.release.wait(seconds)
-            return
-        if path == "/cookie/set":
-            return self._send(_page("cookie set", "<p>set</p>"), headers=[("Set-Cookie", f"c={q.get('v', '1')}; Path=/")])
-        if path == "/cookie/get":
-            return self._send(_page("cookie get", f"<p id='cookies'>{html.escape(self.headers.get('Cookie', ''))}</p>"))
-        if path == "/storage/set":
-            v = q.get("v", "1")
-            return self._send(_page("storage set", f"<script>localStorage.setItem('k', {v!r});</script><p>ok</p>"
-                                    + _IDB_JS + f"<script>idb(db => {{ const t = db.transaction('o', 'readwrite');"
-                                    f" t.objectStore('o').put({v!r}, 'k'); t.oncomplete = () => {{ done('idb-set');"
-                                    f" if ({q.get('next', '')!r}) location.replace({q.get('next', '')!r}); }}; }});"
-                                    "</script>"))
-        if path == "/goto":
-            return self._send(_page("goto", f"<script>location.replace({q.get('to', '/static')!r});</script>"))
-        if path == "/storage/get":
-            return self._send(_page("storage get", "<p id='v'></p><script>document.getElementById('v')"
-                                    ".textContent='storage=' + localStorage.getItem('k');</script>" + _IDB_JS
-                                    + "<script>idb(db => { const r = db.transaction('o').objectStore('o').get('k');"
-                                    " r.onsuccess = () => done('idb', 'idb=' + (r.result ?? null)); });</script>"))
-        if path in ("/infinite", "/more"):
-            total, batch, delay = int(q.get("total", "60")), int(q.get("batch", "10")), int(q.get("delay", "50"))
-            return self._send(_page(path[1:], _list_page(path == "/more", total, batch, delay)))
-        if path == "/popup":
-            to = q.get("to", "/static?m=popup")
-            return self._send(_page("popup", f"<script>window.open({to!r});</script><p>opened</p>"))
-        if path == "/storm":
-            end = q.get("end", "")
-            return self._send(_page("storm", "<p id='storm'>storm</p><script>"
-                                    f"const end = {end or 'Date.now() + 3000'};"
-                                    " setInterval(() => { if (Date.now() < end) window.open('/storm?end=' + end); }, 100);"
-                                    " window.open('/storm?end=' + end);</script>"))
-        if path == "/name/set":
-            return self._send(_page("name set", f"<script>window.name = {q.get('v', 'x')!r};"
-                                    " for (let i = 0; i < 3; i++) history.pushState({}, '', '?n=' + i);</script>"
-                                    "<p id='named'>named</p>"))
-        if path == "/name/get":
-            return self._send(_page("name get", "<p id='state'></p><script>document.getElementById('state')"
-                                    ".textContent = JSON.stringify([window.name, history.length]);</script>"))
-        if path == "/sw.js":
-            return self._send(b"self.addEventListener('fetch', () => {});", ctype="text/javascript")
-        if path == "/sw/register":
-            return self._send(_page("sw", _IDB_JS + "<script>navigator.serviceWorker.register('/sw.js')"
-                                    ".then(() => navigator.serviceWorker.ready).then(() => done('sw-ready'));</script>"))
-        if path == "/sw/check":
-            return self._send(_page("sw check", _IDB_JS + "<script>navigator.serviceWorker.getRegistrations()"
-                                    ".then(r => done('regs', 'regs=' + r.length));</script>"))
-        if path == "/cache/page":
-            return self._send(_page("cache", _IDB_JS + "<script src='/cache/res.js'></script>"))
-        if path == "/cache/res.js":
-            self.server.cache_hits += 1
-            body = b"done('cached');"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/javascript")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "public, max-age=3600")
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if path == "/redirect":
-            self.send_response(302)
-            self.send_header("Location", q.get("to", "/static"))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self._send(_page("not found", "<p>not found</p>"), status=404)
+        route = _ROUTES.get(path) or next((name for prefix, name in _PREFIX_ROUTES if path.startswith(prefix)), None)
+        if route is None:
+            return self._send(_page("not found", "<p>not found</p>"), status=404)
+        return getattr(self, route)(q, mark, path)
+
+    def _get_static(self, q: dict, mark: str, path: str) -> None:
+        body = f"<h1 id='marker'>{mark}</h1>" + FILLER * 90
+        return self._send(_page(f"static {mark}", body))
+
+    def _get_js(self, q: dict, mark: str, path: str) -> None:
+        delay = int(q.get("delay", "200"))
+        script = (f"<script>setTimeout(function(){{var p=document.createElement('p');p.id='built';"
+                  f"p.textContent={mark!r};document.getElementById('root').appendChild(p);"
+                  f"document.title='built';}},{delay});</script>")
+        return self._send(_page("building", "<div id='root'></div>" + script))
+
+    def _get_large(self, q: dict, mark: str, path: str) -> None:
+        kb = int(q.get("kb", "1024"))
+        rows = "".join(f"<tr><td>{i}</td><td>{'x' * 40}</td></tr>" for i in range(kb * 1024 // 60))
+        return self._send(_page("large", f"<table id='big'>{rows}</table><p id='end'>{mark}</p>"))
+
+    def _get_images(self, q: dict, mark: str, path: str) -> None:
+        n = int(q.get("n", "50"))
+        delay = f"?delay={float(q['delay'])}" if "delay" in q else ""
+        imgs = "".join(f"<img src='/img/{i}.png{delay}' width=8 height=8>" for i in range(n))
+        return self._send(_page("images", imgs + f"<p id='marker'>{mark}</p>"))
+
+    def _get_img(self, q: dict, mark: str, path: str) -> None:
+        delay = float(q.get("delay", self.server.image_delay))
+        if delay:
+            time.sleep(delay)
+        return self._send(_PNG, ctype="image/png")
+
+    def _get_slow(self, q: dict, mark: str, path: str) -> None:
+        seconds = min(float(q.get("s", "30")), 120.0)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"<html><body>slow")
+        self.wfile.flush()
+        self.server.release.wait(seconds)
+        return
+
+    def _get_cookie_set(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("cookie set", "<p>set</p>"), headers=[("Set-Cookie", f"c={q.get('v', '1')}; Path=/")])
+
+    def _get_cookie_get(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("cookie get", f"<p id='cookies'>{html.escape(self.headers.get('Cookie', ''))}</p>"))
+
+    def _get_storage_set(self, q: dict, mark: str, path: str) -> None:
+        v = q.get("v", "1")
+        return self._send(_page("storage set", f"<script>localStorage.setItem('k', {v!r});</script><p>ok</p>"
+                                + _IDB_JS + f"<script>idb(db => {{ const t = db.transaction('o', 'readwrite');"
+                                f" t.objectStore('o').put({v!r}, 'k'); t.oncomplete = () => {{ done('idb-set');"
+                                f" if ({q.get('next', '')!r}) location.replace({q.get('next', '')!r}); }}; }});"
+                                "</script>"))
+
+    def _get_goto(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("goto", f"<script>location.replace({q.get('to', '/static')!r});</script>"))
+
+    def _get_storage_get(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("storage get", "<p id='v'></p><script>document.getElementById('v')"
+                                ".textContent='storage=' + localStorage.getItem('k');</script>" + _IDB_JS
+                                + "<script>idb(db => { const r = db.transaction('o').objectStore('o').get('k');"
+                                " r.onsuccess = () => done('idb', 'idb=' + (r.result ?? null)); });</script>"))
+
+    def _get_more(self, q: dict, mark: str, path: str) -> None:
+        total, batch, delay = int(q.get("total", "60")), int(q.get("batch", "10")), int(q.get("delay", "50"))
+        return self._send(_page(path[1:], _list_page(path == "/more", total, batch, delay)))
+
+    def _get_popup(self, q: dict, mark: str, path: str) -> None:
+        to = q.get("to", "/static?m=popup")
+        return self._send(_page("popup", f"<script>window.open({to!r});</script><p>opened</p>"))
+
+    def _get_storm(self, q: dict, mark: str, path: str) -> None:
+        end = q.get("end", "")
+        return self._send(_page("storm", "<p id='storm'>storm</p><script>"
+                                f"const end = {end or 'Date.now() + 3000'};"
+                                " setInterval(() => { if (Date.now() < end) window.open('/storm?end=' + end); }, 100);"
+                                " window.open('/storm?end=' + end);</script>"))
+
+    def _get_name_set(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("name set", f"<script>window.name = {q.get('v', 'x')!r};"
+                                " for (let i = 0; i < 3; i++) history.pushState({}, '', '?n=' + i);</script>"
+                                "<p id='named'>named</p>"))
+
+    def _get_name_get(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("name get", "<p id='state'></p><script>document.getElementById('state')"
+                                ".textContent = JSON.stringify([window.name, history.length]);</script>"))
+
+    def _get_sw_js(self, q: dict, mark: str, path: str) -> None:
+        return self._send(b"self.addEventListener('fetch', () => {});", ctype="text/javascript")
+
+    def _get_sw_register(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("sw", _IDB_JS + "<script>navigator.serviceWorker.register('/sw.js')"
+                                ".then(() => navigator.serviceWorker.ready).then(() => done('sw-ready'));</script>"))
+
+    def _get_sw_check(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("sw check", _IDB_JS + "<script>navigator.serviceWorker.getRegistrations()"
+                                ".then(r => done('regs', 'regs=' + r.length));</script>"))
+
+    def _get_cache_page(self, q: dict, mark: str, path: str) -> None:
+        return self._send(_page("cache", _IDB_JS + "<script src='/cache/res.js'></script>"))
+
+    def _get_cache_res_js(self, q: dict, mark: str, path: str) -> None:
+        self.server.cache_hits += 1
+        body = b"done('cached');"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "public, max-age=3600")
+        self.end_headers()
+        self.wfile.write(body)
+        return
+
+    def _get_redirect(self, q: dict, mark: str, path: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", q.get("to", "/static"))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return
+
+
+_ROUTES = {
+    "/": "_get_static",
+    "/static": "_get_static",
+    "/js": "_get_js",
+    "/large": "_get_large",
+    "/images": "_get_images",
+    "/slow": "_get_slow",
+    "/cookie/set": "_get_cookie_set",
+    "/cookie/get": "_get_cookie_get",
+    "/storage/set": "_get_storage_set",
+    "/goto": "_get_goto",
+    "/storage/get": "_get_storage_get",
+    "/infinite": "_get_more",
+    "/more": "_get_more",
+    "/popup": "_get_popup",
+    "/storm": "_get_storm",
+    "/name/set": "_get_name_set",
+    "/name/get": "_get_name_get",
+    "/sw.js": "_get_sw_js",
+    "/sw/register": "_get_sw_register",
+    "/sw/check": "_get_sw_check",
+    "/cache/page": "_get_cache_page",
+    "/cache/res.js": "_get_cache_res_js",
+    "/redirect": "_get_redirect",
+}
+_PREFIX_ROUTES = (("/img/", "_get_img"), )
 
 
 _LIST_SCRIPT = """
@@ -231,14 +285,17 @@ class PageServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="pages", daemon=True)
 
     def url(self, path: str = "/static", **query) -> str:
+        """The URL of ``path`` on this server, ``query`` as its query string (not escaped)."""
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         return f"http://{self.host}:{self.port}{path}" + (f"?{qs}" if qs else "")
 
     def start(self) -> "PageServer":
+        """Serve on a daemon thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Release held responses (/slow), stop serving and close the socket."""
         self.httpd.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -22,6 +22,7 @@ class Histogram:
         self.count = 0
 
     def observe(self, value: float) -> None:
+        """Count one value (seconds)."""
         for i, bound in enumerate(BUCKETS):
             if value <= bound:
                 self.counts[i] += 1
@@ -29,10 +30,12 @@ class Histogram:
         self.count += 1
 
     def snapshot(self) -> dict:
+        """``{"buckets": [(upper bound, cumulative count)], "sum", "count"}``."""
         return {"buckets": list(zip(BUCKETS, self.counts)), "sum": self.sum, "count": self.count}
 
 
 def percentile(values, q: float) -> float | None:
+    """The ``q``-th percentile (0-100) of ``values`` by nearest rank; None when empty."""
     if not values:
         return None
     ordered = sorted(values)
@@ -41,6 +44,9 @@ def percentile(values, q: float) -> float | None:
 
 
 class Stats:
+    """The daemon's counters and recent samples (the last ``SAMPLES`` of each), shared by
+    every thread; each method takes the lock."""
+
     def __init__(self):
         self._lock = threading.Lock()
         self.started = time.time()
@@ -55,6 +61,8 @@ class Stats:
 
     def job_done(self, outcome: str, seconds: float | None = None, queue_wait: float | None = None,
                  site: str = "-"):
+        """Count one job's ``outcome`` (``ok`` or an error code) for ``site``; ``seconds`` (its
+        duration, served jobs only) and ``queue_wait`` are sampled when given."""
         with self._lock:
             self.outcomes[outcome] += 1
             self.by_site[(site, outcome)] += 1
@@ -79,6 +87,7 @@ class Stats:
         return percentile(jobs, 50)
 
     def count(self, event: str, n: int = 1):
+        """Add ``n`` to the counter of ``event`` (replaced, recycled, connections, ...)."""
         with self._lock:
             self.events[event] += n
 
@@ -90,6 +99,8 @@ class Stats:
                     "latency": self._job_hist.snapshot(), "queue_wait": self._wait_hist.snapshot()}
 
     def snapshot(self) -> dict:
+        """The ``jobs``, ``events``, ``latency``, ``queue_wait`` and ``reset`` parts of the
+        status reply (docs/status.md)."""
         with self._lock:
             jobs, waits = list(self._job_seconds), list(self._queue_wait)
             resets = list(self._reset_seconds)

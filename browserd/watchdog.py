@@ -12,6 +12,9 @@ logger = logging.getLogger(__name__)
 
 
 class Watchdog:
+    """Runs callbacks at monotonic deadlines on one thread (``arm``/``disarm`` from any
+    thread). A callback must be quick: the next deadline waits for it."""
+
     def __init__(self, clock=time.monotonic):
         self._clock = clock
         self._cond = threading.Condition()
@@ -22,6 +25,7 @@ class Watchdog:
         self._stopped = False
 
     def start(self) -> None:
+        """Start the thread."""
         self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
         self._thread.start()
 
@@ -34,11 +38,13 @@ class Watchdog:
             return handle
 
     def disarm(self, handle: int) -> None:
+        """Cancel the callback ``handle`` (from :meth:`arm`); a no-op once it ran."""
         with self._cond:
             if any(h == handle for _, h, _ in self._heap):
                 self._cancelled.add(handle)
 
     def stop(self) -> None:
+        """Stop the thread (callbacks not yet due never run); waits up to 5 s."""
         with self._cond:
             self._stopped = True
             self._cond.notify()

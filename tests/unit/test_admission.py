@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from browserd.admission import FailureTally, PendingBudget
+from browserd.server.admission import FailureTally, PendingBudget
 
 
 def test_authenticated_ones_leave_the_budget_and_free_their_place():

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from browserd import config as cfg
+from browserd.daemon.statefiles import config_from_record, config_record
 
 
 def test_defaults(tmp_path):
@@ -137,6 +138,6 @@ def test_record_repeats_flags_env_and_file(tmp_path, monkeypatch):
     env = {"BROWSERD_CHROMIUM_ARGS": '["--a=1, 2"]', "BROWSERD_STATE_DIR": str(tmp_path / "st")}
     first = cfg.load(str(f), env=env, flags={"job_timeout": "5", "log_file": "x.log"})
     monkeypatch.chdir("/")
-    again = cfg.from_record(cfg.record(first), first.state_dir)
+    again = config_from_record(config_record(first), first.state_dir)
     assert again.as_dict() == first.as_dict() and dict(again.sources) == dict(first.sources)
     assert again.path == str(f) and again.log_file == str(tmp_path / "x.log")

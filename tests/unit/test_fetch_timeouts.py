@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from browserd import cli
+from browserd.cli import fetch as fetch_cmd
 from browserd import config as cfg
 from browserd_client import SITE_TIMEOUT, AsyncClient, Client
 
@@ -60,7 +60,7 @@ def test_site_timeout_sends_none_and_waits_for_the_clients_own_timeout(kind):
 def cli_timeouts(site: str, timeout=None):
     args = argparse.Namespace(site=site, timeout=timeout)
     config = cfg.load(env={}, flags={})  # job_timeout 60
-    return cli._fetch_timeouts(recording(RecordingClient), args, config)
+    return fetch_cmd.fetch_timeouts(recording(RecordingClient), args, config)
 
 
 def test_cli_without_timeout_sends_none_and_waits_as_long_as_the_site_may_take():

@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from browserd import statedir
-from browserd.daemonize import parse_pid_record
-from browserd.lifecycle import sweepable
+from browserd.daemon import statedir
+from browserd.daemon.pidfile import parse_pid_record
+from browserd.daemon.stale import sweepable
 from browserd_client.state import permission_message
 
 ME = 1000

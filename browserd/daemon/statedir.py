@@ -25,7 +25,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import stat
+
+from .errors import StateDirError
 
 BROWSERS_FILE = "browsers.json"  # browser records for the stale-daemon sweep: daemon's user only
 CONFIG_FILE = "config.json"  # the last start's config sources, for ``restart``: daemon's user only
@@ -34,15 +37,13 @@ FILE_MODE, FILE_MODE_GROUP = 0o600, 0o640
 PRIVATE = None  # ``gid`` value meaning "never shared with the group"
 
 
-class StateDirError(RuntimeError):
-    """The state directory (or a file in it) is not ours: a one-line reason."""
-
-
 def dir_mode(gid: int | None) -> int:
+    """The state dir's mode: 0700, or 0750 when shared with the group ``gid``."""
     return DIR_MODE if gid is None else DIR_MODE_GROUP
 
 
 def file_mode(gid: int | None) -> int:
+    """A file's mode: 0600, or 0640 when shared with the group ``gid``."""
     return FILE_MODE if gid is None else FILE_MODE_GROUP
 
 
@@ -248,6 +249,7 @@ def write_file(path: str, data: bytes, gid: int | None = PRIVATE) -> None:
 
 
 def write_json(path: str, data: dict, gid: int | None = PRIVATE) -> None:
+    """Write ``data`` as JSON to ``path`` (replaced whole; mode from ``gid``, see :func:`write_file`)."""
     write_file(path, (json.dumps(data, indent=2) + "\n").encode(), gid)
 
 
@@ -278,3 +280,16 @@ def check_log_file(path: str, gid: int | None = PRIVATE) -> str | None:
     except OSError as exc:
         return f"cannot write it: {path_problem(path, exc)}"
     return None
+
+
+def load_authkey(path: str, gid: int | None = None) -> bytes:
+    """The shared secret: generated at first start, then kept across restarts; 0600 (0640
+    to ``gid``). Only called once the state dir passed its checks: a planted key in a dir
+    that is not ours is never used."""
+    key = (read_file(path) or b"").strip()
+    if key:
+        set_mode(path, gid)
+        return key
+    key = secrets.token_hex(32).encode()
+    write_file(path, key + b"\n", gid)
+    return key

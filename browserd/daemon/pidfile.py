@@ -1,31 +1,19 @@
-"""Detaching from the terminal: pidfile, DaemonContext, and the readiness pipe.
+"""The pidfile: held with ``flock``, and the proof that a pid read from it is our daemon.
 
-``start`` must not return before the daemon serves, but ``DaemonContext.open()`` makes
-its caller exit. So the CLI forks once itself: the parent waits on a pipe for one JSON
-line from the daemon (ready, with pid and address; or the reason it failed), the child
-enters the DaemonContext. The browsers were started before that fork, by the CLI
-process; when it exits they are re-parented to init and never become our zombies.
+The kernel drops the lock when the holder dies, so a live daemon and a stale file are told
+apart exactly (no guessing from pids). A pid read from the file is never signalled
+before :func:`daemon_identity` has proved it is our daemon (STYLE trap 14).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import select
-import signal
-import time
 
-import daemon
 import psutil
 
 from . import statedir
-
-
-class AlreadyRunning(RuntimeError):
-    def __init__(self, pid: int | None, path: str):
-        super().__init__(f"browserd is already running (pid {pid}, pidfile {path})")
-        self.pid = pid
+from .errors import AlreadyRunning
 
 
 class PidFile:
@@ -42,6 +30,9 @@ class PidFile:
         self.stale_pid: int | None = None
 
     def acquire(self) -> "PidFile":
+        """Open (``O_NOFOLLOW``, 0600) and lock the pidfile; remember the pid a dead daemon
+        left in it as ``stale_pid``. Raises :class:`AlreadyRunning` while a live daemon
+        holds it, :class:`OSError` when the path cannot be a pidfile."""
         fd = statedir.open_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -53,12 +44,14 @@ class PidFile:
         return self
 
     def write(self, pid: int) -> None:
+        """Record ``pid`` (first line) and its create time and executable (second line)."""
         proc = psutil.Process(pid)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{pid}\n{proc.create_time()!r} {proc.exe()}\n".encode(), 0)
         os.fsync(self.fd)
 
     def release(self) -> None:
+        """Remove the pidfile and drop the lock (a no-op when not held)."""
         if self.fd is None:
             return
         try:
@@ -86,6 +79,7 @@ def _parse_pid(data: bytes) -> int | None:
 
 
 def read_pid(path: str) -> int | None:
+    """The pid recorded in the pidfile ``path``, or None."""
     return read_pid_record(path)[0]
 
 
@@ -169,83 +163,3 @@ def is_locked(path: str) -> bool:
         return True
     finally:
         os.close(fd)
-
-
-class Readiness:
-    """The daemon's end of the readiness pipe (a no-op in the foreground)."""
-
-    def __init__(self, fd: int | None):
-        self.fd = fd
-
-    def _send(self, message: dict) -> None:
-        if self.fd is None:
-            return
-        try:
-            os.write(self.fd, (json.dumps(message) + "\n").encode())
-        except OSError:
-            pass
-        finally:
-            os.close(self.fd)
-            self.fd = None
-
-    def ready(self, **info) -> None:
-        self._send({"ready": True, **info})
-
-    def failed(self, reason: str) -> None:
-        self._send({"ready": False, "error": reason})
-
-
-def detach(preserve_fds: list, log_path: str, pidfile: PidFile, timeout: float, log_gid: int | None = None):
-    """Fork; in the parent wait for the daemon's readiness message and return it as a
-    dict; in the daemon return a :class:`Readiness` to report with."""
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child:
-        os.close(write_fd)
-        try:
-            return _wait_ready(read_fd, timeout)
-        finally:
-            os.close(read_fd)
-            os.waitpid(child, 0)  # DaemonContext's first fork exits at once
-    os.close(read_fd)
-    try:
-        log_fd = statedir.open_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, log_gid)
-        log = os.fdopen(log_fd, "a", buffering=1, encoding="utf-8")
-        context = daemon.DaemonContext(
-            detach_process=True,          # never guess: under PID 1 the default hangs start
-            working_directory="/",
-            umask=0o077,                  # nothing the daemon creates is readable by others
-            pidfile=pidfile,
-            files_preserve=[*preserve_fds, write_fd, log, pidfile.fd],
-            stdout=log,
-            stderr=log,
-            prevent_core=True,
-            signal_map={signal.SIGTSTP: None, signal.SIGTTIN: None, signal.SIGTTOU: None},
-        )
-        context.open()
-    except BaseException as exc:  # still in the forked child: report and vanish
-        try:
-            os.write(write_fd, (json.dumps({"ready": False, "error": f"daemonizing failed: {exc}"}) + "\n").encode())
-        finally:
-            os._exit(1)
-    return Readiness(write_fd)
-
-
-def _wait_ready(fd: int, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return {"ready": False, "error": f"daemon did not report ready within {timeout:.0f}s"}
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return {"ready": False, "error": "daemon exited during start-up"}
-        data += chunk
-    try:
-        return json.loads(data.split(b"\n", 1)[0])
-    except ValueError:
-        return {"ready": False, "error": f"garbled readiness message {data[:200]!r}"}

@@ -1,4 +1,4 @@
-"""The listener: accept loop, connection threads, requests, and the client-gone watcher.
+"""Connections: the accept loop, one thread per connection, handshake and admission.
 
 Why not ``multiprocessing.connection.Listener`` itself: its ``accept()`` runs the authkey
 handshake on the accepting thread with no timeout (one silent client blocks everyone),
@@ -9,7 +9,7 @@ a real backlog, handshake in the connection's own thread under a deadline, timeo
 every read and write, and a bounded number of connections.
 
 Connections that have not authenticated yet do not count against ``max_connections``:
-they have a small budget of their own (:mod:`browserd.admission`), so a flood of silent
+they have a small budget of their own (:mod:`browserd.server.admission`), so a flood of silent
 or garbage connections cannot keep real clients out. Their failures are logged as one
 line per second with counts, and every client-supplied value is escaped before it is
 logged (:func:`browserd.logsafe.safe`).
@@ -17,74 +17,24 @@ logged (:func:`browserd.logsafe.safe`).
 
 from __future__ import annotations
 
-import base64
 import errno
 import logging
 import os
 import select
 import selectors
 import socket
-import stat
 import struct
 import threading
-import time
-
-from browserd_client import protocol
-from browserd_client.errors import (
-    BadRequest, BrowserdError, Busy, FrameTooLarge, Internal, ShuttingDown, UnknownOp,
-)
 from multiprocessing.connection import AuthenticationError
 
-from . import __version__
+from browserd_client import protocol
+from browserd_client.errors import BrowserdError, Busy, FrameTooLarge
+
+from ..logsafe import safe
 from .admission import FailureTally, PendingBudget
-from .config import is_loopback
-from .jobs import parse_fetch
-from .logsafe import safe
+from .requests import Requests
 
 logger = logging.getLogger(__name__)
-
-
-class _ClientGone(Exception):
-    """The client left while its job ran: there is nobody to answer."""
-
-
-class BindError(OSError):
-    """The configured address cannot be listened on (one-line message)."""
-
-
-def bind(config) -> tuple[socket.socket, dict]:
-    """Create the listening socket from the config; return it and its published address."""
-    if config.socket:
-        path = config.socket
-        try:
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)  # stale: only called while we hold the pidfile lock
-        except FileNotFoundError:
-            pass
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            sock.listen(config.backlog)
-        except OSError as exc:
-            sock.close()
-            raise BindError(f"cannot listen on unix:{path}: {exc.strerror}") from None
-        address = {"family": "AF_UNIX", "path": path}
-    else:
-        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-        try:
-            sock = socket.create_server((config.host, config.port), family=family, backlog=config.backlog)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise BindError(f"port {config.port} on {config.host} is already in use") from None
-            raise BindError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
-        host, port = sock.getsockname()[:2]
-        address = {"family": "AF_INET", "host": host, "port": port}
-        if config.insecure_listen_any and not is_loopback(host):
-            logger.warning("listening on %s port %d beyond loopback because insecure_listen_any is set: "
-                           "after the handshake, requests and pages cross the network unencrypted", host, port)
-    sock.set_inheritable(False)
-    return sock, address
 
 
 def _peer_identity(sock: socket.socket, peer) -> tuple[str, str]:
@@ -112,84 +62,20 @@ def _has_unread(sock: socket.socket) -> bool:
         return False
 
 
-class ClientWatch:
-    """Notices a client that closes its connection while its job runs (epoll RDHUP),
-    and aborts that job so no work continues for a client that left."""
-
-    def __init__(self, stats):
-        self.stats = stats
-        self._epoll = select.epoll()
-        self._lock = threading.Lock()
-        self._jobs: dict[int, tuple] = {}
-        self._wake_r, self._wake_w = os.pipe()
-        self._epoll.register(self._wake_r, select.EPOLLIN)
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="client-watch", daemon=True)
-
-    def start(self):
-        self._thread.start()
-
-    def watch(self, sock: socket.socket, job) -> None:
-        with self._lock:
-            self._jobs[sock.fileno()] = (sock, job)
-            self._epoll.register(sock.fileno(), select.EPOLLRDHUP | select.EPOLLIN)
-
-    def unwatch(self, sock: socket.socket) -> None:
-        """Must be called before the socket is closed (no stale fd numbers here)."""
-        with self._lock:
-            if self._jobs.pop(sock.fileno(), None) is not None:
-                self._epoll.unregister(sock.fileno())
-
-    def stop(self):
-        self._stopped = True
-        os.write(self._wake_w, b"x")
-        self._thread.join(5)
-        self._epoll.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def _run(self):
-        while not self._stopped:
-            for fd, events in self._epoll.poll():
-                if fd == self._wake_r:
-                    continue
-                with self._lock:
-                    entry = self._jobs.get(fd)
-                    if entry is None:
-                        continue
-                    sock, job = entry
-                    gone = bool(events & (select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR))
-                    if not gone:
-                        try:
-                            gone = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-                        except BlockingIOError:
-                            gone = False
-                        except OSError:
-                            gone = True
-                    # Gone or pipelining: either way stop watching this fd.
-                    self._jobs.pop(fd, None)
-                    self._epoll.unregister(fd)
-                if gone and job.abort("client_gone"):
-                    self.stats.count("client_gone")
-                    logger.warning("job=%s client went away mid-job; cancelled", job.id)
-
-
 class Server:
-    def __init__(self, config, listener: socket.socket, address: dict, authkey: bytes,
-                 pool, registry, stats, status_provider):
+    """The listener's accept loop and one thread per connection: the handshake under a
+    deadline, admission (``max_connections``, the pending-handshake budget), framing and
+    timeouts; each request frame is answered by ``requests``
+    (:class:`~browserd.server.requests.Requests`). Started and closed by the Arbiter's
+    thread; :meth:`connection_count` and :meth:`accepting` may be called from any thread."""
+
+    def __init__(self, config, listener: socket.socket, address: dict, authkey: bytes, requests: Requests):
         self.config = config
         self.listener = listener
         self.address = address
         self.authkey = authkey
-        self.pool = pool
-        self.registry = registry
-        #: ``[proxies.NAME]`` pools (name -> ProxyPool), set by the Arbiter.
-        self.proxy_pools: dict = {}
-        self.stats = stats
-        self.status_provider = status_provider
-        #: The Prometheus text of /metrics (set by the Arbiter).
-        self.metrics_provider = lambda: ""
-        self.draining = False
+        self.requests = requests
+        self.stats = requests.stats
         self._conn_lock = threading.Lock()
         self._conns: set[socket.socket] = set()  # authenticated connections only
         self.pending = PendingBudget(config.max_pending_handshakes, config.max_pending_per_peer)
@@ -197,19 +83,19 @@ class Server:
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe()
         self._reserve_fd: int | None = None
-        self.watch = ClientWatch(stats)
         self._accept_thread = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the client-gone watcher and the accept thread."""
         self._reserve_fd = os.open(os.devnull, os.O_RDONLY)
-        self.watch.start()
+        self.requests.start()
         self._accept_thread.start()
 
     def begin_drain(self) -> None:
         """New fetches get ``shutting_down``; connections stay open to be told so."""
-        self.draining = True
+        self.requests.draining = True
 
     def close(self) -> None:
         """Stop accepting, end every connection, and remove a Unix socket file."""
@@ -224,7 +110,7 @@ class Server:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self.watch.stop()
+        self.requests.stop()
         if self.address.get("family") == "AF_UNIX":
             try:
                 os.unlink(self.address["path"])
@@ -240,6 +126,7 @@ class Server:
         return self._accept_thread.is_alive() and not self._stopping
 
     def connection_count(self) -> int:
+        """Authenticated connections open now."""
         with self._conn_lock:
             return len(self._conns)
 
@@ -425,7 +312,7 @@ class Server:
             except (OSError, BrowserdError) as exc:
                 logger.info("connection %s closed while reading: %s", who, safe(exc))
                 return
-            reply = self._handle(data, sock, who)
+            reply = self.requests.handle(data, sock, who)
             if reply is None or not self._send(conn, reply, who):
                 return
 
@@ -437,78 +324,3 @@ class Server:
         except (OSError, TimeoutError) as exc:
             logger.info("connection %s: reply not delivered: %s", who, safe(exc))
             return False
-
-    def _handle(self, data: bytes, sock, who) -> bytes | None:
-        try:
-            req = protocol.decode_request(data)
-        except BadRequest as exc:
-            self.stats.count("bad_frames")
-            logger.warning("connection %s: bad request: %s", who, safe(exc))
-            return protocol.encode_error(protocol.request_id_of(data), exc)
-        try:
-            if req.op == "fetch":
-                return protocol.encode_result(req.id, self._fetch(req.args, sock, who))
-            if req.op == "ping":
-                return protocol.encode_result(req.id, {
-                    "pong": True, "version": __version__, "protocol": protocol.PROTOCOL_VERSION,
-                    "pid": os.getpid(), "draining": self.draining})
-            if req.op == "status":
-                return protocol.encode_result(req.id, self.status_provider())
-            if req.op == "metrics":  # what /metrics serves, for machines without the HTTP port
-                return protocol.encode_result(req.id, {"text": self.metrics_provider()})
-            if req.op == "sites":  # with {"problems": true}: the load's problems too
-                registry = self.registry
-                if req.args.get("problems"):
-                    return protocol.encode_result(req.id, {"sites": registry.describe(),
-                                                           "problems": list(registry.problems)})
-                return protocol.encode_result(req.id, registry.describe())
-            raise UnknownOp(f"unknown op {req.op!r} (known: {', '.join(protocol.OPS)})")
-        except _ClientGone:
-            return None
-        except BrowserdError as exc:
-            return protocol.encode_error(req.id, exc)
-        except Exception as exc:
-            logger.exception("connection %s: op %s failed", who, safe(req.op, 64))
-            return protocol.encode_error(req.id, Internal(f"{type(exc).__name__}: {exc}"))
-
-    def _fetch(self, args: dict, sock, who) -> dict:
-        t0 = time.monotonic()
-        job = None
-        outcome, queue_wait, browser = "internal", None, "-"
-        try:
-            if self.draining:
-                raise ShuttingDown("browserd is shutting down")
-            registry = self.registry  # one registry for the whole job, even across a reload
-            job = parse_fetch(args, self.config, registry.sites, self.proxy_pools)
-            site = registry.get(job.site)
-            site.check_params(job.params)
-            self.watch.watch(sock, job)
-            try:
-                page, info = self.pool.run(job, site)
-            finally:
-                self.watch.unwatch(sock)
-            outcome, queue_wait, browser = "ok", info["queue_wait"], info["browser"]
-            total = time.monotonic() - t0
-            result = {"source": page.source, "url": page.url, "title": page.title, "site": job.site,
-                      "status": page.status, "headers": page.headers, "mime_type": page.mime_type,
-                      "redirects": page.redirects, "charset": page.charset,
-                      "browser": info["browser"], "attempts": info["attempts"], "notes": job.notes,
-                    "timing": {"queue_wait": round(queue_wait, 4), "fetch": round(total - queue_wait, 4),
-                               "total": round(total, 4)}}
-            if page.body is not None:  # not an HTML document: its bytes, base64 on the wire
-                result["body"] = base64.b64encode(page.body).decode("ascii")
-            return result
-        except BrowserdError as exc:
-            if job is not None and job.aborted == "client_gone":
-                outcome = "client_gone"
-                raise _ClientGone() from None
-            outcome = exc.code
-            raise
-        finally:
-            total = time.monotonic() - t0
-            self.stats.job_done(outcome, total if outcome == "ok" else None, queue_wait,
-                                site=job.site if job else "-")
-            logger.info("job=%s client=%s site=%s url=%s outcome=%s browser=%s queue_wait=%s total=%.3fs",
-                        job.id if job else "-", who, safe(job.site if job else args.get("site", "-"), 100),
-                        safe(job.url if job else args.get("url"), 200), outcome, safe(browser, 100),
-                        f"{queue_wait:.3f}s" if queue_wait is not None else "-", total)

@@ -53,10 +53,12 @@ class PendingBudget:
             return len(self._pending)
 
     def tokens(self) -> list:
+        """The handshakes pending now (a copy, oldest first)."""
         with self._lock:
             return list(self._pending)
 
     def peers(self) -> dict:
+        """Pending handshakes per peer (peer -> count), a copy."""
         with self._lock:
             return {peer: n for peer, n in self._by_peer.items() if n}
 
@@ -140,6 +142,7 @@ class FailureTally:
         self._last_emit = float("-inf")
 
     def record(self, reason: str, peer: str = "") -> None:
+        """Count one failure of ``reason`` from ``peer``; logged with the others at the next flush."""
         with self._lock:
             now = self._clock()
             if not self._counts:
@@ -151,6 +154,7 @@ class FailureTally:
             self._emit(line)
 
     def flush(self, force: bool = False) -> None:
+        """Log the counts since the last line, at most once per ``interval`` (``force``: now)."""
         with self._lock:
             now = self._clock()
             due = self._counts and (force or now - self._last_emit >= self.interval)
