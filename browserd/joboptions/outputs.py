@@ -140,9 +140,12 @@ def screenshot(driver, spec: dict) -> dict:
     if spec["full_page"]:
         metrics = cdp(driver, "Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics.get("contentSize") or {}
-        viewport = metrics.get("cssLayoutViewport") or {}
-        width = max(int(size.get("width", 0)), int(viewport.get("clientWidth", 0)), 1)
-        height = max(int(size.get("height", 0)), int(viewport.get("clientHeight", 0)), 1)
+        # The window's width with its scrollbar (innerWidth): beyond the viewport the page
+        # needs no scrollbar, and the image is as wide as the viewport asked for.
+        window = cdp(driver, "Runtime.evaluate", {"expression": "[innerWidth, innerHeight]",
+                                                  "returnByValue": True}).get("result", {}).get("value") or [0, 0]
+        width = max(int(size.get("width", 0)), int(window[0]), 1)
+        height = max(int(size.get("height", 0)), int(window[1]), 1)
         params.update(captureBeyondViewport=True,
                       clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})
     data = cdp(driver, "Page.captureScreenshot", params)["data"]

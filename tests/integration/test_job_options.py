@@ -137,6 +137,130 @@ def test_per_job_changes_are_undone_for_the_next_job_on_each_browser(daemon, pag
         assert checked == set(before)
 
 
+# -- outputs ------------------------------------------------------------------------------
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_evaluate_returns_a_nested_json_value(daemon, pages):
+    with daemon.client() as c:
+        expression = raw(c, pages.url("/probe"), evaluate="({title: document.title, n: [1, {deep: true}], x: null})")
+        body = raw(c, pages.url("/probe"), evaluate="const a = await Promise.resolve(41);\nreturn {a: a + 1, s: 'é'}")
+    assert expression["value"] == {"title": "probe", "n": [1, {"deep": True}], "x": None}
+    assert body["value"] == {"a": 42, "s": "é"}
+    assert "<pre id=\"probe\">" in expression["source"]
+
+
+def test_evaluate_that_throws_is_a_script_error_with_its_message(daemon, pages):
+    with daemon.client() as c:
+        with pytest.raises(ScriptError) as info:
+            c.fetch(pages.url("/probe"), options={"evaluate": "throw new TypeError('no such widget')"})
+        assert info.value.code == "script_error" and "no such widget" in str(info.value)
+        assert c.fetch(pages.url("/probe")).title == "probe"  # the browser serves on
+
+
+def test_screenshot_viewport_and_full_page_png_have_the_right_size(daemon, pages):
+    viewport = {"width": 640, "height": 480}
+    with daemon.client() as c:
+        shot = raw(c, pages.url("/tall"), viewport=viewport, screenshot=True)["screenshot"]
+        full = raw(c, pages.url("/tall"), viewport=viewport, screenshot={"type": "png", "full_page": True})["screenshot"]
+        hidpi = raw(c, pages.url("/tall"), viewport=dict(viewport, device_scale_factor=2),
+                    screenshot={"full_page": True})["screenshot"]
+        jpeg = raw(c, pages.url("/tall"), screenshot={"type": "jpeg", "quality": 40})["screenshot"]
+    sizes = [png_size(base64.b64decode(s["base64"])) for s in (shot, full, hidpi)]
+    print(sizes)
+    assert shot["type"] == "png" and sizes[0] == (640, 480)
+    assert sizes[1] == (640, 3000)
+    assert sizes[2] == (1280, 6000)
+    assert jpeg["type"] == "jpeg" and base64.b64decode(jpeg["base64"])[:3] == b"\xff\xd8\xff"
+
+
+def pdf_pages(data: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?!s)", data))
+
+
+def test_pdf_starts_with_pdf_and_has_the_right_page_count(daemon, pages):
+    with daemon.client() as c:
+        three = base64.b64decode(raw(c, pages.url("/three-pages"), pdf=True)["pdf"]["base64"])
+        one = base64.b64decode(raw(c, pages.url("/probe"), pdf={"format": "Letter", "landscape": True})["pdf"]["base64"])
+    print(len(three), pdf_pages(three), pdf_pages(one))
+    assert three.startswith(b"%PDF") and pdf_pages(three) == 3
+    assert one.startswith(b"%PDF") and pdf_pages(one) == 1
+    box = re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)", one)
+    assert box and float(box.group(1)) > float(box.group(2))  # landscape: wider than tall
+
+
+def test_capture_returns_three_xhr_json_responses_with_bodies(daemon, pages):
+    with daemon.client() as c:
+        r = raw(c, pages.url("/xhr3"), params={"wait_for": "#done"}, capture=["*/api/item*"])
+    got = sorted(r["responses"], key=lambda x: x["url"])
+    print([(x["url"], x["status"], x["mime_type"], x["size"]) for x in got])
+    assert [json.loads(x["body"]) for x in got] == [{"item": n, "nested": {"list": [n, 2 * n]}} for n in (1, 2, 3)]
+    assert all(x["status"] == 200 and x["mime_type"] == "application/json" and not x["body_base64"]
+               and not x["truncated"] and x["size"] == len(x["body"]) for x in got)
+    assert got[0]["headers"]["content-type"] == "application/json"
+    assert r["responses_dropped"] == 0
+
+
+def test_capture_cuts_bodies_at_capture_max_bytes(daemon, pages):
+    with daemon.client() as c:
+        r = raw(c, pages.url("/xhr3"), params={"wait_for": "#done"}, capture=["*/api/item?n=2"], capture_max_bytes=5)
+    (only,) = r["responses"]
+    assert only["truncated"] and len(only["body"]) == 5 and only["size"] > 5
+
+
+def test_cookies_out_returns_the_cookies_the_browser_holds(daemon, pages):
+    with daemon.client() as c:
+        r = raw(c, pages.url("/set-cookie"), cookies=[{"name": "mine", "value": "v1", "httpOnly": True}],
+                cookies_out=True)
+        after = raw(c, pages.url("/set-cookie"), cookies_out=True)
+    by_name = {x["name"]: x for x in r["cookies"]}
+    print(r["cookies"])
+    assert by_name["srv"]["value"] == "from-server" and by_name["srv"]["domain"] == "127.0.0.1"
+    assert by_name["mine"]["value"] == "v1" and by_name["mine"]["httpOnly"] is True
+    assert {x["name"] for x in after["cookies"]} == {"srv"}  # the last job's cookies are gone
+
+
+def test_a_job_without_options_gets_no_output_keys(daemon, pages):
+    with daemon.client() as c:
+        r = raw(c, pages.url("/probe"))
+    assert not {"screenshot", "pdf", "value", "responses", "cookies"} & set(r)
+
+
+# -- wait_until ---------------------------------------------------------------------------
+
+def test_networkidle_waits_for_a_late_xhr(daemon, pages):
+    with daemon.client() as c:
+        load = c.fetch(pages.url("/late-xhr"))
+        idle = c.fetch(pages.url("/late-xhr"), options={"wait_until": "networkidle"})
+        dcl = c.fetch(pages.url("/late-xhr"), options={"wait_until": "domcontentloaded"})
+    print(load.timing, idle.timing)
+    assert "LATE-WAITING" in load.source and "LATE-WAITING" in dcl.source
+    assert "LATE-DONE" in idle.source
+
+
+def test_settled_waits_for_the_dom_to_stop_changing(daemon, pages):
+    with daemon.client() as c:
+        load = c.fetch(pages.url("/mutating"))
+        settled = c.fetch(pages.url("/mutating"), options={"wait_until": "settled", "settle_ms": 300})
+    print(re.search(r"<p id=\"state\">(.*?)</p>", load.source).group(1),
+          re.search(r"<p id=\"state\">(.*?)</p>", settled.source).group(1))
+    assert "CHANGING" in load.source
+    assert "SETTLED" in settled.source
+
+
+def test_a_wait_that_never_ends_is_a_timeout_within_the_job_deadline(daemon, pages):
+    from browserd_client import Timeout
+
+    with daemon.client() as c:
+        with pytest.raises(Timeout) as info:
+            c.fetch(pages.url("/mutating"), timeout=3, options={"wait_until": "settled", "settle_ms": 5000})
+    print(info.value)
+
+
 # -- bad values ---------------------------------------------------------------------------
 
 def test_a_bad_option_is_a_bad_request_naming_it(daemon, pages):
