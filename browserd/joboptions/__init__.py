@@ -48,3 +48,6 @@ def end(browser, job) -> None:
     state, job.option_state = job.option_state, None
     if state is not None:
         state.close()
+        if not state.matched and job.aborted is None:
+            job.notes["main_request"] = (f"not sent: the site never loaded {job.url}, so no "
+                                         f"{job.options.method} request was made")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import logging
+import time
 
 from selenium.common.exceptions import WebDriverException
 
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 MAX_RESPONSES = 100
 #: Bytes of a reply kept for everything but the outputs (the page source has its own check).
 REPLY_MARGIN = 1 << 16
+#: Seconds before the job's deadline a running ``evaluate`` is stopped (a script error, and
+#: the browser serves on; at the deadline it would be killed).
+EVALUATE_MARGIN = 1.0
 
 
 def collect(driver, job) -> dict:
@@ -40,7 +44,7 @@ def collect(driver, job) -> dict:
     (evaluate threw), ``FrameTooLarge`` (the outputs do not fit in a reply)."""
     options, out = job.options, {}
     if options.evaluate is not None:
-        out["value"] = evaluate(driver, options.evaluate)
+        out["value"] = evaluate(driver, options.evaluate, max(0.05, job.remaining() - EVALUATE_MARGIN))
         job.check()
     if options.capture:
         out["responses"], out["responses_dropped"] = capture(driver, job)
@@ -61,15 +65,25 @@ def collect(driver, job) -> dict:
     return out
 
 
-def evaluate(driver, script: str):
+def evaluate(driver, script: str, limit: float = 30.0):
     """The JSON value of ``script`` (an expression, or a function body with ``return``),
-    promises awaited. Raises ``ScriptError`` with the exception's text."""
+    promises awaited; its synchronous run is stopped after ``limit`` seconds. Raises
+    ``ScriptError`` with the exception's text."""
     compiled = cdp(driver, "Runtime.compileScript", {"expression": script, "sourceURL": "",
                                                      "persistScript": False})
     if compiled.get("exceptionDetails"):  # `return ...`: a function body
         script = f"(async () => {{\n{script}\n}})()"
-    reply = cdp(driver, "Runtime.evaluate", {"expression": script, "returnByValue": True,
-                                             "awaitPromise": True, "userGesture": True})
+    t0 = time.monotonic()
+    try:
+        reply = cdp(driver, "Runtime.evaluate", {"expression": script, "returnByValue": True,
+                                                 "awaitPromise": True, "userGesture": True,
+                                                 "timeout": max(1, int(limit * 1000))})
+    except WebDriverException:
+        if time.monotonic() - t0 < limit:
+            raise
+        # Chromium answers a terminated script with a bare "Internal error".
+        raise ScriptError(f"the script still ran after {limit:.1f}s and was stopped "
+                          f"(the job's deadline)") from None
     details = reply.get("exceptionDetails")
     if details:
         exception = details.get("exception") or {}

@@ -162,6 +162,17 @@ def test_evaluate_that_throws_is_a_script_error_with_its_message(daemon, pages):
         assert c.fetch(pages.url("/probe")).title == "probe"  # the browser serves on
 
 
+def test_evaluate_that_never_returns_is_stopped_before_the_deadline(daemon, pages):
+    with daemon.client() as c:
+        with pytest.raises(ScriptError) as info:
+            c.fetch(pages.url("/probe"), timeout=6, options={"evaluate": "while (true) {}"})
+        print(info.value)
+        replaced = c.status()["events"].get("replaced", 0)
+        assert "stopped" in str(info.value)
+        assert c.fetch(pages.url("/probe")).title == "probe"
+        assert c.status()["events"].get("replaced", 0) == replaced == 0
+
+
 def test_screenshot_viewport_and_full_page_png_have_the_right_size(daemon, pages):
     viewport = {"width": 640, "height": 480}
     with daemon.client() as c:
