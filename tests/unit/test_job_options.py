@@ -105,3 +105,23 @@ def test_parse_fetch_puts_the_options_on_the_job_and_names_unknown_ones():
         parse_fetch({"url": URL, "options": {"colour": "red"}}, c, {"generic": None})
     with pytest.raises(BadRequest, match="option 'wait_until'"):
         parse_fetch({"url": URL, "options": {"wait_until": "never"}}, c, {"generic": None})
+
+
+def test_in_flight_counts_requests_begun_and_not_ended():
+    from browserd.joboptions.wait import in_flight
+
+    events = [("Network.requestWillBeSent", {"requestId": "1"}), ("Network.requestWillBeSent", {"requestId": "2"}),
+              ("Network.requestWillBeSent", {"requestId": "1"}),  # a redirect hop: same request
+              ("Network.loadingFinished", {"requestId": "1"}), ("Network.requestWillBeSent", {"requestId": "3"}),
+              ("Network.loadingFailed", {"requestId": "3"}), ("Page.frameNavigated", {})]
+    assert in_flight(events) == {"2"}
+    assert in_flight(events + [("Network.loadingFinished", {"requestId": "2"})]) == set()
+
+
+@pytest.mark.parametrize("a,b,same", [
+    ("http://h:1", "http://h:1/", True), ("http://H:1/x?a=1#frag", "http://h:1/x?a=1", True),
+    ("http://h/x?a=1", "http://h/x?a=2", False), ("http://h/x", "https://h/x", False)])
+def test_the_main_request_is_recognized_by_its_url(a, b, same):
+    from browserd.joboptions.apply import _same_url
+
+    assert _same_url(a, b) is same
