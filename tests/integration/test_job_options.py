@@ -77,6 +77,17 @@ def test_raw_body_with_its_content_type_and_put(daemon, pages):
         [("PUT", body, "application/octet-stream")]
 
 
+def test_a_post_carries_the_jobs_headers_cookies_and_user_agent_too(daemon, pages):
+    with daemon.client() as c:
+        r = c.fetch(pages.url("/echo", k="post-dressed"), options={
+            "body": base64.b64encode(b"a=1").decode(), "headers": {"X-Job": "posted"},
+            "cookies": [{"name": "sid", "value": "p1"}], "user_agent": "poster/2"})
+    (seen,) = pages.requests("/echo?k=post-dressed")
+    assert "METHOD-POST" in r.source and "main_request" not in r.notes
+    assert (seen["method"], seen["body"], seen["headers"]["x-job"], seen["headers"]["cookie"],
+            seen["headers"]["user-agent"]) == ("POST", b"a=1", "posted", "sid=p1", "poster/2")
+
+
 def test_headers_cookies_and_user_agent_reach_the_server(daemon, pages):
     with daemon.client() as c:
         r = c.fetch(pages.url("/probe", k="hdr"), options={
