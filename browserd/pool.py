@@ -466,7 +466,7 @@ class Pool:
                 if not isinstance(page, Page):
                     raise wrong_page_type(site.name, page)
                 touched.append(page.url)
-                joboptions.collect(browser, job)  # job options' outputs (issue 14)
+                joboptions.collect(browser, job, page)  # job options' outputs (issue 14)
             finally:
                 if not job.aborted and not browser.killed:
                     session_kept = self._after(run, page if isinstance(page, Page) else None) and session_kept

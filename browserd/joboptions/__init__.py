@@ -6,7 +6,7 @@ The pool calls four hooks, each a no-op for a job without such options (no DevTo
 - :func:`begin` once the browser is readied for the site, before the site's hooks: the
   request options (headers, cookies, user agent, viewport, locale, time zone, the main
   request's method and body) and the ``wait_until`` strategy (:mod:`.apply`, :mod:`.wait`);
-- :func:`collect` after the site's ``fetch`` returned its page: the outputs
+- :func:`collect` after the site's ``fetch`` returned its page (not Chromium's error page): the outputs
   (:mod:`.outputs`) into ``job.outputs``;
 - :func:`end` when the job's thread is done (success or not): stops what ``begin`` started;
 - :func:`undo` in the browser's reset: the tab's overrides are cleared for the next job
@@ -32,10 +32,13 @@ def begin(browser, job) -> None:
     _install_wait(browser.driver, job)
 
 
-def collect(browser, job) -> None:
-    """The outputs ``job.options`` asked for, from the page the site left: into
-    ``job.outputs``. Raises ``ScriptError`` (evaluate threw), ``FrameTooLarge``."""
+def collect(browser, job, page) -> None:
+    """The outputs ``job.options`` asked for, from the page the site left (``page``, what
+    its ``fetch`` returned): into ``job.outputs``. None for Chromium's error page (the
+    pool reports the failed load). Raises ``ScriptError`` (evaluate threw), ``FrameTooLarge``."""
     if job.options is None or not job.options.outputs:
+        return
+    if (getattr(page, "url", "") or "").startswith("chrome-error://"):
         return
     job.outputs = _collect(browser.driver, job)
 

@@ -184,6 +184,15 @@ def test_evaluate_that_never_returns_is_stopped_before_the_deadline(daemon, page
         assert c.status()["events"].get("replaced", 0) == replaced == 0
 
 
+def test_no_outputs_are_taken_from_chromes_own_error_page(daemon, pages):
+    """A 404 without a body is a result with its status and an empty source; what the tab
+    shows is Chromium's page, not the server's: no value or screenshot of it."""
+    with daemon.client() as c:
+        r = raw(c, pages.url("/empty-404"), evaluate="document.title", screenshot=True)
+    assert r["status"] == 404 and r["source"] == ""
+    assert "value" not in r and "screenshot" not in r
+
+
 def test_screenshot_viewport_and_full_page_png_have_the_right_size(daemon, pages):
     viewport = {"width": 640, "height": 480}
     with daemon.client() as c:

@@ -12,6 +12,7 @@ what each request carried: method, path, headers, body.
     /api/item?n=N      {"item": N, "nested": {"list": [N, N*2]}}
     /set-cookie        sets cookie srv=from-server; Path=/
     /slow?ms=N         a plain page answered after N ms
+    /empty-404         a 404 without a body (Chromium shows its own error page)
 
 Threads per request; nothing waits unbounded.
 """
@@ -100,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
                                "application/json")
         if path == "/set-cookie":
             return self._reply(200, _html("cookie", "<p>set</p>"), headers=[("Set-Cookie", "srv=from-server; Path=/")])
+        if path == "/empty-404":
+            return self._reply(404, b"")
         if path == "/slow":
             time.sleep(min(int(q.get("ms", "0")), 5000) / 1000)
             return self._reply(200, b"slow", "text/plain")
