@@ -125,3 +125,71 @@ def test_the_main_request_is_recognized_by_its_url(a, b, same):
     from browserd.joboptions.apply import _same_url
 
     assert _same_url(a, b) is same
+
+
+class _FakeDriver:
+    """Answers ``executeCdpCommand`` from a table; its netlog holds canned events."""
+
+    def __init__(self, events, answers):
+        from browserd.navigation import NetLog
+
+        self.netlog = NetLog()
+        self.netlog.events = list(events)
+        self.netlog.pull = lambda driver: None
+        self.answers = answers
+        self.calls = []
+
+    def execute(self, command, params):
+        assert command == "executeCdpCommand"
+        self.calls.append((params["cmd"], params["params"]))
+        answer = self.answers[params["cmd"]]
+        return {"value": answer(params["params"]) if callable(answer) else answer}
+
+
+def _response(rid, url, mime="application/json"):
+    return [("Network.responseReceived", {"requestId": rid, "response": {
+                "url": url, "status": 200, "headers": {"Content-Type": mime}, "mimeType": mime}}),
+            ("Network.loadingFinished", {"requestId": rid})]
+
+
+def test_capture_keeps_matching_finished_responses_cuts_bodies_and_counts_the_rest(monkeypatch):
+    from types import SimpleNamespace
+
+    from browserd.joboptions import outputs
+
+    monkeypatch.setattr(outputs, "MAX_RESPONSES", 2)
+    events = (_response("1", "http://h/api/a") + _response("2", "http://h/page.css", "text/css")
+              + _response("3", "http://h/api/b", "image/png") + _response("4", "http://h/api/c")
+              + [("Network.responseReceived", {"requestId": "5", "response": {"url": "http://h/api/unfinished"}})])
+    bodies = {"1": {"body": "0123456789", "base64Encoded": False},
+              "3": {"body": base64.b64encode(b"\x89PNG....").decode(), "base64Encoded": True}}
+    driver = _FakeDriver(events, {"Network.getResponseBody": lambda p: bodies[p["requestId"]]})
+    job = SimpleNamespace(options=validate({"capture": ["*/api/*"], "capture_max_bytes": 4}, URL))
+    responses, dropped = outputs.capture(driver, job)
+    assert dropped == 1  # /api/c: past the count cap; /api/unfinished never finished
+    assert [(r["url"], r["body"], r["body_base64"], r["size"], r["truncated"]) for r in responses] == [
+        ("http://h/api/a", "0123", False, 10, True),
+        ("http://h/api/b", base64.b64encode(b"\x89PNG").decode(), True, 8, True)]
+    assert responses[0]["headers"] == {"content-type": "application/json"}
+
+
+def test_evaluate_runs_a_script_that_does_not_compile_as_an_async_function_body():
+    from browserd.joboptions.outputs import evaluate
+
+    compiles = {"1 + 1": {}, "return 2": {"exceptionDetails": {"text": "Illegal return statement"}}}
+    driver = _FakeDriver([], {"Runtime.compileScript": lambda p: compiles[p["expression"]],
+                              "Runtime.evaluate": {"result": {"value": 2}}})
+    evaluate(driver, "1 + 1")
+    evaluate(driver, "return 2")
+    sent = [p["expression"] for cmd, p in driver.calls if cmd == "Runtime.evaluate"]
+    assert sent == ["1 + 1", "(async () => {\nreturn 2\n})()"]
+
+
+def test_evaluate_that_throws_is_a_script_error_with_the_exception_text():
+    from browserd.joboptions.outputs import evaluate
+    from browserd_client.errors import ScriptError
+
+    driver = _FakeDriver([], {"Runtime.compileScript": {}, "Runtime.evaluate": {"exceptionDetails": {
+        "text": "Uncaught", "exception": {"description": "TypeError: boom\n    at <anonymous>:1:7"}}}})
+    with pytest.raises(ScriptError, match=r"^TypeError: boom$"):
+        evaluate(driver, "boom()")
