@@ -140,9 +140,9 @@ class MainRequest:
     of its own on the tab, served by a thread (chromedriver is blocked in ``get`` meanwhile).
     :meth:`close` ends it; closing the connection ends the interception in Chromium."""
 
-    def __init__(self, devtools, session: str, job):
-        self.devtools, self.session, self.job = devtools, session, job
-        self.matched = False
+    def __init__(self, devtools, session: str, tab: str, job):
+        self.devtools, self.session, self.tab, self.job = devtools, session, tab, job
+        self.matched = False  # the main request was rewritten
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"main-request-{job.id}", daemon=True)
 
@@ -159,22 +159,23 @@ class MainRequest:
         except BaseException:
             devtools.close()
             raise
-        self = cls(devtools, session, job)
-        self.tab = tab
-        self._thread.start()
-        return self
+        main = cls(devtools, session, tab, job)
+        main._thread.start()
+        return main
 
     def _serve(self) -> None:
+        from websocket import WebSocketTimeoutException  # websocket-client: Selenium's
+
         ws = self.devtools.ws
         ws.settimeout(0.2)
         ids = iter(range(1 << 20, 1 << 30))
         while not self._stop.is_set():
             try:
                 message = json.loads(ws.recv())
-            except Exception as exc:  # websocket's timeout is its own class
-                if "timed out" in str(exc).lower() or type(exc).__name__.endswith("TimeoutException"):
-                    continue
-                return  # closed
+            except (WebSocketTimeoutException, TimeoutError):
+                continue
+            except Exception:  # noqa: BLE001 - closed: the tab or the browser went away
+                return
             if message.get("method") != "Fetch.requestPaused" or message.get("sessionId") != self.session:
                 continue
             p = message.get("params") or {}
