@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import json
 import logging
 import time
 
@@ -66,8 +67,10 @@ def collect(driver, job) -> dict:
         out["pdf"] = pdf(driver, options.pdf)
     size = sum(len(v["base64"]) for k, v in out.items() if k in ("screenshot", "pdf"))
     size += sum(len(r["body"]) for r in out.get("responses", ()))
+    if out.get("value") is not None:
+        size += len(json.dumps(out["value"]))
     if size > MAX_REPLY_BYTES - REPLY_MARGIN - len(job.url):
-        raise FrameTooLarge(f"{job.url}: the screenshot, PDF and captured bodies take {size} bytes, past "
+        raise FrameTooLarge(f"{job.url}: the outputs (screenshot, PDF, value, captured bodies) take {size} bytes, past "
                             f"the reply limit of {MAX_REPLY_BYTES} bytes (option 'capture_max_bytes' "
                             f"or a smaller page)")
     return out
