@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import struct
 from urllib.parse import parse_qs
@@ -290,6 +291,23 @@ def test_a_wait_that_never_ends_is_a_timeout_within_the_job_deadline(daemon, pag
         with pytest.raises(Timeout) as info:
             c.fetch(pages.url("/mutating"), timeout=3, options={"wait_until": "settled", "settle_ms": 5000})
     print(info.value)
+
+
+# -- site classes -------------------------------------------------------------------------
+
+def test_a_site_sees_the_options_applied_before_its_hooks_and_can_read_them(pages, start_daemon):
+    from tests.conftest import ROOT
+
+    daemon = start_daemon(1, env={"PYTHONPATH": ROOT + os.pathsep + os.path.join(ROOT, "clients", "python"),
+                                  "BROWSERD_SITE_MODULES": "tests.support.option_sites"})
+    with daemon.client() as c:
+        r = c.fetch(pages.url("/probe", k="site"), site="options_seen",
+                    options={"user_agent": "site-sees/1", "headers": {"X-Job": "site"}})
+    login = pages.requests("/echo?k=site")
+    print(r.notes, login[-1]["headers"].get("user-agent") if login else None)
+    assert r.notes["tab_user_agent"] == r.notes["option_user_agent"] == "site-sees/1"
+    assert [(q["headers"]["user-agent"], q["headers"]["x-job"]) for q in login] == [("site-sees/1", "site")]
+    assert probe(r.source)["userAgent"] == "site-sees/1"
 
 
 # -- bad values ---------------------------------------------------------------------------
