@@ -100,14 +100,19 @@ def undo(browser) -> None:
 
 
 def _refusable(driver, option: str, method: str, params: dict) -> None:
-    """A command whose refusal is the request's fault (an unknown locale or time zone)."""
+    """A command whose refusal, by a browser that is not broken, is the request's fault:
+    a well-formed locale or time zone the browser does not know (DevTools answers only
+    with a message, e.g. "Invalid timezone ID")."""
+    from ..browser import is_browser_failure
+
     try:
         cdp(driver, method, params)
     except WebDriverException as exc:
+        if is_browser_failure(exc):
+            raise
         text = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()
-        if text and "invalid" in text[0].lower():
-            raise BadRequest(f"option {option!r}: the browser refused {next(iter(params.values()))!r}: {text[0]}") from None
-        raise
+        raise BadRequest(f"option {option!r}: the browser refused {next(iter(params.values()))!r}"
+                         + (f": {text[0]}" if text else "")) from None
 
 
 def _accept_language(locale: str) -> str:
