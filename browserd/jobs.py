@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from browserd_client.errors import BadRequest, ForbiddenUrl
 
+from .joboptions.validate import OPTIONS as _REQUEST_OPTIONS, JobOptions, validate as _validate_options
 from .proxies import Upstream, parse_upstream
 
 MAX_URL_LENGTH = 8192
@@ -59,6 +60,13 @@ class Job:
     upstream: Upstream | None = None
     #: The ticket of an earlier ``busy`` reply: the job's place in the queue (None: a newcomer).
     ticket: str | None = None
+    #: The job options beyond the proxy (:mod:`browserd.joboptions`); None: none asked for.
+    options: JobOptions | None = None
+    #: What the options asked to bring back (screenshot, pdf, value, responses, cookies):
+    #: merged into the result.
+    outputs: dict = field(default_factory=dict)
+    #: The options' per-job state on the browser (browserd.joboptions), while the job runs.
+    option_state: object = field(default=None, repr=False)
     _abort_hooks: list = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -101,7 +109,7 @@ class Job:
 
 
 #: Job options: applied by the daemon for every site class (unlike a site's ``params``).
-JOB_OPTIONS = ("proxy", "proxy_pool")
+JOB_OPTIONS = ("proxy", "proxy_pool") + _REQUEST_OPTIONS
 
 
 def _upstream(options: dict, site, proxy_pools: dict) -> Upstream | None:
@@ -159,5 +167,7 @@ def parse_fetch(args: dict, config, sites, proxy_pools: dict | None = None) -> J
     ticket = args.get("ticket")
     if ticket is not None and not (isinstance(ticket, str) and 0 < len(ticket) <= 64):
         raise BadRequest("'ticket' must be the string a 'busy' reply gave")
+    job_options = _validate_options(options, url)
     upstream = _upstream(options, sites[site], proxy_pools or {})
-    return Job(url=url, site=site, timeout=timeout, params=params, upstream=upstream, ticket=ticket)
+    return Job(url=url, site=site, timeout=timeout, params=params, upstream=upstream, ticket=ticket,
+               options=job_options)

@@ -43,6 +43,7 @@ from .outcome import Kind, classify, navigation_failed, wrong_page_type
 from .sites.base import Page
 from .egress import NET_ERRORS
 from .hygiene import ResetUnproven, hygiene_of
+from . import joboptions
 from .stats import Stats
 from .watchdog import Watchdog
 
@@ -465,6 +466,7 @@ class Pool:
                 if not isinstance(page, Page):
                     raise wrong_page_type(site.name, page)
                 touched.append(page.url)
+                joboptions.collect(browser, job, page)  # job options' outputs (issue 14)
             finally:
                 if not job.aborted and not browser.killed:
                     session_kept = self._after(run, page if isinstance(page, Page) else None) and session_kept
@@ -500,6 +502,7 @@ class Pool:
                 self._end_downloads(browser, netlog, downloads)
             elif downloads is not None:
                 shutil.rmtree(downloads, ignore_errors=True)
+            joboptions.end(browser, job)  # stop what begin started (issue 14)
             browser.driver.netlog = None
             with run.lock:
                 forfeited = run.forfeited
@@ -639,6 +642,7 @@ class Pool:
         if browser.cache_of not in (None, site.name):  # another site's shared HTTP cache
             hygiene_of(browser).clear_cache()
         browser.cache_of = None
+        joboptions.begin(browser, job)  # job options: before the site's hooks (issue 14)
         set_blocking(browser, site.blocked_patterns)
         key = (site.name, site.generation)
         if key not in browser.prepared:
@@ -726,6 +730,7 @@ class Pool:
         reason = "reset failed"
         try:
             steps = reset_browser(browser, clear_session, urls, contacted, clear_cache)
+            joboptions.undo(browser)  # the last job's option overrides (issue 14)
             ok = not browser.killed
             if ok:
                 self.stats.reset_done(time.monotonic() - t0)

@@ -1,0 +1,328 @@
+"""Validation of a fetch's job options (issue 14; the README's "Job options" table is the
+wire contract): each bad value is a ``bad_request`` whose message names the option.
+
+:func:`validate` turns the request's ``options`` object into a :class:`JobOptions`, or None
+when the job asks for nothing beyond the proxy options (then the daemon does no per-job
+DevTools work at all).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from browserd_client.errors import BadRequest
+
+#: The options this module validates (``proxy``/``proxy_pool`` are browserd.jobs').
+OPTIONS = ("method", "body", "content_type", "headers", "cookies", "user_agent", "viewport",
+           "locale", "timezone", "wait_until", "settle_ms", "screenshot", "pdf", "evaluate",
+           "capture", "capture_max_bytes", "cookies_out")
+WAIT_UNTIL = ("load", "domcontentloaded", "networkidle", "settled")
+#: Paper sizes of ``pdf.format``: (width, height) in inches.
+PAPER = {"A3": (11.69, 16.54), "A4": (8.27, 11.69), "A5": (5.83, 8.27),
+         "Letter": (8.5, 11.0), "Legal": (8.5, 14.0), "Tabloid": (11.0, 17.0)}
+SAME_SITE = ("Strict", "Lax", "None")
+DEFAULT_SETTLE_MS = 300
+DEFAULT_CAPTURE_MAX_BYTES = 1 << 20
+MAX_CAPTURE_BYTES = 64 << 20
+MAX_HEADERS = 100
+MAX_COOKIES = 300
+MAX_PATTERNS = 100
+MAX_TEXT = 8192                  # a header value, a user agent, a cookie value
+MAX_SCRIPT = 1 << 20             # evaluate's source, in characters
+MAX_DIMENSION = 10000            # viewport pixels
+MAX_SETTLE_MS = 60000
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")          # RFC 9110 token
+_LOCALE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z")   # BCP 47, loosely
+_TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*\Z")
+_FORBIDDEN_METHODS = ("CONNECT", "TRACE", "TRACK")     # the Fetch standard's forbidden methods
+_FORBIDDEN_HEADERS = ("host", "content-length", "transfer-encoding", "connection")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """A job's validated options (all optional; None/empty: not asked for).
+
+    ``body`` is bytes; ``headers`` a dict; ``cookies`` a list of CDP ``Network.CookieParam``
+    dicts (domain filled in); ``viewport`` ``{"width", "height", "device_scale_factor",
+    "mobile"}``; ``screenshot`` ``{"type", "quality", "full_page"}``; ``pdf`` ``{"format",
+    "landscape", "print_background"}``; ``settle_ms`` and ``capture_max_bytes`` ints."""
+
+    method: str = "GET"
+    body: bytes | None = None
+    content_type: str | None = None
+    headers: dict = field(default_factory=dict)
+    cookies: list = field(default_factory=list)
+    user_agent: str | None = None
+    viewport: dict | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    wait_until: str = "load"
+    settle_ms: int = DEFAULT_SETTLE_MS
+    screenshot: dict | None = None
+    pdf: dict | None = None
+    evaluate: str | None = None
+    capture: tuple = ()
+    capture_max_bytes: int = DEFAULT_CAPTURE_MAX_BYTES
+    cookies_out: bool = False
+
+    @property
+    def main_request(self) -> bool:
+        """The main request is not a plain GET (method, body)."""
+        return self.method != "GET" or self.body is not None
+
+    @property
+    def overrides(self) -> bool:
+        """Anything applied to the tab before the navigation (undone after the job)."""
+        return bool(self.headers or self.cookies or self.user_agent or self.viewport
+                    or self.locale or self.timezone or self.main_request)
+
+    @property
+    def outputs(self) -> bool:
+        return bool(self.screenshot or self.pdf or self.evaluate is not None
+                    or self.capture or self.cookies_out)
+
+
+def _bad(option: str, what: str) -> BadRequest:
+    return BadRequest(f"option {option!r}: {what}")
+
+
+def _text(option: str, value, limit: int = MAX_TEXT, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not empty and not value):
+        raise _bad(option, f"must be a {'' if empty else 'non-empty '}string, not {_show(value)}")
+    if len(value) > limit:
+        raise _bad(option, f"must be at most {limit} characters")
+    if any(c in value for c in "\r\n\0"):
+        raise _bad(option, "must not contain CR, LF or NUL")
+    return value
+
+
+def _int(option: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _bad(option, f"must be an integer {low}..{high}, not {_show(value)}")
+    return value
+
+
+def _bool(option: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(option, f"must be true or false, not {_show(value)}")
+    return value
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _keys(option: str, value, known: tuple) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(option, f"must be an object, not {_show(value)}")
+    unknown = set(value) - set(known)
+    if unknown:
+        raise _bad(option, f"unknown keys {', '.join(sorted(map(str, unknown)))} (known: {', '.join(known)})")
+    return value
+
+
+def _method(value) -> str:
+    if not isinstance(value, str) or not _TOKEN.match(value) or len(value) > 32:
+        raise _bad("method", f"must be an HTTP method token such as \"POST\", not {_show(value)}")
+    if value.upper() in _FORBIDDEN_METHODS:
+        raise _bad("method", f"{value} is not allowed for a page load")
+    return value.upper() if value.upper() in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS") else value
+
+
+def _body(value) -> bytes:
+    if not isinstance(value, str):
+        raise _bad("body", f"must be the base64 of the bytes, a string, not {_show(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad("body", "is not valid base64") from None
+
+
+def _headers(value) -> dict:
+    if not isinstance(value, dict):
+        raise _bad("headers", f"must be an object of name -> value strings, not {_show(value)}")
+    if len(value) > MAX_HEADERS:
+        raise _bad("headers", f"at most {MAX_HEADERS} headers")
+    seen = set()
+    for name, text in value.items():
+        if not _TOKEN.match(name) or len(name) > 256:
+            raise _bad("headers", f"{_show(name)} is not a header name (an HTTP token)")
+        if name.lower() in _FORBIDDEN_HEADERS:
+            raise _bad("headers", f"{name} is set by the browser and cannot be given")
+        if name.lower() in seen:
+            raise _bad("headers", f"{name} is given twice")
+        seen.add(name.lower())
+        _text(f"headers.{name}", text, empty=True)
+    return dict(value)
+
+
+_COOKIE_KEYS = ("name", "value", "domain", "path", "secure", "httpOnly", "expires", "sameSite")
+
+
+def _cookies(value, url: str) -> list:
+    if not isinstance(value, list):
+        raise _bad("cookies", f"must be a list of cookie objects, not {_show(value)}")
+    if len(value) > MAX_COOKIES:
+        raise _bad("cookies", f"at most {MAX_COOKIES} cookies")
+    host = urlsplit(url).hostname
+    cookies = []
+    for n, item in enumerate(value):
+        where = f"cookies[{n}]"
+        _keys(where, item, _COOKIE_KEYS)
+        name = item.get("name")
+        if not isinstance(name, str) or not name or any(c in name for c in ";=,\t \r\n\0"):
+            raise _bad(where, f"'name' must be a non-empty cookie name, not {_show(name)}")
+        text = item.get("value")
+        if not isinstance(text, str) or any(c in text for c in ";\r\n\0"):
+            raise _bad(where, "'value' must be a string without ';', CR, LF or NUL")
+        cookie = {"name": name, "value": text}
+        domain = item.get("domain", host)
+        if not isinstance(domain, str) or not domain or any(c in domain for c in "/;:@ \r\n\0"):
+            raise _bad(where, f"'domain' must be a host name, not {_show(domain)}")
+        if not domain:
+            raise _bad(where, "'domain' is required for a URL without a host")
+        cookie["domain"] = domain
+        path = item.get("path", "/")
+        if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in ";\r\n\0"):
+            raise _bad(where, f"'path' must start with '/', not {_show(path)}")
+        cookie["path"] = path
+        for key in ("secure", "httpOnly"):
+            if key in item:
+                cookie[key] = _bool(f"{where}.{key}", item[key])
+        if "expires" in item:
+            expires = item["expires"]
+            if isinstance(expires, bool) or not isinstance(expires, (int, float)) or expires <= 0:
+                raise _bad(where, f"'expires' must be a positive unix time in seconds, not {_show(expires)}")
+            cookie["expires"] = float(expires)
+        if "sameSite" in item:
+            if item["sameSite"] not in SAME_SITE:
+                raise _bad(where, f"'sameSite' must be one of {', '.join(SAME_SITE)}, not {_show(item['sameSite'])}")
+            if item["sameSite"] == "None" and not cookie.get("secure"):
+                raise _bad(where, "'sameSite' None needs 'secure': true (browsers drop it otherwise)")
+            cookie["sameSite"] = item["sameSite"]
+        cookies.append(cookie)
+    return cookies
+
+
+def _viewport(value) -> dict:
+    _keys("viewport", value, ("width", "height", "device_scale_factor", "mobile"))
+    for key in ("width", "height"):
+        if key not in value:
+            raise _bad("viewport", f"{key} is required")
+        v = value[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIMENSION:
+            raise _bad("viewport", f"{key} must be an integer 1..{MAX_DIMENSION}, not {_show(v)}")
+    scale = value.get("device_scale_factor", 1)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 10:
+        raise _bad("viewport", f"device_scale_factor must be a number in (0, 10], not {_show(scale)}")
+    return {"width": value["width"], "height": value["height"], "device_scale_factor": float(scale),
+            "mobile": _bool("viewport.mobile", value.get("mobile", False))}
+
+
+def _screenshot(value) -> dict | None:
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    _keys("screenshot", value, ("type", "quality", "full_page"))
+    kind = value.get("type", "png")
+    if kind not in ("png", "jpeg"):
+        raise _bad("screenshot", f"type must be \"png\" or \"jpeg\", not {_show(kind)}")
+    quality = value.get("quality")
+    if quality is not None:
+        if kind != "jpeg":
+            raise _bad("screenshot", "quality is for type \"jpeg\" only")
+        quality = _int("screenshot.quality", quality, 0, 100)
+    return {"type": kind, "quality": quality, "full_page": _bool("screenshot.full_page", value.get("full_page", False))}
+
+
+def _pdf(value) -> dict | None:
+    if value is False or value is None:
+        return None
+    if value is True:
+        value = {}
+    _keys("pdf", value, ("format", "landscape", "print_background"))
+    paper = value.get("format", "A4")
+    if paper not in PAPER:
+        raise _bad("pdf", f"format must be one of {', '.join(PAPER)}, not {_show(paper)}")
+    return {"format": paper, "landscape": _bool("pdf.landscape", value.get("landscape", False)),
+            "print_background": _bool("pdf.print_background", value.get("print_background", False))}
+
+
+def _capture(value) -> tuple:
+    if not isinstance(value, list) or not value:
+        raise _bad("capture", f"must be a non-empty list of URL patterns, not {_show(value)}")
+    if len(value) > MAX_PATTERNS:
+        raise _bad("capture", f"at most {MAX_PATTERNS} patterns")
+    for pattern in value:
+        _text("capture", pattern, limit=2048)
+    return tuple(value)
+
+
+def validate(options: dict, url: str) -> JobOptions | None:
+    """Check the job options of a fetch of ``url`` (the request's ``options`` object, the
+    proxy options included, which are ignored here). Returns None when none of
+    :data:`OPTIONS` is given. Raises ``BadRequest`` naming the first bad option."""
+    given = {k: v for k, v in options.items() if k in OPTIONS and v is not None}
+    if not given:
+        return None
+    out = {}
+    if "method" in given:
+        out["method"] = _method(given["method"])
+    if "body" in given:
+        out["body"] = _body(given["body"])
+        out.setdefault("method", "POST")  # like curl --data: a body without a method is a POST
+        if out["method"] in ("GET", "HEAD"):
+            raise _bad("body", f"a {out['method']} request has no body (set 'method', e.g. \"POST\")")
+        out["content_type"] = "application/x-www-form-urlencoded"
+    if "content_type" in given:
+        if "body" not in given:
+            raise _bad("content_type", "is the type of 'body', which is not given")
+        out["content_type"] = _text("content_type", given["content_type"], limit=1024)
+    if "headers" in given:
+        out["headers"] = _headers(given["headers"])
+    if "cookies" in given:
+        out["cookies"] = _cookies(given["cookies"], url)
+    if "user_agent" in given:
+        out["user_agent"] = _text("user_agent", given["user_agent"], limit=1024)
+    if "viewport" in given:
+        out["viewport"] = _viewport(given["viewport"])
+    if "locale" in given:
+        locale = given["locale"]
+        if not isinstance(locale, str) or not _LOCALE.match(locale) or len(locale) > 64:
+            raise _bad("locale", f"must be a BCP 47 language tag such as \"de-DE\", not {_show(locale)}")
+        out["locale"] = locale
+    if "timezone" in given:
+        zone = given["timezone"]
+        if not isinstance(zone, str) or not _TIMEZONE.match(zone) or len(zone) > 64:
+            raise _bad("timezone", f"must be an IANA time zone such as \"Asia/Tokyo\", not {_show(zone)}")
+        out["timezone"] = zone
+    if "wait_until" in given:
+        if given["wait_until"] not in WAIT_UNTIL:
+            raise _bad("wait_until", f"must be one of {', '.join(WAIT_UNTIL)}, not {_show(given['wait_until'])}")
+        out["wait_until"] = given["wait_until"]
+    if "settle_ms" in given:
+        out["settle_ms"] = _int("settle_ms", given["settle_ms"], 0, MAX_SETTLE_MS)
+    if "screenshot" in given:
+        out["screenshot"] = _screenshot(given["screenshot"])
+    if "pdf" in given:
+        out["pdf"] = _pdf(given["pdf"])
+    if "evaluate" in given:
+        script = given["evaluate"]
+        if not isinstance(script, str) or not script.strip():
+            raise _bad("evaluate", f"must be a non-empty JavaScript string, not {_show(script)}")
+        if len(script) > MAX_SCRIPT or "\0" in script:
+            raise _bad("evaluate", f"must be at most {MAX_SCRIPT} characters, without NUL")
+        out["evaluate"] = script.strip()
+    if "capture" in given:
+        out["capture"] = _capture(given["capture"])
+    if "capture_max_bytes" in given:
+        out["capture_max_bytes"] = _int("capture_max_bytes", given["capture_max_bytes"], 0, MAX_CAPTURE_BYTES)
+    if "cookies_out" in given:
+        out["cookies_out"] = _bool("cookies_out", given["cookies_out"])
+    return JobOptions(**out)

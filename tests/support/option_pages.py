@@ -1,0 +1,146 @@
+"""Pages for the job options (issue 14), served on 127.0.0.1 by a server that records
+what each request carried: method, path, headers, body.
+
+    /echo?k=K          any method: records the request, answers a page with the method
+    /probe?k=K         a page that shows what it sees: innerWidth, navigator.userAgent,
+                       navigator.language, the Intl locale and time zone (<pre id=probe>, JSON)
+    /late-xhr          an XHR begun 100 ms after load, answered 700 ms later (#late: LATE-DONE)
+    /mutating          the DOM changes every 50 ms for 800 ms, then stops (#state: SETTLED)
+    /tall              a page 3000 CSS px tall
+    /three-pages       three blocks, each on a page of its own when printed
+    /xhr3              three fetch() of /api/item?n=1..3 (JSON) on load; #done when all came
+    /api/item?n=N      {"item": N, "nested": {"list": [N, N*2]}}
+    /set-cookie        sets cookie srv=from-server; Path=/
+    /slow?ms=N         a plain page answered after N ms
+    /empty-404         a 404 without a body (Chromium shows its own error page)
+
+Threads per request; nothing waits unbounded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+PROBE_SCRIPT = """
+const o = Intl.DateTimeFormat().resolvedOptions();
+document.getElementById('probe').textContent = JSON.stringify({
+  innerWidth: innerWidth, innerHeight: innerHeight, userAgent: navigator.userAgent,
+  language: navigator.language, locale: o.locale, timeZone: o.timeZone,
+  cookie: document.cookie});
+"""
+
+
+def _html(title: str, body: str, head: str = "") -> bytes:
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
+            f"<body>{body}</body></html>").encode()
+
+
+PAGES = {
+    "/probe": _html("probe", f"<pre id='probe'></pre><script>{PROBE_SCRIPT}</script>",
+                    "<meta name='viewport' content='width=device-width'>"),
+    "/late-xhr": _html("late", "<p id='late'>LATE-WAITING</p><script>"
+                       "addEventListener('load', () => setTimeout(() => fetch('/slow?ms=700')"
+                       ".then(r => r.text()).then(() => {"
+                       "document.getElementById('late').textContent = 'LATE-DONE'; }), 100));</script>"),
+    "/mutating": _html("mutating", "<p id='state'>CHANGING 0</p><script>"
+                       "let n = 0; const t0 = performance.now();"
+                       "const id = setInterval(() => { n++; const p = document.getElementById('state');"
+                       "if (performance.now() - t0 >= 800) { clearInterval(id); p.textContent = 'SETTLED ' + n; }"
+                       "else p.textContent = 'CHANGING ' + n; }, 50);</script>"),
+    "/tall": _html("tall", "<div style='height:3000px;background:#eee'>tall</div>",
+                   "<style>html,body{margin:0;padding:0}</style>"),
+    "/three-pages": _html("three", "".join(f"<div style='page-break-after:always'>PAGE {n}</div>" for n in (1, 2))
+                          + "<div>PAGE 3</div>"),
+    "/xhr3": _html("xhr3", "<p id='count'>0</p><script>"
+                   "Promise.all([1, 2, 3].map(n => fetch('/api/item?n=' + n).then(r => r.json())))"
+                   ".then(items => { const d = document.createElement('p'); d.id = 'done';"
+                   "d.textContent = items.length; document.body.appendChild(d); });</script>"),
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _reply(self, status: int, body: bytes, ctype: str = "text/html; charset=utf-8", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _record(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with self.server.lock:
+            self.server.seen.append({"method": self.command, "path": self.path,
+                                     "headers": {k.lower(): v for k, v in self.headers.items()},
+                                     "body": body})
+
+    def _serve(self):
+        self._record()
+        parts = urlsplit(self.path)
+        q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        path = parts.path
+        if path == "/echo":
+            return self._reply(200, _html("echo", f"<p id='method'>METHOD-{self.command}</p>"))
+        if path in PAGES:
+            return self._reply(200, PAGES[path])
+        if path == "/api/item":
+            n = int(q.get("n", "0"))
+            return self._reply(200, json.dumps({"item": n, "nested": {"list": [n, n * 2]}}).encode(),
+                               "application/json")
+        if path == "/set-cookie":
+            return self._reply(200, _html("cookie", "<p>set</p>"), headers=[("Set-Cookie", "srv=from-server; Path=/")])
+        if path == "/empty-404":
+            return self._reply(404, b"")
+        if path == "/slow":
+            time.sleep(min(int(q.get("ms", "0")), 5000) / 1000)
+            return self._reply(200, b"slow", "text/plain")
+        return self._reply(404, _html("not found", "<p>not found</p>"))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # browsers hang up on pages they gave up on
+
+
+class OptionPages:
+    """``with OptionPages() as pages: pages.url('/echo', k='x'); pages.requests('/echo?k=x')``"""
+
+    def __init__(self):
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.lock = threading.Lock()
+        self.httpd.seen = []
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="option-pages", daemon=True)
+
+    def url(self, path: str, **query) -> str:
+        qs = "&".join(f"{k}={v}" for k, v in query.items())
+        return f"http://{self.host}:{self.port}{path}" + (f"?{qs}" if qs else "")
+
+    def requests(self, path: str) -> list[dict]:
+        """Every request whose path (with its query) is ``path``, in order."""
+        with self.httpd.lock:
+            return [dict(r) for r in self.httpd.seen if r["path"] == path]
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

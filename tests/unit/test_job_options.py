@@ -1,0 +1,195 @@
+"""Validation of the job options (issue 14): each bad value is one clear ``bad_request``
+naming the option; good values come out normalized; no option: nothing to do."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from browserd import config as cfg
+from browserd.jobs import parse_fetch
+from browserd.joboptions.validate import JobOptions, validate
+from browserd_client.errors import BadRequest
+
+URL = "http://shop.example:8080/login?x=1"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+BAD = [
+    ("method", "GET POST"), ("method", 7), ("method", "CONNECT"), ("method", ""),
+    ("body", "not base64!"), ("body", 12),
+    ("content_type", "text/plain"),  # without a body
+    ("headers", ["X-A: b"]), ("headers", {"Bad Name": "x"}), ("headers", {"X-A": "a\r\nInjected: 1"}),
+    ("headers", {"X-A": 5}), ("headers", {"Host": "evil"}), ("headers", {"Content-Length": "3"}),
+    ("cookies", {"name": "a", "value": "b"}), ("cookies", [{"name": "", "value": "b"}]),
+    ("cookies", [{"name": "a"}]), ("cookies", [{"name": "a", "value": "b;c"}]),
+    ("cookies", [{"name": "a", "value": "b", "path": "nope"}]),
+    ("cookies", [{"name": "a", "value": "b", "sameSite": "Sometimes"}]),
+    ("cookies", [{"name": "a", "value": "b", "sameSite": "None"}]),
+    ("cookies", [{"name": "a", "value": "b", "expires": "tomorrow"}]),
+    ("cookies", [{"name": "a", "value": "b", "colour": "red"}]),
+    ("cookies", [{"name": "a", "value": "b", "domain": "x.org/path"}]),
+    ("user_agent", ""), ("user_agent", "a\nb"), ("user_agent", 1),
+    ("viewport", "1280x800"), ("viewport", {"width": 0, "height": 800}), ("viewport", {"width": 1280}),
+    ("viewport", {"width": 1280.5, "height": 800}), ("viewport", {"width": True, "height": 800}),
+    ("viewport", {"width": 1280, "height": 800, "device_scale_factor": 0}),
+    ("viewport", {"width": 1280, "height": 800, "mobile": "yes"}),
+    ("viewport", {"width": 1280, "height": 800, "depth": 3}),
+    ("locale", "de_DE!"), ("locale", 5), ("timezone", "Asia/../Tokyo"), ("timezone", ""),
+    ("wait_until", "idle"), ("settle_ms", -1), ("settle_ms", 1.5), ("settle_ms", True),
+    ("screenshot", "yes"), ("screenshot", {"type": "gif"}), ("screenshot", {"type": "png", "quality": 50}),
+    ("screenshot", {"type": "jpeg", "quality": 101}), ("screenshot", {"full_page": 1}),
+    ("pdf", {"format": "B5"}), ("pdf", {"landscape": "no"}), ("pdf", 1),
+    ("evaluate", ""), ("evaluate", "   "), ("evaluate", 3),
+    ("capture", "*/api/*"), ("capture", []), ("capture", [3]),
+    ("capture_max_bytes", -1), ("capture_max_bytes", "1M"),
+    ("cookies_out", "yes"),
+]
+
+
+@pytest.mark.parametrize("option,value", BAD, ids=[f"{o}={v!r}"[:60] for o, v in BAD])
+def test_a_bad_value_is_a_bad_request_naming_the_option(option, value):
+    with pytest.raises(BadRequest) as info:
+        validate({option: value}, URL)
+    print(info.value)
+    assert f"option '{option}" in str(info.value)
+
+
+def test_get_or_head_with_a_body_is_a_bad_request_naming_body():
+    for method in ("GET", "HEAD"):
+        with pytest.raises(BadRequest, match="option 'body'"):
+            validate({"method": method, "body": b64(b"x=1")}, URL)
+
+
+def test_no_new_option_means_nothing_to_do():
+    assert validate({}, URL) is None
+    assert validate({"proxy": "socks5://127.0.0.1:1"}, URL) is None
+    assert validate({"screenshot": None}, URL) is None
+
+
+def test_a_body_alone_is_a_form_post():
+    o = validate({"body": b64(b"a=1&b=2")}, URL)
+    assert (o.method, o.body, o.content_type) == ("POST", b"a=1&b=2", "application/x-www-form-urlencoded")
+    assert o.main_request and o.overrides and not o.outputs
+
+
+def test_values_come_out_normalized():
+    o = validate({"method": "put", "body": b64(b"\x00\xff"), "content_type": "application/octet-stream",
+                  "headers": {"X-A": "1"}, "cookies": [{"name": "sid", "value": "v", "secure": True,
+                                                         "sameSite": "None", "expires": 2000000000}],
+                  "viewport": {"width": 390, "height": 844, "device_scale_factor": 3, "mobile": True},
+                  "locale": "de-DE", "timezone": "America/Argentina/Buenos_Aires",
+                  "wait_until": "settled", "settle_ms": 0, "screenshot": True,
+                  "pdf": {"format": "Letter", "landscape": True}, "evaluate": "  return 1  ",
+                  "capture": ["*/api/*"], "capture_max_bytes": 0, "cookies_out": True}, URL)
+    assert o.method == "PUT" and o.body == b"\x00\xff"
+    assert o.cookies == [{"name": "sid", "value": "v", "domain": "shop.example", "path": "/",
+                          "secure": True, "sameSite": "None", "expires": 2000000000.0}]
+    assert o.viewport == {"width": 390, "height": 844, "device_scale_factor": 3.0, "mobile": True}
+    assert o.screenshot == {"type": "png", "quality": None, "full_page": False}
+    assert o.pdf == {"format": "Letter", "landscape": True, "print_background": False}
+    assert o.evaluate == "return 1" and o.capture == ("*/api/*",) and o.settle_ms == 0
+    assert o.outputs and o.overrides
+
+
+def test_parse_fetch_puts_the_options_on_the_job_and_names_unknown_ones():
+    c = cfg.load(env={}, flags={})
+    job = parse_fetch({"url": URL, "options": {"user_agent": "ua/1"}}, c, {"generic": None})
+    assert isinstance(job.options, JobOptions) and job.options.user_agent == "ua/1" and job.outputs == {}
+    assert parse_fetch({"url": URL}, c, {"generic": None}).options is None
+    with pytest.raises(BadRequest, match="unknown job options: colour"):
+        parse_fetch({"url": URL, "options": {"colour": "red"}}, c, {"generic": None})
+    with pytest.raises(BadRequest, match="option 'wait_until'"):
+        parse_fetch({"url": URL, "options": {"wait_until": "never"}}, c, {"generic": None})
+
+
+def test_in_flight_counts_requests_begun_and_not_ended():
+    from browserd.joboptions.wait import in_flight
+
+    events = [("Network.requestWillBeSent", {"requestId": "1"}), ("Network.requestWillBeSent", {"requestId": "2"}),
+              ("Network.requestWillBeSent", {"requestId": "1"}),  # a redirect hop: same request
+              ("Network.loadingFinished", {"requestId": "1"}), ("Network.requestWillBeSent", {"requestId": "3"}),
+              ("Network.loadingFailed", {"requestId": "3"}), ("Page.frameNavigated", {})]
+    assert in_flight(events) == {"2"}
+    assert in_flight(events + [("Network.loadingFinished", {"requestId": "2"})]) == set()
+
+
+@pytest.mark.parametrize("a,b,same", [
+    ("http://h:1", "http://h:1/", True), ("http://H:1/x?a=1#frag", "http://h:1/x?a=1", True),
+    ("http://h/x?a=1", "http://h/x?a=2", False), ("http://h/x", "https://h/x", False)])
+def test_the_main_request_is_recognized_by_its_url(a, b, same):
+    from browserd.joboptions.apply import _same_url
+
+    assert _same_url(a, b) is same
+
+
+class _FakeDriver:
+    """Answers ``executeCdpCommand`` from a table; its netlog holds canned events."""
+
+    def __init__(self, events, answers):
+        from browserd.navigation import NetLog
+
+        self.netlog = NetLog()
+        self.netlog.events = list(events)
+        self.netlog.pull = lambda driver: None
+        self.answers = answers
+        self.calls = []
+
+    def execute(self, command, params):
+        assert command == "executeCdpCommand"
+        self.calls.append((params["cmd"], params["params"]))
+        answer = self.answers[params["cmd"]]
+        return {"value": answer(params["params"]) if callable(answer) else answer}
+
+
+def _response(rid, url, mime="application/json"):
+    return [("Network.responseReceived", {"requestId": rid, "response": {
+                "url": url, "status": 200, "headers": {"Content-Type": mime}, "mimeType": mime}}),
+            ("Network.loadingFinished", {"requestId": rid})]
+
+
+def test_capture_keeps_matching_finished_responses_cuts_bodies_and_counts_the_rest(monkeypatch):
+    from types import SimpleNamespace
+
+    from browserd.joboptions import outputs
+
+    monkeypatch.setattr(outputs, "MAX_RESPONSES", 2)
+    events = (_response("1", "http://h/api/a") + _response("2", "http://h/page.css", "text/css")
+              + _response("3", "http://h/api/b", "image/png") + _response("4", "http://h/api/c")
+              + [("Network.responseReceived", {"requestId": "5", "response": {"url": "http://h/api/unfinished"}})])
+    bodies = {"1": {"body": "0123456789", "base64Encoded": False},
+              "3": {"body": base64.b64encode(b"\x89PNG....").decode(), "base64Encoded": True}}
+    driver = _FakeDriver(events, {"Network.getResponseBody": lambda p: bodies[p["requestId"]]})
+    job = SimpleNamespace(options=validate({"capture": ["*/api/*"], "capture_max_bytes": 4}, URL))
+    responses, dropped = outputs.capture(driver, job)
+    assert dropped == 1  # /api/c: past the count cap; /api/unfinished never finished
+    assert [(r["url"], r["body"], r["body_base64"], r["size"], r["truncated"]) for r in responses] == [
+        ("http://h/api/a", "0123", False, 10, True),
+        ("http://h/api/b", base64.b64encode(b"\x89PNG").decode(), True, 8, True)]
+    assert responses[0]["headers"] == {"content-type": "application/json"}
+
+
+def test_evaluate_runs_a_script_that_does_not_compile_as_an_async_function_body():
+    from browserd.joboptions.outputs import evaluate
+
+    compiles = {"1 + 1": {}, "return 2": {"exceptionDetails": {"text": "Illegal return statement"}}}
+    driver = _FakeDriver([], {"Runtime.compileScript": lambda p: compiles[p["expression"]],
+                              "Runtime.evaluate": {"result": {"value": 2}}})
+    evaluate(driver, "1 + 1")
+    evaluate(driver, "return 2")
+    sent = [p["expression"] for cmd, p in driver.calls if cmd == "Runtime.evaluate"]
+    assert sent == ["1 + 1", "(async () => {\nreturn 2\n})()"]
+
+
+def test_evaluate_that_throws_is_a_script_error_with_the_exception_text():
+    from browserd.joboptions.outputs import evaluate
+    from browserd_client.errors import ScriptError
+
+    driver = _FakeDriver([], {"Runtime.compileScript": {}, "Runtime.evaluate": {"exceptionDetails": {
+        "text": "Uncaught", "exception": {"description": "TypeError: boom\n    at <anonymous>:1:7"}}}})
+    with pytest.raises(ScriptError, match=r"^TypeError: boom$"):
+        evaluate(driver, "boom()")
