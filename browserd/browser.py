@@ -269,13 +269,12 @@ class Browser:
         self.last_used = time.monotonic()
         self.jobs = 0
         # What the pool knows of the browser's state across jobs (used by the job's thread
-        # and the pool under its lock, never by two jobs at once):
+        # and the pool under its lock, never by two jobs at once; its lifecycle state is
+        # the pool's, browserd.pool_states):
         self.owner: str | None = None     # the session site whose cookies/storage it carries
         self.session_urls: set = set()    # URLs its owner's jobs touched (wiped on release)
         self.prepared: set = set()        # (site, generation) whose setup_browser ran here
         self.blocked: tuple = ()          # URL patterns blocked now (Network.setBlockedURLs)
-        self.leased_to: str | None = None  # site of the job holding it (None when idle)
-        self.resetting = False            # its job is over; the reset runs
         self.dressed_by: str | None = None  # site whose hooks may have changed the tab
         self.cache_of: str | None = None  # share_cache site whose HTTP cache it carries
         self.hygiene = None               # its reset (browserd.hygiene), made on first use

@@ -19,7 +19,6 @@ import itertools
 import logging
 import secrets
 import shutil
-from collections import Counter
 import os
 import threading
 from urllib.parse import urlsplit
@@ -43,6 +42,7 @@ from .outcome import Kind, classify, navigation_failed, wrong_page_type
 from .sites.base import Page
 from .egress import NET_ERRORS
 from .hygiene import ResetUnproven, hygiene_of
+from .pool_states import IN_SERVICE, BrowserState, BrowserTable
 from .stats import Stats
 from .watchdog import Watchdog
 
@@ -114,11 +114,25 @@ class _Run:
         self.forfeited = False  # True once the pool gave up on the thread (it replaced the browser)
 
 
+S = BrowserState
+
+
 class Pool:
+    """``size`` warm browsers lent to jobs one at a time (see the module's docstring).
+
+    Thread-safety: ``_lock`` protects the browser table (every browser's state, the site
+    it is lent to), the waiters' queue, the busy tickets, ``_closing``, ``_active_jobs``
+    and ``_probed``; ``_jobs_done`` is a condition on it. Each browser's driver is used
+    by one thread at a time: the one its state names (the job's while LEASED, the reset's
+    while RESETTING, the canary's while PROBING). ``browser_factory(id, spec, workdir,
+    egress=)`` makes a browser (the seam unit tests use to run the pool without Chromium)."""
+
     def __init__(self, spec: LaunchSpec, size: int, profiles_dir: str | None, stats: Stats,
                  page_load_timeout: float = 30.0, queue_wait: float = 0.0,
-                 recycle_after: int = 0, recycle_rss: int = 0, egress=None, max_queue: int = 0):
+                 recycle_after: int = 0, recycle_rss: int = 0, egress=None, max_queue: int = 0,
+                 browser_factory=Browser):
         self.spec = spec
+        self._browser_factory = browser_factory
         self.egress = egress  # EgressProxy serving local browsers' only way out (None: Grid)
         self.queue_wait = queue_wait  # 0: a job waits for a browser up to its own deadline
         self.max_queue = max_queue    # 0: no limit; else more queued jobs get ``busy``
@@ -128,7 +142,6 @@ class Pool:
         self.canary_url: str | None = None
         self.canary_marker = ""
         self.canary_interval = 0.0
-        self._probing: set[str] = set()          # browser ids on their canary check
         self._probed: dict[str, float] = {}      # browser id -> when its last canary ended
         self.recycle_after = recycle_after
         self.recycle_rss = recycle_rss
@@ -137,12 +150,8 @@ class Pool:
         self.stats = stats
         self.page_load_timeout = page_load_timeout
         self._lock = threading.Lock()
-        self._idle: deque[Browser] = deque()
+        self._table = BrowserTable(self._lock)  # every browser's state: the only bookkeeping
         self._waiters: deque[_Waiter] = deque()
-        self._in_use: Counter = Counter()  # site name -> browsers it holds (job + reset)
-        self._browsers: dict[str, Browser] = {}
-        self._starting = 0
-        self._resetting = 0
         self._active_jobs = 0
         self._jobs_done = threading.Condition(self._lock)
         self._closing = False
@@ -153,28 +162,41 @@ class Pool:
     # -- life ------------------------------------------------------------------------------
 
     def _new_browser(self) -> Browser:
+        """(Lock held.) A new browser, registered as STARTING (not started yet)."""
         browser_id = f"b{next(self._ids)}"
         workdir = os.path.join(self.profiles_dir, browser_id) if self.profiles_dir else None
-        return Browser(browser_id, self.spec, workdir, egress=self.egress)
+        browser = self._browser_factory(browser_id, self.spec, workdir, egress=self.egress)
+        self._table.add(browser)
+        return browser
+
+    def _change(self, browser: Browser, new: BrowserState, reason: str = "", site: str | None = None) -> None:
+        """(Lock held.) The one way a browser changes state (checked by the table); wakes
+        :meth:`wait_for_jobs` when a reset ends."""
+        if self._table.change(browser, new, reason, site) is S.RESETTING:
+            self._jobs_done.notify_all()
 
     def start_browsers(self) -> float:
         """Start ``size`` browsers in parallel, one thread each (all joined on return).
         If any fails, the started ones are stopped and the first error is raised."""
         t0 = time.monotonic()
-        browsers = [self._new_browser() for _ in range(self.size)]
+        with self._lock:
+            browsers = [self._new_browser() for _ in range(self.size)]
         with ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="start") as ex:
             futures = [ex.submit(b.start) for b in browsers]
             errors = [f.exception() for f in futures]
         failed = [e for e in errors if e is not None]
         if failed:
+            with self._lock:
+                for b in browsers:
+                    self._change(b, S.DEAD, "the pool failed to start")
             with ThreadPoolExecutor(max_workers=self.size) as ex:
                 for b, e in zip(browsers, errors):
                     if e is None:
                         ex.submit(b.quit)
             raise failed[0] if isinstance(failed[0], BrowserStartError) else BrowserStartError(str(failed[0]))
         for b in browsers:
-            self._browsers[b.id] = b
-            self._idle.append(b)
+            with self._lock:
+                self._change(b, S.IDLE, "started")
             logger.info("browser=%s started in %.3fs (chromedriver pid %d, port %d)",
                         b.id, b.start_seconds, b.driver_pid, b.port)
         return time.monotonic() - t0
@@ -190,10 +212,12 @@ class Pool:
         self._resetter = ThreadPoolExecutor(max_workers=max(2, self.size), thread_name_prefix="reset")
 
     def browsers(self) -> list[Browser]:
+        """The browsers in service (idle, leased, resetting, probing), oldest first."""
         with self._lock:
-            return list(self._browsers.values())
+            return self._table.all()
 
     def drop_http_connections(self) -> None:
+        """Close every browser's keep-alive sockets to chromedriver (before the fork)."""
         for b in self.browsers():
             b.drop_http_connections()
 
@@ -208,7 +232,7 @@ class Pool:
         """Wait until no job is running; False if some still run at the timeout."""
         deadline = time.monotonic() + timeout
         with self._jobs_done:
-            while self._active_jobs or self._resetting:
+            while self._active_jobs or self._table.count(S.RESETTING):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -219,9 +243,9 @@ class Pool:
         """Quit every browser (in parallel), including ones still busy."""
         self._wake_waiters_closing()
         with self._lock:
-            browsers = list(self._browsers.values())
-            self._browsers.clear()
-            self._idle.clear()
+            browsers = self._table.all()
+            for b in browsers:
+                self._change(b, S.DEAD, "the pool closes")
         if browsers:
             with ThreadPoolExecutor(max_workers=len(browsers), thread_name_prefix="quit") as ex:
                 list(ex.map(lambda b: b.quit(timeout), browsers))
@@ -266,7 +290,7 @@ class Pool:
                 pass
             if self._closing:
                 raise ShuttingDown("browserd is shutting down")
-            capped = waiter.cap and self._in_use[waiter.site] >= waiter.cap
+            capped = waiter.cap and self._table.sites_in_use()[waiter.site] >= waiter.cap
             if job is not None and job.aborted:
                 raise self._aborted_error(job)
             if job is not None and job.remaining() <= 0:
@@ -275,7 +299,7 @@ class Pool:
                 raise self._busy(f"site {waiter.site!r} kept all {waiter.cap} browsers of its "
                                  f"concurrency cap busy for {timeout:.1f}s", waiter.since)
             raise self._busy(f"no browser became free within {timeout:.1f}s "
-                             f"({len(self._browsers)} browsers, all busy)", waiter.since)
+                             f"({self._table.count(*IN_SERVICE)} browsers, all busy)", waiter.since)
 
     def _enqueue(self, waiter: _Waiter) -> None:
         """(Lock held.) A newcomer goes last; a ticket holder goes back to its place: before
@@ -306,41 +330,41 @@ class Pool:
             self._tickets.popitem(last=False)
         per_job = self.stats.typical_job_seconds() or 1.0
         ahead = sum(1 for w in self._waiters if w.since <= since)
-        retry_after = per_job * (ahead + 1) / max(1, len(self._browsers))
+        retry_after = per_job * (ahead + 1) / max(1, self._table.count(*IN_SERVICE))
         retry_after = round(min(RETRY_AFTER_MAX, max(RETRY_AFTER_MIN, retry_after)), 2)
         return Busy(message, retry_after=retry_after, ticket=ticket)
 
     def _dispatch(self) -> None:
         """(Lock held.) Lend idle browsers to waiters, oldest first, skipping waiters whose
         site is at its concurrency cap."""
-        if not self._idle or not self._waiters:
+        if not self._waiters:
             return
         for waiter in list(self._waiters):
-            if not self._idle:
+            idle = self._table.in_state(S.IDLE)
+            if not idle:
                 return
-            if waiter.cap and self._in_use[waiter.site] >= waiter.cap:
+            if waiter.cap and self._table.sites_in_use()[waiter.site] >= waiter.cap:
                 continue
-            browser = self._choose(waiter)
+            browser = self._choose(waiter, idle)
             if browser is None:
                 continue  # its own browser is being reset: cheaper to wait than to log in again
-            self._idle.remove(browser)
             self._waiters.remove(waiter)
             if browser.owner is not None and browser.owner != waiter.site:
                 waiter.wiped_owner = browser.owner
                 browser.owner = None
             if waiter.keep:
                 browser.owner = waiter.site
-            browser.leased_to = waiter.site
-            self._in_use[waiter.site] += 1
+            self._change(browser, S.LEASED, site=waiter.site)
             waiter.browser = browser
             waiter.event.set()
 
-    def _choose(self, waiter: _Waiter) -> Browser | None:
-        """(Lock held, a browser idle.) The browser carrying the waiter's own session, else
-        a clean one (longest idle first), else one carrying another site's session. None
-        when the waiter should rather wait for a browser that is only being reset."""
+    def _choose(self, waiter: _Waiter, idle: list) -> Browser | None:
+        """(Lock held.) Of the ``idle`` browsers (longest idle first): the one carrying
+        the waiter's own session, else a clean one, else one carrying another site's
+        session. None when the waiter should rather wait for a browser that is only
+        being reset."""
         clean = other = None
-        for b in self._idle:
+        for b in idle:
             if b.owner == waiter.site:
                 return b
             if b.owner is None:
@@ -349,7 +373,7 @@ class Pool:
                 other = other or b
         # Rather than log in again, or wipe another site's session, wait for a browser
         # that is only being reset (tens of milliseconds).
-        resetting = {b.owner for b in self._browsers.values() if b.resetting}
+        resetting = {b.owner for b in self._table.in_state(S.RESETTING)}
         if waiter.keep and waiter.site in resetting:
             return None
         if clean is not None:
@@ -358,21 +382,14 @@ class Pool:
             return None
         return other
 
-    def _release(self, browser: Browser) -> None:
-        """(Lock held.) The browser's lease is over: its site's slot is free again."""
-        if browser.leased_to is not None:
-            self._in_use[browser.leased_to] -= 1
-            if self._in_use[browser.leased_to] <= 0:
-                del self._in_use[browser.leased_to]
-            browser.leased_to = None
-
     def _checkin(self, browser: Browser) -> None:
+        """A started, reset or checked browser becomes IDLE and goes to the oldest waiter
+        that may take it; nothing happens if it was taken out of service meanwhile
+        (replaced, or the pool closed)."""
         browser.last_used = time.monotonic()
         with self._lock:
-            browser.resetting = False
-            self._release(browser)
-            if browser.id in self._browsers:
-                self._idle.append(browser)
+            if self._table.state(browser) not in (S.REPLACING, S.RECYCLING, S.DEAD):
+                self._change(browser, S.IDLE, "checked in")
             self._dispatch()
 
     # -- jobs --------------------------------------------------------------------------------
@@ -706,6 +723,9 @@ class Pool:
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
 
     def _schedule_reset(self, browser: Browser, clear_session: bool, urls, clear_cache: bool = True) -> None:
+        """(The job's thread, its job over.) LEASED -> RESETTING, and the reset runs on a
+        reset thread (in the caller's without threads). Nothing happens if the browser
+        was taken out of service meanwhile (replaced, or the pool closed)."""
         if clear_session and browser.session_urls:
             urls = list(urls) + sorted(browser.session_urls)
             browser.session_urls = set()
@@ -713,14 +733,17 @@ class Pool:
         # the next job's begin_job forgets it): the origins its documents may have written.
         contacted = self.egress.contacted(browser.id) if self.egress is not None else []
         with self._lock:
-            self._resetting += 1
-            browser.resetting = True
+            if self._table.state(browser) is not S.LEASED:
+                return
+            self._change(browser, S.RESETTING, "job over")
         if self._resetter is None:  # foreground use without threads (tests, tools)
             self._reset(browser, clear_session, urls, contacted, clear_cache)
             return
         self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache)
 
     def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True) -> None:
+        """(A RESETTING browser's reset thread.) Reset it under the ``RESET_LIMIT``
+        watchdog; check it in if it is proven clean, else replace it."""
         t0 = time.monotonic()
         handle = self.watchdog.arm(t0 + RESET_LIMIT, browser.kill)
         reason = "reset failed"
@@ -741,9 +764,6 @@ class Pool:
             ok = False
         finally:
             self.watchdog.disarm(handle)
-            with self._lock:
-                self._resetting -= 1
-                self._jobs_done.notify_all()
         if ok:
             self._checkin(browser)
         else:
@@ -751,68 +771,84 @@ class Pool:
 
     # -- replacement -------------------------------------------------------------------------
 
-    def replace(self, browser: Browser, reason: str, event: str = "replaced") -> None:
-        """Take ``browser`` out of the pool, kill it, and start a new one in the background.
-        ``event`` is what status counts it as: replaced (broken) or recycled (planned)."""
+    def replace(self, browser: Browser, reason: str, event: str = "replaced", only_from=None) -> bool:
+        """The one way a browser leaves service: REPLACING (``event`` "replaced": broken)
+        or RECYCLING ("recycled": planned), its processes killed at once, and a new
+        browser started in the background (none once the pool closes); ``event`` is what
+        status counts.
+
+        Contract: callable from any thread without the pool's lock; idempotent — a
+        browser already out of service (replacing, recycling, dead) is left alone and
+        False returned, so the job's thread, the watchdog, the reset and the health
+        checks may all call it for the same browser. ``only_from``: act only when the
+        browser is in one of these states (False otherwise). True when this call took
+        the browser out of service. Raises ``IllegalTransition`` for a STARTING browser
+        (nobody holds one) or a recycle from a state that does not allow it."""
+        target = S.RECYCLING if event == "recycled" else S.REPLACING
         with self._lock:
-            if self._browsers.pop(browser.id, None) is None:
-                return
-            try:
-                self._idle.remove(browser)
-            except ValueError:
-                pass
-            self._release(browser)
+            state = self._table.state(browser)
+            if state not in IN_SERVICE or (only_from is not None and state not in only_from):
+                return False
+            self._change(browser, target, reason)
             self._probed.pop(browser.id, None)
-            self._dispatch()
             closing = self._closing
-            if not closing:
-                self._starting += 1
+            new = None if closing else self._new_browser()
+            self._dispatch()  # its site's slot is free
         (logger.info if event == "recycled" else logger.warning)("browser=%s %s: %s", browser.id, event, reason)
         self.stats.count(event)
         browser.kill()
         if closing:
             browser.quit(timeout=2)
-            return
-        threading.Thread(target=self._start_replacement, args=(browser,),
+            with self._lock:
+                self._change(browser, S.DEAD, "stopped")
+            return True
+        threading.Thread(target=self._start_replacement, args=(browser, new),
                          name=f"replace-{browser.id}", daemon=True).start()
+        return True
 
-    def _start_replacement(self, old: Browser) -> None:
+    def _start_replacement(self, old: Browser, new: Browser) -> None:
+        """(Its own thread.) Stop ``old``, then start ``new`` (STARTING) until one starts,
+        retrying with a fresh browser and exponential backoff; check it in."""
         old.quit(timeout=2)  # reap and remove its directory before starting another
-        delay = 1.0
-        try:
-            while True:
-                with self._lock:
-                    if self._closing:
-                        return
-                new = self._new_browser()
+        with self._lock:
+            self._change(old, S.DEAD, f"replaced by {new.id}")
+        delay = 0.0
+        while True:
+            if delay:
+                time.sleep(delay)
+            with self._lock:
+                closing = self._closing
+            if not closing:
                 try:
                     new.start()
                 except BrowserStartError as exc:
+                    delay = min(delay * 2, 30.0) or 1.0
                     logger.error("replacement for browser=%s failed: %s; retry in %.0fs", old.id, exc, delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-                    continue
-                with self._lock:
-                    if self._closing:
-                        closing = True
-                    else:
-                        closing = False
-                        self._browsers[new.id] = new
-                if closing:
-                    new.quit(timeout=2)
+                    with self._lock:
+                        self._change(new, S.DEAD, "start failed")
+                        closing = self._closing
+                        if not closing:
+                            new = self._new_browser()
+                    if not closing:
+                        continue
                     return
-                logger.info("browser=%s started in %.3fs (replaces %s)", new.id, new.start_seconds, old.id)
-                self._checkin(new)
-                return
-        finally:
             with self._lock:
-                self._starting -= 1
+                closing = self._closing
+                if closing:
+                    self._change(new, S.DEAD, "the pool closes")
+            if closing:
+                new.quit(timeout=2)
+                return
+            logger.info("browser=%s started in %.3fs (replaces %s)", new.id, new.start_seconds, old.id)
+            self._checkin(new)
+            return
 
     def check_idle(self, measure_rss: bool = False) -> int:
         """Replace idle browsers whose processes died, and (with ``measure_rss``) recycle
-        idle ones whose process tree grew past ``recycle_rss``; returns how many."""
+        idle ones whose process tree grew past ``recycle_rss``; returns how many.
+        Called by the arbiter's health thread."""
         with self._lock:
-            idle = list(self._idle)
+            idle = self._table.in_state(S.IDLE)
         acted = 0
         now = time.monotonic()
         for b in idle:
@@ -823,17 +859,14 @@ class Pool:
                 self.replace(b, "found dead while idle")
                 acted += 1
             elif measure_rss and self.recycle_rss and b.rss() > self.recycle_rss:
-                with self._lock:
-                    if b not in self._idle:
-                        continue  # checked out meanwhile; next round
-                    self._idle.remove(b)
-                self.replace(b, f"process tree RSS over {self.recycle_rss >> 20} MiB", event="recycled")
-                acted += 1
+                if self.replace(b, f"process tree RSS over {self.recycle_rss >> 20} MiB", event="recycled",
+                                only_from={S.IDLE}):  # one checked out meanwhile waits for the next round
+                    acted += 1
         return acted
 
     def start_canaries(self) -> int:
         """Send idle browsers whose last job or canary is ``canary_interval`` old on a canary
-        check (on the reset threads; each is out of the idle queue meanwhile). Returns how many."""
+        check (IDLE -> PROBING, on the reset threads). Returns how many."""
         if not self.canary_url or not self.canary_interval or self._resetter is None:
             return 0
         now = time.monotonic()
@@ -841,10 +874,9 @@ class Pool:
         with self._lock:
             if self._closing:
                 return 0
-            for b in list(self._idle):
+            for b in self._table.in_state(S.IDLE):
                 if now - max(b.last_used, self._probed.get(b.id, 0.0)) >= self.canary_interval:
-                    self._idle.remove(b)
-                    self._probing.add(b.id)
+                    self._change(b, S.PROBING, "canary")
                     due.append(b)
         for b in due:
             self._resetter.submit(self._canary, b)
@@ -854,11 +886,31 @@ class Pool:
         """Render the canary page and check its marker, under a deadline that kills the
         browser (a frozen renderer or Chromium never answers); then reset and check in, or
         replace."""
-        from selenium.webdriver.common.by import By
-
         t0 = time.monotonic()
         handle = self.watchdog.arm(t0 + CANARY_LIMIT, browser.kill)
-        problem = None
+        try:
+            problem = self._render_canary(browser, t0)
+        finally:
+            self.watchdog.disarm(handle)
+        if browser.killed and problem is None:
+            problem = f"no answer within {CANARY_LIMIT:.0f}s"
+        with self._lock:
+            self._probed[browser.id] = time.monotonic()
+        if problem is not None:
+            self.stats.count("canary_failed")
+            self.replace(browser, f"canary failed after {time.monotonic() - t0:.1f}s: {problem}")
+            return
+        logger.debug("browser=%s canary passed in %.3fs", browser.id, time.monotonic() - t0)
+        with self._lock:
+            if self._table.state(browser) is not S.PROBING:
+                return
+            self._change(browser, S.RESETTING, "canary passed")
+        self._reset(browser, False, [self.canary_url], (), False)  # checks it in, or replaces it
+
+    def _render_canary(self, browser: Browser, t0: float) -> str | None:
+        """Load the canary page; None if its marker appeared in time, else what went wrong."""
+        from selenium.webdriver.common.by import By
+
         try:
             if self.egress is not None:
                 self.egress.begin_job(browser.id, None)
@@ -868,38 +920,21 @@ class Pool:
             while True:
                 found = driver.find_elements(By.ID, "built")
                 if found and self.canary_marker in found[0].text:
-                    break
+                    return None
                 if time.monotonic() - t0 > CANARY_LIMIT or browser.killed:
-                    problem = "its marker never appeared"
-                    break
+                    return "its marker never appeared"
                 time.sleep(0.05)
         except Exception as exc:  # noqa: BLE001 - any failure is the canary's verdict
-            problem = f"{type(exc).__name__}: {_first_line(exc)}"
-        finally:
-            self.watchdog.disarm(handle)
-        if browser.killed and problem is None:
-            problem = f"no answer within {CANARY_LIMIT:.0f}s"
-        with self._lock:
-            self._probing.discard(browser.id)
-            self._probed[browser.id] = time.monotonic()
-        if problem is not None:
-            self.stats.count("canary_failed")
-            self.replace(browser, f"canary failed after {time.monotonic() - t0:.1f}s: {problem}")
-            return
-        logger.debug("browser=%s canary passed in %.3fs", browser.id, time.monotonic() - t0)
-        with self._lock:
-            self._resetting += 1
-            browser.resetting = True
-        self._reset(browser, False, [self.canary_url], (), False)  # checks it in, or replaces it
+            return f"{type(exc).__name__}: {_first_line(exc)}"
 
     def _check_remote(self, browser: Browser) -> int:
         """A Grid session can only be checked by a command; taking it out of the idle
-        queue first keeps the driver to one thread. The check also keeps the session from
-        the node's idle timeout. Returns 1 if it was found dead (and replaced)."""
+        queue first (PROBING) keeps the driver to one thread. The check also keeps the
+        session from the node's idle timeout. Returns 1 if it was found dead (and replaced)."""
         with self._lock:
-            if browser not in self._idle:
+            if self._table.state(browser) is not S.IDLE:
                 return 0
-            self._idle.remove(browser)
+            self._change(browser, S.PROBING, "Grid keep-alive")
         if browser.healthy():
             self._checkin(browser)
             return 0
@@ -907,19 +942,22 @@ class Pool:
         return 1
 
     def snapshot(self) -> dict:
+        """The pool's figures for ``status`` (see the README's status table): counts by
+        state, waiters, active jobs, browsers held per site, and one entry per browser in
+        service (``state``: "idle", "probing" or "busy")."""
+        labels = {S.IDLE: "idle", S.PROBING: "probing"}
         with self._lock:
-            total = len(self._browsers)
-            idle = len(self._idle)
+            t = self._table
+            total, idle = t.count(*IN_SERVICE), t.count(S.IDLE)
             return {
                 "size": self.size, "total": total, "idle": idle, "busy": total - idle,
-                "starting": self._starting, "resetting": self._resetting,
+                "starting": t.count(S.STARTING), "resetting": t.count(S.RESETTING),
                 "waiters": len(self._waiters), "active_jobs": self._active_jobs,
-                "sites_in_use": dict(self._in_use),
-                "browsers": [{"id": b.id, "jobs": b.jobs,
-                              "state": "idle" if b in self._idle else "probing" if b.id in self._probing else "busy",
-                              "site": b.leased_to, "session_of": b.owner,
+                "sites_in_use": dict(t.sites_in_use()),
+                "browsers": [{"id": b.id, "jobs": b.jobs, "state": labels.get(t.state(b), "busy"),
+                              "site": t.site_of(b), "session_of": b.owner,
                               "driver_pid": b.driver_pid, "chromium_pid": b.chromium_pid}
-                             for b in self._browsers.values()],
+                             for b in t.all()],
             }
 
 
