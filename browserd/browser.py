@@ -647,20 +647,6 @@ class Browser:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def is_browser_failure(exc: BaseException) -> bool:
-    """Does this exception say the browser or its driver is gone (not the page)?"""
-    if isinstance(exc, (ConnectionError, OSError)):
-        return True
-    text = str(exc).lower()
-    markers = ("invalid session id", "session deleted", "disconnected", "chrome not reachable",
-               "unable to find session", "session timed out",
-               "no such window", "tab crashed", "target window already closed", "max retries exceeded",
-               "connection refused", "connection aborted", "remote end closed")
-    if isinstance(exc, WebDriverException) or type(exc).__module__.startswith("urllib3"):
-        return any(m in text for m in markers) or type(exc).__module__.startswith("urllib3")
-    return False
-
-
 def _origin(url: str) -> str | None:
     from urllib.parse import urlsplit
 

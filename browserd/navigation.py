@@ -41,6 +41,7 @@ class Document:
     request_id: str | None = None
     download: dict | None = None                    # {"guid", "url", "filename", "state"}
     navigations: int = 0                            # of the main frame during the job
+    error_page: bool = False                        # the frame shows Chromium's error page
 
     def wire(self) -> dict:
         return {"status": self.status, "headers": self.headers, "mime_type": self.mime_type,
@@ -161,13 +162,15 @@ def _int(value):
         return None
 
 
-def main_frame_id(driver) -> str | None:
-    """The top frame's id (it stays the same across the tab's navigations)."""
+def main_frame(driver) -> dict:
+    """The top frame as DevTools' ``Page.getFrameTree`` describes it (``{}`` if it
+    cannot be read): ``id`` stays the same across the tab's navigations;
+    ``unreachableUrl`` is set while the frame shows Chromium's error page for that URL."""
     try:
         tree = driver.execute("executeCdpCommand", {"cmd": "Page.getFrameTree", "params": {}})["value"]
-        return tree["frameTree"]["frame"]["id"]
+        return dict(tree["frameTree"]["frame"])
     except (WebDriverException, KeyError, TypeError):
-        return None
+        return {}
 
 
 def response_body(driver, request_id: str) -> bytes | None:

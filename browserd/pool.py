@@ -35,10 +35,11 @@ from browserd_client.protocol import MAX_REPLY_BYTES
 
 from .browser import (
     DEFAULT_DIALOGS, Browser, BrowserStartError, LaunchSpec, allow_downloads, cancel_downloads,
-    clear_session_state, deny_downloads, is_browser_failure, reset_browser, set_blocking,
+    clear_session_state, deny_downloads, reset_browser, set_blocking,
 )
-from .navigation import MAX_NAVIGATIONS, PAGE_TYPES, Document, NetLog, main_frame_id, response_body
-from .outcome import Kind, classify, navigation_failed, wrong_page_type
+from .job_context import JobContext, apply_options, collect_outputs
+from .navigation import MAX_NAVIGATIONS, PAGE_TYPES, Document, NetLog, main_frame, response_body
+from .outcome import Kind, Outcome, classify, navigation_failed, wrong_page_type
 from .sites.base import Page
 from .egress import NET_ERRORS
 from .hygiene import ResetUnproven, hygiene_of
@@ -460,84 +461,136 @@ class Pool:
         threading.Thread(target=interrupt, name=f"interrupt-{run.job.id}", daemon=True).start()
 
     def _drive(self, run: "_Run") -> None:
-        """The job's thread: the only one using this browser's driver during the job.
-        What the job's end means is decided by :func:`browserd.outcome.classify`; its
-        ``fate`` decides the browser's: reset and check in, recycle, or replace."""
-        browser, job, site = run.browser, run.job, run.site
-        touched = [job.url]
-        session_kept = site.keep_session
-        netlog, doc, exc = NetLog(), None, None
-        downloads = None
+        """The job's thread: the only one using this browser's driver during the job. A
+        flat list of named steps on one :class:`JobContext`; what the job's end means is
+        decided by :func:`browserd.outcome.classify`, and its ``fate`` decides the
+        browser's: reset and check in, recycle, or replace."""
+        ctx = JobContext(run.browser, run.job, run.site, run.wiped_owner)
         try:
-            job.check()
-            driver = browser.driver
-            driver.netlog = netlog
-            driver.dialog_policy = dict(DEFAULT_DIALOGS, **(getattr(site, "dialogs", None) or {}))
-            driver.set_page_load_timeout(max(0.05, self._page_load_limit(job)))
-            downloads = self._begin_downloads(browser, job)
-            touched += self._before(run)
-            page = None
-            try:
-                page = site.fetch(driver, job)
-                if not isinstance(page, Page):
-                    raise wrong_page_type(site.name, page)
-                touched.append(page.url)
-            finally:
-                if not job.aborted and not browser.killed:
-                    session_kept = self._after(run, page if isinstance(page, Page) else None) and session_kept
-            job.check()
-            run.page, doc = self._complete(run, page, netlog, downloads)
-            browser.jobs += 1
-            refused = self.egress.refused(browser.id) if self.egress is not None else []
-            if refused:  # subresources, frames, workers the policy kept out: not loaded
-                job.notes["egress_refused"] = refused
+            self._prepare(ctx)        # page-load limit, dialogs, downloads, session wipe, site hooks
+            apply_options(ctx)        # the job's own options, before the navigation (issue #14)
+            self._fetch(ctx)          # the site's fetch, then its after_job
+            self._read_result(ctx)    # what the network events say of the main document
+            collect_outputs(ctx)      # what the job's options ask for, after the wait (issue #14)
         except BaseException as raised:  # noqa: BLE001 - classified below, never swallowed blindly
-            exc = raised
-            if doc is None and not job.aborted and not browser.killed:
-                doc = self._document(browser, netlog)
+            ctx.error = raised
+            self._read_failed_document(ctx)
         finally:
-            outcome = classify(
-                exc, job=job, site_name=site.name, doc=doc, browser_killed=browser.killed,
-                browser_alive=browser.alive, is_browser_failure=is_browser_failure,
-                load_error=lambda net_error: self._load_error(browser, job.url, net_error),
-                aborted_error=self._aborted_error)
-            if outcome.kind is Kind.SITE and not isinstance(exc, BrowserdError):
-                logger.error("job=%s site=%s raised", job.id, site.name, exc_info=exc)
-            if outcome.kind is Kind.BROWSER:
-                run.error = _Broken(_first_line(exc) or type(exc).__name__)
-            elif outcome.error is not None:
-                run.error = outcome.error
-                run.page = None
-            fate = outcome.fate
-            dialogs = netlog.dialogs()
-            if dialogs:
-                job.notes["dialogs"] = dialogs
-            touched += netlog.frame_urls()
-            if not browser.killed and downloads is not None:
-                self._end_downloads(browser, netlog, downloads)
-            elif downloads is not None:
-                shutil.rmtree(downloads, ignore_errors=True)
-            browser.driver.netlog = None
+            outcome = self._classify(ctx)
+            self._answer(run, ctx, outcome)
+            self._wind_down(ctx)
             with run.lock:
                 forfeited = run.forfeited
                 run.done.set()
             if not forfeited:
-                if fate == "replace" or browser.killed:
-                    self.replace(browser, f"broke under job {job.id}: {run.error}")
-                elif self.recycle_after and browser.jobs >= self.recycle_after:
-                    self.replace(browser, f"served {browser.jobs} jobs (recycle_after)", event="recycled")
-                else:
-                    if _has_hooks(site):  # its hooks may have changed the tab (viewport, UA, ...)
-                        browser.dressed_by = site.name
-                    browser.cache_of = site.name if site.share_cache else None
-                    if session_kept and run.wiped_owner is None:
-                        self._schedule_reset(browser, clear_session=False, urls=touched,
-                                             clear_cache=not site.share_cache)
-                    else:
-                        if browser.owner is not None:  # after_job failed, or the wipe never ran
-                            self._drop_session(browser)
-                        self._schedule_reset(browser, clear_session=True, urls=touched,
-                                             clear_cache=not site.share_cache)
+                self._dispose(ctx, outcome, run.error)
+
+    def _prepare(self, ctx: JobContext) -> None:
+        """Ready the browser for the job: the job's NetLog and dialog policy on the driver,
+        the page-load limit, the job's download directory, then the site (:meth:`_before`)."""
+        browser, job, site = ctx.browser, ctx.job, ctx.site
+        job.check()
+        driver = browser.driver
+        driver.netlog = ctx.netlog
+        driver.dialog_policy = dict(DEFAULT_DIALOGS, **(getattr(site, "dialogs", None) or {}))
+        driver.set_page_load_timeout(max(0.05, self._page_load_limit(job)))
+        ctx.downloads = self._begin_downloads(browser, job)
+        ctx.touched += self._before(ctx)
+
+    def _fetch(self, ctx: JobContext) -> None:
+        """The site's ``fetch`` (which must return a Page), then its ``after_job`` unless
+        the job was aborted or the browser killed; raises what they raise."""
+        page = None
+        try:
+            page = ctx.site.fetch(ctx.browser.driver, ctx.job)
+            if not isinstance(page, Page):
+                raise wrong_page_type(ctx.site.name, page)
+            ctx.touched.append(page.url)
+        finally:
+            if not ctx.job.aborted and not ctx.browser.killed:
+                kept = self._after(ctx, page if isinstance(page, Page) else None)
+                ctx.session_kept = kept and ctx.session_kept
+        ctx.job.check()
+        ctx.page = page
+
+    def _read_result(self, ctx: JobContext) -> None:
+        """The page with its main document's metadata or body (:meth:`_complete`); the
+        requests the egress policy refused go to the job's notes."""
+        browser = ctx.browser
+        ctx.page, ctx.doc = self._complete(ctx, ctx.page)
+        browser.jobs += 1
+        refused = self.egress.refused(browser.id) if self.egress is not None else []
+        if refused:  # subresources, frames, workers the policy kept out: not loaded
+            ctx.job.notes["egress_refused"] = refused
+
+    def _read_failed_document(self, ctx: JobContext) -> None:
+        """After a failure: what the network events say of the main document (its net
+        error names a failed load), unless the job was aborted or the browser killed."""
+        if ctx.doc is not None or ctx.job.aborted or ctx.browser.killed:
+            return
+        try:
+            ctx.doc = self._document(ctx.browser, ctx.netlog)
+        except Exception as exc:  # noqa: BLE001 - the browser may be gone: classify decides
+            logger.debug("job=%s browser=%s: document unreadable: %s", ctx.job.id, ctx.browser.id,
+                         _first_line(exc))
+
+    def _classify(self, ctx: JobContext) -> Outcome:
+        """The job's :class:`~browserd.outcome.Outcome` (a site's own bug is logged)."""
+        browser, job = ctx.browser, ctx.job
+        outcome = classify(
+            ctx.error, job=job, site_name=ctx.site.name, doc=ctx.doc, browser_killed=browser.killed,
+            browser_alive=browser.alive, browser_responds=browser.healthy,
+            load_error=lambda net_error: self._load_error(browser, job.url, net_error),
+            aborted_error=self._aborted_error)
+        if outcome.kind is Kind.SITE and not isinstance(ctx.error, BrowserdError):
+            logger.error("job=%s site=%s raised", job.id, ctx.site.name, exc_info=ctx.error)
+        return outcome
+
+    @staticmethod
+    def _answer(run: "_Run", ctx: JobContext, outcome: Outcome) -> None:
+        """What :meth:`_execute` answers: the page, or the outcome's error (a browser's
+        failure as ``_Broken``, which the job may retry on another browser)."""
+        if outcome.kind is Kind.BROWSER:
+            run.error = _Broken(_first_line(ctx.error) or type(ctx.error).__name__)
+        elif outcome.error is not None:
+            run.error = outcome.error
+        else:
+            run.page = ctx.page
+            if ctx.outputs:
+                ctx.page.outputs = ctx.outputs
+        dialogs = ctx.netlog.dialogs()
+        if dialogs:
+            ctx.job.notes["dialogs"] = dialogs
+
+    def _wind_down(self, ctx: JobContext) -> None:
+        """End the job's downloads (cancel, deny, delete the directory) and detach its
+        NetLog; the frames it navigated join the origins the reset wipes."""
+        browser = ctx.browser
+        ctx.touched += ctx.netlog.frame_urls()
+        if ctx.downloads is not None and not browser.killed:
+            self._end_downloads(browser, ctx.netlog, ctx.downloads)
+        elif ctx.downloads is not None:
+            shutil.rmtree(ctx.downloads, ignore_errors=True)
+        browser.driver.netlog = None
+
+    def _dispose(self, ctx: JobContext, outcome: Outcome, error) -> None:
+        """The browser's fate after the job: replace it (broken or killed), recycle it
+        (``recycle_after``), or reset it (keeping the session of a session site)."""
+        browser, job, site = ctx.browser, ctx.job, ctx.site
+        if outcome.fate == "replace" or browser.killed:
+            self.replace(browser, f"broke under job {job.id}: {error}")
+            return
+        if self.recycle_after and browser.jobs >= self.recycle_after:
+            self.replace(browser, f"served {browser.jobs} jobs (recycle_after)", event="recycled")
+            return
+        if _has_hooks(site):  # its hooks may have changed the tab (viewport, UA, ...)
+            browser.dressed_by = site.name
+        browser.cache_of = site.name if site.share_cache else None
+        keep = ctx.session_kept and ctx.wiped_owner is None
+        if not keep and browser.owner is not None:  # after_job failed, or the wipe never ran
+            self._drop_session(browser)
+        self._schedule_reset(browser, clear_session=not keep, urls=ctx.touched,
+                             clear_cache=not site.share_cache, undo=ctx.undo)
 
     def _page_load_limit(self, job) -> float:
         """``page_load_timeout``, or the job's whole time when the job asked for more."""
@@ -550,14 +603,19 @@ class Pool:
 
     @staticmethod
     def _document(browser: Browser, netlog: NetLog) -> Document:
+        """The main document as the network events tell it (read now), and whether the
+        main frame shows Chromium's error page (DevTools' ``unreachableUrl``)."""
         netlog.pull(browser.driver)
-        return netlog.document(main_frame_id(browser.driver))
+        frame = main_frame(browser.driver)
+        doc = netlog.document(frame.get("id"))
+        doc.error_page = bool(frame.get("unreachableUrl"))
+        return doc
 
-    def _complete(self, run: "_Run", page: Page, netlog: NetLog, downloads: str | None):
+    def _complete(self, ctx: JobContext, page: Page):
         """The page with what the browser's own network events say of its main document:
         status, headers, MIME type, redirects; a failed navigation raises its net error;
         a document that is not HTML (or a download) comes back as its bytes."""
-        browser, job = run.browser, run.job
+        browser, job, netlog, downloads = ctx.browser, ctx.job, ctx.netlog, ctx.downloads
         driver = browser.driver
         doc = self._document(browser, netlog)
         if doc.navigations > MAX_NAVIGATIONS:
@@ -570,7 +628,7 @@ class Pool:
             raise self._load_error(browser, job.url, doc.net_error)
         elif doc.net_error:  # an HTTP error status without a body: Chrome's page is not the server's
             page = Page(source="", url=doc.url or page.url, title="", body=b"")
-        elif page.url.startswith("chrome-error://"):
+        elif doc.error_page:
             # No network events (a driver without the log): Chrome's error page is never a result.
             raise self._load_error(browser, job.url, None, error_page=True)
         elif doc.request_id and doc.mime_type.split(";")[0].strip().lower() not in PAGE_TYPES:
@@ -627,7 +685,7 @@ class Pool:
             logger.info("browser=%s ending downloads failed: %s", browser.id, _first_line(exc))
         shutil.rmtree(directory, ignore_errors=True)
 
-    def _before(self, run: "_Run") -> list:
+    def _before(self, run: JobContext) -> list:
         """Ready the browser for the site: wipe another site's session, set the site's
         resource blocking, run ``setup_browser`` once per browser, then ``before_job``.
         Returns the URL setup_browser left the browser on (its storage is the job's too)."""
@@ -670,7 +728,7 @@ class Pool:
         site.before_job(driver, job)
         return [setup_url] if setup_url else []
 
-    def _after(self, run: "_Run", page) -> bool:
+    def _after(self, run: JobContext, page) -> bool:
         """Run the site's ``after_job``; False (and logged) if it raised."""
         try:
             run.site.after_job(run.browser.driver, run.job, page)
@@ -722,7 +780,8 @@ class Pool:
             return ClientGone("client went away; job cancelled")
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
 
-    def _schedule_reset(self, browser: Browser, clear_session: bool, urls, clear_cache: bool = True) -> None:
+    def _schedule_reset(self, browser: Browser, clear_session: bool, urls, clear_cache: bool = True,
+                        undo=()) -> None:
         """(The job's thread, its job over.) LEASED -> RESETTING, and the reset runs on a
         reset thread (in the caller's without threads). Nothing happens if the browser
         was taken out of service meanwhile (replaced, or the pool closed)."""
@@ -737,17 +796,21 @@ class Pool:
                 return
             self._change(browser, S.RESETTING, "job over")
         if self._resetter is None:  # foreground use without threads (tests, tools)
-            self._reset(browser, clear_session, urls, contacted, clear_cache)
+            self._reset(browser, clear_session, urls, contacted, clear_cache, undo)
             return
-        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache)
+        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache, undo)
 
-    def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True) -> None:
-        """(A RESETTING browser's reset thread.) Reset it under the ``RESET_LIMIT``
-        watchdog; check it in if it is proven clean, else replace it."""
+    def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True,
+               undo=()) -> None:
+        """(A RESETTING browser's reset thread.) Undo the job's own changes (``undo``,
+        :meth:`JobContext.on_reset`), then reset it under the ``RESET_LIMIT`` watchdog;
+        check it in if it is proven clean, else replace it."""
         t0 = time.monotonic()
         handle = self.watchdog.arm(t0 + RESET_LIMIT, browser.kill)
         reason = "reset failed"
         try:
+            for step in undo:
+                step(browser.driver)
             steps = reset_browser(browser, clear_session, urls, contacted, clear_cache)
             ok = not browser.killed
             if ok:

@@ -52,6 +52,9 @@ class Page:
     redirects: list = field(default_factory=list)
     body: bytes | None = None
     charset: str = ""
+    #: What the job's options asked for (issue #14: screenshot, pdf, value, ...), set by
+    #: the pool from :attr:`browserd.job_context.JobContext.outputs`; {} when none.
+    outputs: dict = field(default_factory=dict)
 
 
 class Site:

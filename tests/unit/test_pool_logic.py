@@ -48,6 +48,9 @@ class FakeBrowser:
     def alive(self):
         return not self.killed
 
+    def healthy(self):
+        return not self.killed
+
 
 class SiteStub:
     def __init__(self, name, keep_session=False, concurrency=0):
