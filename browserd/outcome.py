@@ -4,7 +4,7 @@ class's fault, the page's fault, the browser's fault, or aborted.
 
 It decides from typed information only: exception classes (browserd's own tree,
 Selenium's), the navigation's net error as the browser's network events name it
-(:class:`browserd.navigation.Document`), and whether the job was aborted or the browser
+(:class:`browserd.browser.navigation.Document`), and whether the job was aborted or the browser
 killed. Callers act on the :class:`Outcome` (its error is the reply, its ``fate`` what
 happens to the browser) and never search message strings.
 """
@@ -25,7 +25,7 @@ from browserd_client.errors import (
 )
 
 from .jobs import JobAborted
-from .navigation import HTTP_STATUS_ERRORS, MAX_NAVIGATIONS, Document
+from .browser.navigation import HTTP_STATUS_ERRORS, MAX_NAVIGATIONS, Document
 
 
 class Kind(str, enum.Enum):
@@ -100,20 +100,20 @@ def classify(exc: BaseException | None, *, job, site_name: str, doc: Document | 
     if isinstance(exc, BrowserdError):
         return Outcome(Kind.SITE, exc)
     if isinstance(exc, InvalidSelectorException):
-        return Outcome(Kind.REQUEST, BadRequest(f"invalid CSS selector: {_first_line(exc)}"))
+        return Outcome(Kind.REQUEST, BadRequest(f"invalid CSS selector: {first_line(exc)}"))
     if isinstance(exc, TimeoutException):
         if doc is not None and doc.navigations > MAX_NAVIGATIONS:
             return Outcome(Kind.PAGE, LoadFailed(f"{job.url}: navigation loop: the page navigated "
                                                  f"{doc.navigations} times", net_error="navigation_loop"))
         if doc is not None and navigation_failed(doc):
             return Outcome(Kind.PAGE, load_error(doc.net_error))
-        return Outcome(Kind.PAGE, Timeout(_first_line(exc) or f"timed out after {job.timeout:.1f}s"))
+        return Outcome(Kind.PAGE, Timeout(first_line(exc) or f"timed out after {job.timeout:.1f}s"))
     if isinstance(exc, WebDriverException) and not isinstance(exc, UnexpectedAlertPresentException) \
             and doc is not None and navigation_failed(doc):
         return Outcome(Kind.PAGE, load_error(doc.net_error))
     if browser_failed(exc, browser_alive, browser_responds):
         return Outcome(Kind.BROWSER, exc, "replace")
-    return Outcome(Kind.SITE, SiteError(f"site {site_name!r} failed: {type(exc).__name__}: {_first_line(exc)}"))
+    return Outcome(Kind.SITE, SiteError(f"site {site_name!r} failed: {type(exc).__name__}: {first_line(exc)}"))
 
 
 def wrong_page_type(site_name: str, page) -> SiteError:
@@ -121,7 +121,7 @@ def wrong_page_type(site_name: str, page) -> SiteError:
     return SiteError(f"site {site_name}: fetch must return a Page, got {type(page).__name__}")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, for a reply or a log line (never parsed)."""
     text = getattr(exc, "msg", None) or str(exc)
     text = (text or "").strip()

@@ -53,7 +53,7 @@ class Page:
     body: bytes | None = None
     charset: str = ""
     #: What the job's options asked for (issue #14: screenshot, pdf, value, ...), set by
-    #: the pool from :attr:`browserd.job_context.JobContext.outputs`; {} when none.
+    #: the pool from :attr:`browserd.pool.context.JobContext.outputs`; {} when none.
     outputs: dict = field(default_factory=dict)
 
 

@@ -4,7 +4,8 @@ the job's changes first, and the browser ends idle again."""
 
 from __future__ import annotations
 
-import browserd.pool as pool_module
+import browserd.pool.execution as execution
+import browserd.pool.upkeep as upkeep
 from browserd.jobs import Job
 from browserd.pool import Pool
 from browserd.sites.base import Page
@@ -72,9 +73,9 @@ def test_options_seam_wraps_the_fetch_and_the_reset_undoes_the_jobs_changes(monk
         calls.append("collect")
         ctx.outputs["value"] = 42
 
-    monkeypatch.setattr(pool_module, "apply_options", apply_options)
-    monkeypatch.setattr(pool_module, "collect_outputs", collect_outputs)
-    monkeypatch.setattr(pool_module, "reset_browser", lambda *a, **k: calls.append("reset") or {})
+    monkeypatch.setattr(execution, "apply_options", apply_options)
+    monkeypatch.setattr(execution, "collect_outputs", collect_outputs)
+    monkeypatch.setattr(upkeep, "reset_browser", lambda *a, **k: calls.append("reset") or {})
     pool = Pool(spec=None, size=1, profiles_dir=None, stats=Stats(), browser_factory=DrivenBrowser)
     pool.start_browsers()
     job = Job(url="http://127.0.0.1/x", site="plain", timeout=5.0, params={})

@@ -10,7 +10,7 @@ from selenium.common.exceptions import (
 )
 
 from browserd.jobs import Job
-from browserd.navigation import Document
+from browserd.browser.navigation import Document
 from browserd.outcome import Kind, classify
 from browserd_client.errors import BadRequest, LoadFailed, SiteError, Timeout
 

@@ -9,7 +9,7 @@ import pytest
 
 from browserd.browser import BrowserStartError
 from browserd.pool import Pool
-from browserd.pool_states import BrowserState
+from browserd.pool.states import BrowserState
 from browserd.stats import Stats, percentile
 from browserd.watchdog import Watchdog
 from browserd_client.errors import Busy, ShuttingDown

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from browserd.pool import Pool
-from browserd.pool_states import IN_SERVICE, TRANSITIONS, BrowserState, BrowserTable, IllegalTransition
+from browserd.pool.states import IN_SERVICE, TRANSITIONS, BrowserState, BrowserTable, IllegalTransition
 from browserd.stats import Stats
 
 from .test_pool_logic import FakeBrowser, SiteStub, give_back

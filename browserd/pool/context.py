@@ -1,5 +1,5 @@
 """One job on one browser, as it passes through the steps of the job's thread
-(:meth:`browserd.pool.Pool._drive`): prepare, apply the job's options, fetch, read the
+(:meth:`browserd.pool.execution.Execution._drive`): prepare, apply the job's options, fetch, read the
 document, collect the job's outputs; then classify, answer, wind down, dispose.
 
 This is the seam for per-job options (issue #14: headers, cookies, user agent, viewport,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .navigation import Document, NetLog
+from ..browser.navigation import Document, NetLog
 
 
 @dataclass

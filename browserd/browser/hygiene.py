@@ -79,14 +79,14 @@ class DevTools:
             return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True))
         port = int(browser.debugger_address.rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        conn.sock = browser._devtools_socket(port, timeout)  # in the namespace, if it has one
+        conn.sock = browser.devtools_socket(port, timeout)  # in the namespace, if it has one
         try:
             conn.request("GET", "/json/version")
             url = json.loads(conn.getresponse().read())["webSocketDebuggerUrl"]
         finally:
             conn.close()
         return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True,
-                                               socket=browser._devtools_socket(port, timeout)))
+                                               socket=browser.devtools_socket(port, timeout)))
 
     def batch(self, calls, timeout: float = STEP_TIMEOUT) -> list:
         """Send every ``(method, params, session)`` at once; return their results in order,
