@@ -54,19 +54,21 @@ class NetLog:
     def __init__(self):
         self.events: list[tuple[str, dict]] = []
 
-    def pull(self, driver) -> None:
-        """Read (and so empty) chromedriver's performance log into this NetLog."""
+    def pull(self, driver) -> bool:
+        """Read (and so empty) chromedriver's performance log into this NetLog; False if
+        it could not be read (a driver without the log, or a broken one)."""
         try:
             entries = driver.execute("getLog", {"type": "performance"})["value"]
         except WebDriverException as exc:
             logger.debug("performance log unavailable: %s", str(exc).strip().splitlines()[:1])
-            return
+            return False
         for entry in entries:
             try:
                 message = json.loads(entry["message"])["message"]
                 self.events.append((message["method"], message.get("params") or {}))
             except (KeyError, TypeError, ValueError):
                 continue
+        return True
 
     def frame_urls(self) -> list[str]:
         """URLs of every frame navigation seen (the reset wipes their origins' storage)."""

@@ -83,15 +83,18 @@ def cancel_downloads(driver, guids) -> None:
             pass
 
 
-def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), clear_cache: bool = True) -> dict:
+def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), clear_cache: bool = True,
+                  read_log: bool = True) -> dict:
     """Bring a browser back to one blank tab with nothing of the job left (see
     :mod:`browserd.browser.hygiene`); unless the site keeps its session, drop every cookie, the
     permissions and the storage of every origin the job touched (``urls``, the navigation
     log, the egress proxy's ``contacted`` host:ports); ``clear_cache``: the HTTP cache
-    too. Raises if the browser cannot be proven clean (the pool then replaces it).
+    too. ``read_log``: read the frame navigations since the job's last read of the
+    performance log (False: the caller read it to its end and ``urls`` holds them).
+    Raises if the browser cannot be proven clean (the pool then replaces it).
     Returns the milliseconds of each step."""
     t0 = time.perf_counter()
-    seen = navigated_urls(browser.driver)
+    seen = navigated_urls(browser.driver) if read_log else []
     origins = origins_of(list(urls) + seen, contacted)
     if not clear_session:  # the session stays; so does the list of what a later wipe must clear
         browser.session_urls.update(origins)

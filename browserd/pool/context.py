@@ -44,6 +44,9 @@ class JobContext:
     error: BaseException | None = None
     outputs: dict = field(default_factory=dict)
     undo: list = field(default_factory=list)
+    #: The job's thread read the performance log to its end after the job (ending its
+    #: downloads): ``touched`` has every frame navigation, the reset reads the log no more.
+    log_drained: bool = False
 
     def __post_init__(self):
         self.touched = [self.job.url] + self.touched

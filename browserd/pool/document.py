@@ -97,13 +97,16 @@ class Documents:
         with open(path, "rb") as f:
             return f.read()
 
-    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> None:
-        """Cancel the job's downloads still running, deny new ones, delete its directory."""
+    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> bool:
+        """Cancel the job's downloads still running, deny new ones, delete its directory.
+        True if the performance log was read to its end (the reset needs not read it)."""
+        drained = False
         try:
-            netlog.pull(browser.driver)
+            drained = netlog.pull(browser.driver)
             running = [g for g, d in netlog.downloads().items() if d["state"] == "inProgress"]
             cancel_downloads(browser.driver, running)
             deny_downloads(browser.driver)
         except Exception as exc:  # noqa: BLE001 - the reset finds a broken browser
             logger.info("browser=%s ending downloads failed: %s", browser.id, _first_line(exc))
         shutil.rmtree(directory, ignore_errors=True)
+        return drained

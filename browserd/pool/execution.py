@@ -227,14 +227,15 @@ class Execution:
             ctx.job.notes["dialogs"] = dialogs
 
     def _wind_down(self, ctx: JobContext) -> None:
-        """End the job's downloads (cancel, deny, delete the directory) and detach its
-        NetLog; the frames it navigated join the origins the reset wipes."""
+        """End the job's downloads (cancel, deny, delete the directory; this reads the
+        performance log to its end) and detach its NetLog; the frames it navigated join
+        the origins the reset wipes."""
         browser = ctx.browser
-        ctx.touched += ctx.netlog.frame_urls()
         if ctx.downloads is not None and not browser.killed:
-            self._end_downloads(browser, ctx.netlog, ctx.downloads)
+            ctx.log_drained = self._end_downloads(browser, ctx.netlog, ctx.downloads)
         elif ctx.downloads is not None:
             shutil.rmtree(ctx.downloads, ignore_errors=True)
+        ctx.touched += ctx.netlog.frame_urls()
         browser.driver.netlog = None
 
     def _dispose(self, ctx: JobContext, outcome: Outcome, error) -> None:
@@ -254,7 +255,7 @@ class Execution:
         if not keep and browser.owner is not None:  # after_job failed, or the wipe never ran
             self._drop_session(browser)
         self._schedule_reset(browser, clear_session=not keep, urls=ctx.touched,
-                             clear_cache=not site.share_cache, undo=ctx.undo)
+                             clear_cache=not site.share_cache, undo=ctx.undo, read_log=not ctx.log_drained)
 
     def _page_load_limit(self, job) -> float:
         """``page_load_timeout``, or the job's whole time when the job asked for more."""

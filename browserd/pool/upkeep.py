@@ -27,7 +27,7 @@ class Upkeep:
     """Reset, replace, recycle, health checks; each moves browsers through the state machine."""
 
     def _schedule_reset(self, browser: Browser, clear_session: bool, urls, clear_cache: bool = True,
-                        undo=()) -> None:
+                        undo=(), read_log: bool = True) -> None:
         """(The job's thread, its job over.) LEASED -> RESETTING, and the reset runs on a
         reset thread (in the caller's without threads). Nothing happens if the browser
         was taken out of service meanwhile (replaced, or the pool closed)."""
@@ -42,22 +42,24 @@ class Upkeep:
                 return
             self._change(browser, S.RESETTING, "job over")
         if self._resetter is None:  # foreground use without threads (tests, tools)
-            self._reset(browser, clear_session, urls, contacted, clear_cache, undo)
+            self._reset(browser, clear_session, urls, contacted, clear_cache, undo, read_log)
             return
-        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache, undo)
+        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache, undo, read_log)
 
     def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True,
-               undo=()) -> None:
+               undo=(), read_log: bool = True) -> None:
         """(A RESETTING browser's reset thread.) Undo the job's own changes (``undo``,
-        :meth:`JobContext.on_reset`), then reset it under the ``RESET_LIMIT`` watchdog;
-        check it in if it is proven clean, else replace it."""
+        :meth:`JobContext.on_reset`), then reset it under the ``RESET_LIMIT`` watchdog
+        (``read_log``: read the frame navigations from the performance log; False when
+        the job's thread read it to its end and ``urls`` has them); check it in if it
+        is proven clean, else replace it."""
         t0 = time.monotonic()
         handle = self.watchdog.arm(t0 + RESET_LIMIT, browser.kill)
         reason = "reset failed"
         try:
             for step in undo:
                 step(browser.driver)
-            steps = reset_browser(browser, clear_session, urls, contacted, clear_cache)
+            steps = reset_browser(browser, clear_session, urls, contacted, clear_cache, read_log=read_log)
             ok = not browser.killed
             if ok:
                 self.stats.reset_done(time.monotonic() - t0)

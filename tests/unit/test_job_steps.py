@@ -26,6 +26,7 @@ class FakeDriver:
         pass
 
     def execute(self, command, params=None):
+        self.calls.append(command if command == "getLog" else (params or {}).get("cmd", command))
         if command == "getLog":
             return {"value": []}
         if params and params.get("cmd") == "Page.getFrameTree":
@@ -80,6 +81,21 @@ def test_options_seam_wraps_the_fetch_and_the_reset_undoes_the_jobs_changes(monk
     pool.start_browsers()
     job = Job(url="http://127.0.0.1/x", site="plain", timeout=5.0, params={})
     page, info = pool.run(job, Site())
-    assert calls == ["apply", "fetch", "collect", "undo", "reset"]
+    assert [c for c in calls if c in ("apply", "fetch", "collect", "undo", "reset")] == \
+        ["apply", "fetch", "collect", "undo", "reset"]
     assert page.outputs == {"value": 42} and info["attempts"] == 1
     assert pool.snapshot()["idle"] == 1 and pool.snapshot()["browsers"][0]["jobs"] == 1
+
+
+def test_the_performance_log_is_read_once_for_the_result_and_once_at_the_jobs_end(monkeypatch, tmp_path):
+    calls = DrivenBrowser.calls = []
+    resets = []
+    monkeypatch.setattr(upkeep, "reset_browser", lambda *a, **k: resets.append(k) or {})
+    pool = Pool(spec=None, size=1, profiles_dir=str(tmp_path), stats=Stats(), browser_factory=DrivenBrowser)
+    pool.start_browsers()
+    job = Job(url="http://127.0.0.1/x", site="plain", timeout=5.0, params={})
+    pool.run(job, Site())
+    # The result's read, then the read that ends the job's downloads; the reset reads no more.
+    assert calls.count("getLog") == 2 and resets == [{"read_log": False}]
+    assert "Browser.setDownloadBehavior" in calls
+    assert not (tmp_path / "b1" / "downloads" / f"job-{job.id}").exists()
