@@ -112,6 +112,8 @@ class DialogDriver(webdriver.Remote):
     netlog = None
 
     def execute(self, driver_command, params=None):
+        """Run one WebDriver command (Selenium's ``execute``); an open dialog is handled by
+        the policy and the command sent again, up to ``MAX_DIALOGS_PER_COMMAND`` times."""
         from selenium.common.exceptions import UnexpectedAlertPresentException
 
         for _ in range(MAX_DIALOGS_PER_COMMAND):

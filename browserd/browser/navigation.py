@@ -44,6 +44,7 @@ class Document:
     error_page: bool = False                        # the frame shows Chromium's error page
 
     def wire(self) -> dict:
+        """The result fields this document gives a reply: status, headers, mime_type, redirects."""
         return {"status": self.status, "headers": self.headers, "mime_type": self.mime_type,
                 "redirects": self.redirects}
 

@@ -220,6 +220,7 @@ class Browser:
 
     @property
     def pgid(self) -> int:
+        """The process group of every process of the browser (led by the namespace launcher)."""
         return self.driver_pid  # the namespace launcher leads its own session and group
 
     def record(self) -> dict:
@@ -232,6 +233,7 @@ class Browser:
 
     @property
     def session_id(self) -> str | None:
+        """The WebDriver session id (None before the session exists)."""
         return self.driver.session_id if self.driver is not None else None
 
     def alive(self) -> bool:
@@ -257,6 +259,7 @@ class Browser:
 
     @property
     def debugger_address(self) -> str | None:
+        """Chromium's DevTools "host:port" as chromedriver reports it (None before the session)."""
         caps = self.driver.capabilities if self.driver is not None else {}
         return (caps.get("goog:chromeOptions") or {}).get("debuggerAddress")
 
@@ -383,6 +386,7 @@ class Browser:
                          extra={"log_only": True})
 
     def cleanup_workdir(self) -> None:
+        """Delete the browser's working directory (profile, logs, downloads); never raises."""
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -76,6 +76,7 @@ def allow_downloads(driver, directory: str) -> None:
 
 
 def cancel_downloads(driver, guids) -> None:
+    """Cancel the downloads ``guids`` (``Browser.cancelDownload``); one already over is skipped."""
     for guid in guids:
         try:
             driver.execute("executeCdpCommand", {"cmd": "Browser.cancelDownload", "params": {"guid": guid}})

@@ -9,8 +9,9 @@ of other sites are served meanwhile.
 Session sites (``keep_session``) own the browsers they used: those keep the site's
 cookies and storage, serve the site's jobs first, and are wiped before any other site's
 job may use one (only when no clean browser is idle). A job's browser is only used by
-that job's thread; aborting a job (deadline or client gone) kills the browser's processes, which makes the blocked WebDriver call fail
-at once, and the browser is replaced in the background.
+that job's thread; aborting a job (deadline or client gone) interrupts its page load
+and, if the job's thread does not return, kills the browser's processes, which makes
+the blocked WebDriver call fail at once; the browser is then replaced in the background.
 
 Modules (the :class:`Pool` class is assembled from one mixin per module; they share the
 attributes set in ``Pool.__init__`` and the pool's one lock):

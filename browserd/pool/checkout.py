@@ -24,6 +24,9 @@ RETRY_AFTER_MIN, RETRY_AFTER_MAX = 0.5, 30.0
 
 
 class Waiter:
+    """One job queued for a browser: its own event (set when a browser is handed to it, or
+    the pool closes), its site's name, cap and ``keep_session``, and ``since``, its place
+    in the queue. Read and written under the pool's lock."""
     __slots__ = ("event", "browser", "site", "cap", "keep", "wiped_owner", "since")
 
     def __init__(self, site, since: float):
