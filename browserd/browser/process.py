@@ -28,6 +28,7 @@ from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnecti
 from selenium.webdriver.remote.client_config import ClientConfig
 
 from ..netns import Namespace, launcher_argv
+from .hygiene import hygiene_of
 from .interrupt import interrupt_page_loads
 from .launch import LaunchSpec, DialogDriver, NamespaceConnection, chrome_options
 from .processes import pid_alive, kill_group_and_strays, processes_of, total_rss
@@ -120,7 +121,9 @@ class Browser:
             # A real navigation before the browser counts as ready: it proves the browser
             # answers, and the first one after launch is the slow one (0.3-5 s here).
             self.driver.get("data:text/html,<title>warm</title>")
-            self.driver.get("about:blank")
+            # The first job starts as every later one does: after a reset (one blank tab,
+            # its history and window.name cleared; a warm-up left 3 history entries).
+            hygiene_of(self).reset((), clear_storage=True, clear_cache=False)
             navigated_urls(self.driver)  # start the first job with an empty log
         except BaseException as exc:
             self.kill()
@@ -304,10 +307,13 @@ class Browser:
             self.egress.remove(self.id)
 
     def drop_http_connections(self) -> None:
-        """Close Selenium's keep-alive sockets to chromedriver. Called before the daemon
-        fork: DaemonContext closes them and a later socket could reuse their numbers."""
+        """Close Selenium's keep-alive sockets to chromedriver and the reset's DevTools
+        socket (the next use opens new ones). Called before the daemon fork:
+        DaemonContext closes them and a later socket could reuse their numbers."""
         if self.driver is not None:
             self.driver.command_executor.close()
+        if self.hygiene is not None:
+            self.hygiene.close()
 
     # -- end --------------------------------------------------------------------------------
 
