@@ -121,8 +121,9 @@ class Browser:
             # A real navigation before the browser counts as ready: it proves the browser
             # answers, and the first one after launch is the slow one (0.3-5 s here).
             self.driver.get("data:text/html,<title>warm</title>")
+            self.driver.get("about:blank")  # committed when get returns: the reset need not wait
             # The first job starts as every later one does: after a reset (one blank tab,
-            # its history and window.name cleared; a warm-up left 3 history entries).
+            # its history and window.name cleared; the warm-up left 3 history entries).
             hygiene_of(self).reset((), clear_storage=True, clear_cache=False)
             navigated_urls(self.driver)  # start the first job with an empty log
         except BaseException as exc:
