@@ -78,7 +78,7 @@ def chrome_options(spec: LaunchSpec, profile_dir: str | None, egress_port: int =
     options.set_capability("webSocketUrl", False)
     # chromedriver records the page's frame navigations, so that a reset knows every
     # origin a job's documents ran in (navigated_urls()), and the network events of the
-    # main document, its status, headers and net error (browserd.navigation). Measured
+    # main document, its status, headers and net error (browserd.browser.navigation). Measured
     # with one warm browser, /static fetch + blank + log reads, medians of 30: 255/179 ms
     # without network events, 165/167 ms with (within the noise of 2 shared cores).
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})

@@ -85,7 +85,7 @@ class Browser:
         self.blocked: tuple = ()          # URL patterns blocked now (Network.setBlockedURLs)
         self.dressed_by: str | None = None  # site whose hooks may have changed the tab
         self.cache_of: str | None = None  # share_cache site whose HTTP cache it carries
-        self.hygiene = None               # its reset (browserd.hygiene), made on first use
+        self.hygiene = None               # its reset (browserd.browser.hygiene), made on first use
         self.killed = False
 
     # -- start --------------------------------------------------------------------------
