@@ -37,7 +37,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browserd.browser import Browser, processes_of, reset_browser, total_rss
-from browserd.hygiene import STORAGE_TYPES
+from browserd.browser.hygiene import STORAGE_TYPES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20

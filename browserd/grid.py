@@ -1,6 +1,6 @@
 """Talking to a Selenium Grid 4 over its HTTP API: readiness, Chrome slots, sessions.
 
-The pool's browsers on a Grid are ordinary Remote WebDriver sessions (see browser.py);
+The pool's browsers on a Grid are ordinary Remote WebDriver sessions (see browserd.browser);
 this module only answers the questions a daemon asks the Grid itself.
 """
 

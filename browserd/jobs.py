@@ -62,9 +62,6 @@ class Job:
     ticket: str | None = None
     #: The job options beyond the proxy (:mod:`browserd.joboptions`); None: none asked for.
     options: JobOptions | None = None
-    #: What the options asked to bring back (screenshot, pdf, value, responses, cookies):
-    #: merged into the result.
-    outputs: dict = field(default_factory=dict)
     #: The options' per-job state on the browser (browserd.joboptions), while the job runs.
     option_state: object = field(default=None, repr=False)
     _abort_hooks: list = field(default_factory=list, repr=False)

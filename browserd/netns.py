@@ -73,6 +73,7 @@ class Namespace:
         return cls(ours), theirs
 
     def fileno(self) -> int:
+        """Our end of the namespace's control socket (kept open across the daemon's fork)."""
         return self.ctl.fileno()
 
     def _request(self, kind: bytes, timeout: float = 5.0) -> socket.socket:

@@ -7,7 +7,7 @@ The pool calls four hooks, each a no-op for a job without such options (no DevTo
   request options (headers, cookies, user agent, viewport, locale, time zone, the main
   request's method and body) and the ``wait_until`` strategy (:mod:`.apply`, :mod:`.wait`);
 - :func:`collect` after the site's ``fetch`` returned its page (not Chromium's error page): the outputs
-  (:mod:`.outputs`) into ``job.outputs``;
+  (:mod:`.outputs`), which the pool hands on as ``Page.outputs``;
 - :func:`end` when the job's thread is done (success or not): stops what ``begin`` started;
 - :func:`undo` in the browser's reset: the tab's overrides are cleared for the next job
   (cookies go with the reset's own cookie wipe).
@@ -32,15 +32,16 @@ def begin(browser, job) -> None:
     _install_wait(browser.driver, job)
 
 
-def collect(browser, job, page) -> None:
-    """The outputs ``job.options`` asked for, from the page the site left (``page``, what
-    its ``fetch`` returned): into ``job.outputs``. None for Chromium's error page (the
+def collect(browser, job, page) -> dict:
+    """The outputs ``job.options`` asked for (result fields: ``screenshot``, ``pdf``,
+    ``value``, ``responses``, ``cookies``), from the page the site left (``page``, what its
+    ``fetch`` returned); ``{}`` when none were asked for, or for Chromium's error page (the
     pool reports the failed load). Raises ``ScriptError`` (evaluate threw), ``FrameTooLarge``."""
     if job.options is None or not job.options.outputs:
-        return
+        return {}
     if (getattr(page, "url", "") or "").startswith("chrome-error://"):
-        return
-    job.outputs = _collect(browser.driver, job)
+        return {}
+    return _collect(browser.driver, job)
 
 
 def end(browser, job) -> None:

@@ -103,16 +103,25 @@ def _refusable(driver, option: str, method: str, params: dict) -> None:
     """A command whose refusal, by a browser that is not broken, is the request's fault:
     a well-formed locale or time zone the browser does not know (DevTools answers only
     with a message, e.g. "Invalid timezone ID")."""
-    from ..browser import is_browser_failure
+    from ..outcome import browser_failed
 
     try:
         cdp(driver, method, params)
     except WebDriverException as exc:
-        if is_browser_failure(exc):
+        if browser_failed(exc, browser_alive=lambda: True, browser_responds=lambda: _responds(driver)):
             raise
         text = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()
         raise BadRequest(f"option {option!r}: the browser refused {next(iter(params.values()))!r}"
                          + (f": {text[0]}" if text else "")) from None
+
+
+def _responds(driver) -> bool:
+    """Whether the driver still answers a WebDriver round trip."""
+    try:
+        driver.execute("getCurrentUrl")
+        return True
+    except Exception:  # noqa: BLE001 - any failure means it does not
+        return False
 
 
 def _accept_language(locale: str) -> str:
@@ -153,7 +162,7 @@ class MainRequest:
 
     @classmethod
     def start(cls, browser, job) -> "MainRequest":
-        from ..hygiene import DevTools
+        from ..browser.hygiene import DevTools
 
         devtools = DevTools.connect(browser)
         try:

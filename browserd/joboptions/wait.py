@@ -77,7 +77,7 @@ def wait(driver, job, mode: str) -> None:
     job's deadline; raises ``Timeout`` past it (``JobAborted`` once the job is aborted)."""
     netlog = getattr(driver, "netlog", None)
     if netlog is None:  # not under the pool (no performance log to read)
-        from ..navigation import NetLog
+        from ..browser.navigation import NetLog
         netlog = driver.netlog = NetLog()
     network_ms = IDLE_MS if mode == "networkidle" else job.options.settle_ms
     script = _OBSERVER % repr("__browserd_settle_" + secrets.token_hex(6)) if mode == "settled" else None

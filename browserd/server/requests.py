@@ -112,7 +112,7 @@ class Requests:
                       "browser": info["browser"], "attempts": info["attempts"], "notes": job.notes,
                     "timing": {"queue_wait": round(queue_wait, 4), "fetch": round(total - queue_wait, 4),
                                "total": round(total, 4)}}
-            result.update(job.outputs)  # job options' outputs (browserd.joboptions), when asked for
+            result.update(page.outputs)  # what the job's options asked for (browserd.joboptions)
             if page.body is not None:  # not an HTML document: its bytes, base64 on the wire
                 result["body"] = base64.b64encode(page.body).decode("ascii")
             return result

@@ -32,6 +32,9 @@ __all__ = ["Page", "Site", "Registry", "load_registry"]
 
 @dataclass
 class Registry:
+    """The site classes of one load (built-ins, entry points, the site directory), by
+    name. Built once per load and never changed after: a reload builds a new Registry,
+    and a job keeps the one it started with (read-only, shared by every thread)."""
     sites: dict = field(default_factory=dict)     # name -> Site instance
     problems: list = field(default_factory=list)  # one line per module or class that failed
     origins: dict = field(default_factory=dict)   # name -> module (or file) it came from
@@ -39,12 +42,15 @@ class Registry:
     settings: dict = field(default_factory=dict)  # name -> [sites.NAME] block of the config
 
     def get(self, name: str) -> Site:
+        """The site called ``name``; ``KeyError`` if there is none."""
         return self.sites[name]
 
     def names(self):
+        """The names of every loaded site."""
         return self.sites.keys()
 
     def describe(self) -> list:
+        """Every site's :meth:`Site.describe` with its ``origin``, sorted by name."""
         return [dict(self.sites[n].describe(), origin=self.origins.get(n, "")) for n in sorted(self.sites)]
 
     def add(self, cls, origin: str, label: str, previous: "Registry | None" = None) -> None:
@@ -68,6 +74,7 @@ class Registry:
         self.origins[cls.name] = origin
 
     def add_module_classes(self, module, origin: str, label: str, previous: "Registry | None" = None) -> None:
+        """Register every site class defined in ``module`` (see :meth:`add`)."""
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if obj.__module__ == module.__name__:
                 self.add(obj, origin, label, previous)

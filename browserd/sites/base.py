@@ -52,9 +52,20 @@ class Page:
     redirects: list = field(default_factory=list)
     body: bytes | None = None
     charset: str = ""
+    #: What the job's options asked for (issue #14: screenshot, pdf, value, ...), set by
+    #: the pool from :attr:`browserd.pool.context.JobContext.outputs`; {} when none.
+    outputs: dict = field(default_factory=dict)
 
 
 class Site:
+    """A site class: how to fetch one kind of page, plus its policy (the class attributes
+    below, each overridable per instance from the ``[sites.<name>]`` settings).
+
+    One instance serves every job of its site, from many job threads at once: keep no
+    per-job state on ``self``. ``driver`` (a Selenium WebDriver) is only ever used by the
+    calling job's thread. Hooks run in the order ``setup_browser`` (once per browser),
+    ``before_job``, ``fetch``, ``after_job``."""
+
     #: Name clients use in ``site=...``; unique in a daemon.
     name: ClassVar[str] = ""
     #: One line shown by ``browserd sites``.
@@ -96,6 +107,7 @@ class Site:
         self.generation = 0
 
     def check_params(self, params: dict) -> None:
+        """Raise ``BadRequest`` naming every param of ``params`` this site does not take."""
         unknown = set(params) - set(self.params)
         if unknown:
             raise BadRequest(
@@ -116,6 +128,10 @@ class Site:
         logged and does not change the job's answer; a session site loses its session."""
 
     def fetch(self, driver, job) -> Page:  # pragma: no cover - abstract
+        """Load ``job.url`` with ``driver`` and return the :class:`Page` (usually through
+        :meth:`read_page`). Must finish within ``job.remaining()`` seconds; raise
+        ``BadRequest`` for a bad param, ``Timeout`` for a wait that never ended (the
+        helpers do both); anything else is reported as the site's error."""
         raise NotImplementedError
 
     # -- helpers ----------------------------------------------------------------------------
@@ -129,6 +145,7 @@ class Site:
         netlog = getattr(driver, "netlog", None)
 
         def check(d):
+            """The condition, after checking the job is not aborted and the page not looping."""
             job.check()
             if netlog is not None:  # a page that navigates forever never gets ready
                 netlog.check_loop(d, job.url)
@@ -206,6 +223,7 @@ class Site:
         return kind(value)
 
     def describe(self) -> dict:
+        """The site's name, description, params and policy, as ``browserd sites`` shows them."""
         return {"name": self.name, "description": self.description, "params": dict(self.params),
                 "keep_session": self.keep_session, "share_cache": self.share_cache, "concurrency": self.concurrency,
                 "block": list(self.block), "block_urls": list(self.block_urls), "timeout": self.timeout,

@@ -22,6 +22,7 @@ return [true, n, document.documentElement.innerHTML.length];
 
 
 class ClickMore(Site):
+    """A "load more" button: click the control until it is gone, disabled, or enough items exist."""
     name = "click_more"
     description = "Click a 'load more' selector until it disappears, N items exist, or N clicks."
     params = {
@@ -34,6 +35,8 @@ class ClickMore(Site):
     }
 
     def fetch(self, driver, job) -> Page:
+        """Load ``job.url`` and click ``selector`` (one round trip per click) until it is
+        gone, ``min_items`` items exist, or ``max_clicks``; clicks go to the job's notes."""
         self.check_params(job.params)
         selector = self.param(job, "selector", str, required=True)
         item_selector = self.param(job, "item_selector", str)

@@ -9,6 +9,7 @@ from .base import Page, Site
 
 
 class Generic(Site):
+    """The default site: load the URL, then wait for ``wait_for`` (CSS) and ``wait_js``."""
     name = "generic"
     description = "Load the URL; optionally wait for a CSS selector or a JavaScript condition."
     params = {
@@ -19,6 +20,8 @@ class Generic(Site):
     }
 
     def fetch(self, driver, job) -> Page:
+        """Load ``job.url``; wait for the selector and the condition (each up to
+        ``wait_timeout`` s, else the job's time); ``Timeout`` names what never appeared."""
         self.check_params(job.params)
         selector = self.param(job, "wait_for", str)
         script = self.param(job, "wait_js", str)
@@ -39,6 +42,7 @@ def js_condition(expression: str):
     body = f"return !!({expression});"
 
     def condition(driver):
+        """True once the expression is truthy in the page."""
         return driver.execute_script(body)
 
     return condition

@@ -15,6 +15,7 @@ return [document.documentElement.scrollHeight, sel ? document.querySelectorAll(s
 
 
 class Scroll(Site):
+    """Infinite-scroll lists: scroll to the bottom until the page stops growing."""
     name = "scroll"
     description = "Scroll to the bottom until the page stops growing, N items exist, or N scrolls."
     params = {
@@ -26,6 +27,9 @@ class Scroll(Site):
     }
 
     def fetch(self, driver, job) -> Page:
+        """Load ``job.url`` and scroll (one round trip per step) until the height stays the
+        same for ``settle`` seconds, ``min_items`` items exist, or ``max_scrolls``; the
+        number of scrolls goes to the job's notes."""
         self.check_params(job.params)
         selector = self.param(job, "item_selector", str)
         min_items = self.param(job, "min_items", int, minimum=1, maximum=10**6)

@@ -103,6 +103,17 @@ def test_window_name_and_history_do_not_pass(daemon, pages, site):
         assert _state(got) == ["", 2], (browser, _state(got))
 
 
+def test_a_new_browsers_first_job_starts_as_after_a_reset(start_daemon, pages):
+    """A browser just started (or started as a replacement) has had no job to reset yet:
+    its first job must still see one blank history entry and an empty window.name, not
+    the warm-up navigations of the start (history.length was 4)."""
+    daemon = start_daemon(1, env=SITES_ENV)
+    with daemon.client() as c:
+        first = c.fetch(pages.url("/name/get"), site="generic")
+    print("first job of a new browser: [name, history.length] =", _state(first))
+    assert _state(first) == ["", 2]
+
+
 def test_service_worker_of_one_job_is_gone_for_the_next(daemon, other_origin):
     with daemon.client() as c:
         on_both(lambda: c.fetch(other_origin.url("/sw/register"), wait_for="#sw-ready"))

@@ -1,6 +1,6 @@
 """The reset's origin bookkeeping: which origins' storage a job may have written."""
 
-from browserd.hygiene import origins_of
+from browserd.browser.hygiene import origins_of
 
 
 def test_urls_give_their_origins_without_credentials_or_default_ports():

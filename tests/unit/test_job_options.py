@@ -99,7 +99,7 @@ def test_values_come_out_normalized():
 def test_parse_fetch_puts_the_options_on_the_job_and_names_unknown_ones():
     c = cfg.load(env={}, flags={})
     job = parse_fetch({"url": URL, "options": {"user_agent": "ua/1"}}, c, {"generic": None})
-    assert isinstance(job.options, JobOptions) and job.options.user_agent == "ua/1" and job.outputs == {}
+    assert isinstance(job.options, JobOptions) and job.options.user_agent == "ua/1"
     assert parse_fetch({"url": URL}, c, {"generic": None}).options is None
     with pytest.raises(BadRequest, match="unknown job options: colour"):
         parse_fetch({"url": URL, "options": {"colour": "red"}}, c, {"generic": None})
@@ -131,7 +131,7 @@ class _FakeDriver:
     """Answers ``executeCdpCommand`` from a table; its netlog holds canned events."""
 
     def __init__(self, events, answers):
-        from browserd.navigation import NetLog
+        from browserd.browser.navigation import NetLog
 
         self.netlog = NetLog()
         self.netlog.events = list(events)

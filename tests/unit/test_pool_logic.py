@@ -7,19 +7,49 @@ import time
 
 import pytest
 
+from browserd.browser import BrowserStartError
 from browserd.pool import Pool
+from browserd.pool.states import BrowserState
 from browserd.stats import Stats, percentile
 from browserd.watchdog import Watchdog
 from browserd_client.errors import Busy, ShuttingDown
 
 
-class StandIn:
-    def __init__(self, i):
-        self.id = f"s{i}"
+class FakeBrowser:
+    """A browser without processes: the pool's ``browser_factory`` seam (supervisor's
+    DummyOptions idea). ``fail_starts``: how many of the next starts fail."""
+
+    fail_starts = 0
+    started: list = []
+
+    def __init__(self, browser_id, spec, workdir, egress=None):
+        self.id, self.spec, self.workdir = browser_id, spec, workdir
         self.jobs = 0
-        self.driver_pid = self.chromium_pid = 0
-        self.owner = self.leased_to = None
-        self.resetting = False
+        self.driver_pid = self.chromium_pid = self.port = 0
+        self.start_seconds = 0.0
+        self.owner = None
+        self.session_urls = set()
+        self.last_used = time.monotonic()
+        self.killed = self.quitted = False
+
+    def start(self):
+        if FakeBrowser.fail_starts:
+            FakeBrowser.fail_starts -= 1
+            raise BrowserStartError(f"{self.id} would not start")
+        FakeBrowser.started.append(self.id)
+        return self
+
+    def kill(self):
+        self.killed = True
+
+    def quit(self, timeout=5.0):
+        self.killed = self.quitted = True
+
+    def alive(self):
+        return not self.killed
+
+    def healthy(self):
+        return not self.killed
 
 
 class SiteStub:
@@ -28,13 +58,17 @@ class SiteStub:
 
 
 def make_pool(n):
-    pool = Pool(spec=None, size=n, profiles_dir=None, stats=Stats())
+    pool = Pool(spec=None, size=n, profiles_dir=None, stats=Stats(), browser_factory=FakeBrowser)
     assert pool.recycle_after == 0
-    for i in range(n):
-        b = StandIn(i)
-        pool._browsers[b.id] = b
-        pool._idle.append(b)
+    pool.start_browsers()
     return pool
+
+
+def give_back(pool, browser):
+    """A job's end without a reset: LEASED -> RESETTING -> IDLE."""
+    with pool._lock:
+        pool._change(browser, BrowserState.RESETTING)
+    pool._checkin(browser)
 
 
 def test_checkout_is_first_come_first_served():
@@ -46,7 +80,7 @@ def test_checkout_is_first_come_first_served():
         started.append(i)
         lease = pool.checkout(10)
         order.append(i)
-        pool._checkin(lease.browser)
+        give_back(pool, lease.browser)
 
     threads = []
     for i in range(5):
@@ -55,7 +89,7 @@ def test_checkout_is_first_come_first_served():
         threads.append(t)
         while len(pool._waiters) < i + 1:  # each waiter queued before the next starts
             time.sleep(0.001)
-    pool._checkin(held)
+    give_back(pool, held)
     for t in threads:
         t.join(10)
     assert order == [0, 1, 2, 3, 4]
@@ -69,7 +103,7 @@ def test_checkin_hands_to_waiter_not_back_to_the_idle_queue():
     t.start()
     while not pool._waiters:
         time.sleep(0.001)
-    pool._checkin(held)
+    give_back(pool, held)
     # The checking-in thread cannot take it straight back: it belongs to the waiter.
     with pytest.raises(Busy):
         pool.checkout(0)
@@ -135,7 +169,7 @@ def test_a_capped_site_waits_while_other_sites_are_served():
     other = pool.checkout(0, site=SiteStub("news"))
     assert other.browser is not first.browser and not got
     assert pool.snapshot()["sites_in_use"] == {"shop": 1, "news": 1}
-    pool._checkin(first.browser)
+    give_back(pool, first.browser)
     t.join(10)
     assert got and pool.snapshot()["sites_in_use"] == {"shop": 1, "news": 1}
     with pytest.raises(Busy, match="concurrency cap"):
@@ -148,25 +182,25 @@ def test_a_session_site_gets_its_own_browser_back_and_others_prefer_clean_ones()
     lease = pool.checkout(1, site=account)
     owned = lease.browser
     assert owned.owner == "account" and lease.wiped_owner is None
-    pool._checkin(owned)
+    give_back(pool, owned)
     # Another site takes the clean browser, not the one carrying the session.
     news = pool.checkout(1, site=SiteStub("news"))
     assert news.browser is not owned and news.wiped_owner is None
-    pool._checkin(news.browser)
+    give_back(pool, news.browser)
     # The session site gets its own browser back even though it is not the longest idle.
     again = pool.checkout(1, site=account)
     assert again.browser is owned and again.wiped_owner is None
-    pool._checkin(owned)
+    give_back(pool, owned)
 
 
 def test_a_session_browser_is_lent_to_another_site_only_wiped():
     pool = make_pool(1)
     account = SiteStub("account", keep_session=True)
     owned = pool.checkout(1, site=account).browser
-    pool._checkin(owned)
+    give_back(pool, owned)
     lease = pool.checkout(1, site=SiteStub("news"))
     assert lease.browser is owned and lease.wiped_owner == "account" and owned.owner is None
-    pool._checkin(owned)
+    give_back(pool, owned)
     lease = pool.checkout(1, site=SiteStub("other", keep_session=True))
     assert lease.wiped_owner is None and owned.owner == "other"
 
@@ -196,7 +230,7 @@ def test_past_max_queue_busy_carries_a_retry_hint_and_a_ticket_that_keeps_the_pl
     while len(pool._waiters) < 3:
         time.sleep(0.001)
     for _ in range(3):
-        pool._checkin(held)
+        give_back(pool, held)
         while len(order) < _ + 1:
             time.sleep(0.001)
         held = order[-1][1].browser

@@ -41,8 +41,10 @@ class Document:
     request_id: str | None = None
     download: dict | None = None                    # {"guid", "url", "filename", "state"}
     navigations: int = 0                            # of the main frame during the job
+    error_page: bool = False                        # the frame shows Chromium's error page
 
     def wire(self) -> dict:
+        """The result fields this document gives a reply: status, headers, mime_type, redirects."""
         return {"status": self.status, "headers": self.headers, "mime_type": self.mime_type,
                 "redirects": self.redirects}
 
@@ -53,19 +55,21 @@ class NetLog:
     def __init__(self):
         self.events: list[tuple[str, dict]] = []
 
-    def pull(self, driver) -> None:
-        """Read (and so empty) chromedriver's performance log into this NetLog."""
+    def pull(self, driver) -> bool:
+        """Read (and so empty) chromedriver's performance log into this NetLog; False if
+        it could not be read (a driver without the log, or a broken one)."""
         try:
             entries = driver.execute("getLog", {"type": "performance"})["value"]
         except WebDriverException as exc:
             logger.debug("performance log unavailable: %s", str(exc).strip().splitlines()[:1])
-            return
+            return False
         for entry in entries:
             try:
                 message = json.loads(entry["message"])["message"]
                 self.events.append((message["method"], message.get("params") or {}))
             except (KeyError, TypeError, ValueError):
                 continue
+        return True
 
     def frame_urls(self) -> list[str]:
         """URLs of every frame navigation seen (the reset wipes their origins' storage)."""
@@ -161,13 +165,15 @@ def _int(value):
         return None
 
 
-def main_frame_id(driver) -> str | None:
-    """The top frame's id (it stays the same across the tab's navigations)."""
+def main_frame(driver) -> dict:
+    """The top frame as DevTools' ``Page.getFrameTree`` describes it (``{}`` if it
+    cannot be read): ``id`` stays the same across the tab's navigations;
+    ``unreachableUrl`` is set while the frame shows Chromium's error page for that URL."""
     try:
         tree = driver.execute("executeCdpCommand", {"cmd": "Page.getFrameTree", "params": {}})["value"]
-        return tree["frameTree"]["frame"]["id"]
+        return dict(tree["frameTree"]["frame"])
     except (WebDriverException, KeyError, TypeError):
-        return None
+        return {}
 
 
 def response_body(driver, request_id: str) -> bytes | None:

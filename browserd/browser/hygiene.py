@@ -70,6 +70,9 @@ class DevTools:
 
     @classmethod
     def connect(cls, browser, timeout: float = 5.0) -> "DevTools":
+        """A browser-level connection over ``browser``'s DevTools port (in its namespace),
+        or the Grid's ``se:cdp`` socket. Raises ``ResetUnproven`` when the Grid offers
+        none, ``OSError``/websocket errors when the connection fails."""
         import websocket  # websocket-client: a dependency of Selenium
 
         if browser.spec.grid_url:  # the Grid proxies a browser-level CDP socket
@@ -79,14 +82,14 @@ class DevTools:
             return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True))
         port = int(browser.debugger_address.rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        conn.sock = browser._devtools_socket(port, timeout)  # in the namespace, if it has one
+        conn.sock = browser.devtools_socket(port, timeout)  # in the namespace, if it has one
         try:
             conn.request("GET", "/json/version")
             url = json.loads(conn.getresponse().read())["webSocketDebuggerUrl"]
         finally:
             conn.close()
         return cls(websocket.create_connection(url, timeout=timeout, suppress_origin=True,
-                                               socket=browser._devtools_socket(port, timeout)))
+                                               socket=browser.devtools_socket(port, timeout)))
 
     def batch(self, calls, timeout: float = STEP_TIMEOUT) -> list:
         """Send every ``(method, params, session)`` at once; return their results in order,
@@ -120,12 +123,16 @@ class DevTools:
         return [results[i] for i in ids]
 
     def call(self, method: str, params=None, session=None, timeout: float = STEP_TIMEOUT):
+        """One CDP command (``session``: a flattened target session id); its result dict.
+        Raises ``DevToolsError`` if the command answered an error, ``TimeoutError``
+        past ``timeout`` seconds."""
         result = self.batch([(method, params, session)], timeout)[0]
         if isinstance(result, DevToolsError):
             raise result
         return result
 
     def close(self) -> None:
+        """Close the socket; never raises."""
         try:
             self.ws.close()
         except Exception:
@@ -156,7 +163,8 @@ def origins_of(urls=(), contacted=()) -> list[str]:
 
 
 class Hygiene:
-    """The reset of one browser. Used only by the thread holding the browser."""
+    """The reset of one browser. Used only by the thread holding the browser (the job's
+    or the reset's, as the pool's states say); :meth:`close` is safe from any thread."""
 
     def __init__(self, browser):
         self.browser = browser
@@ -181,6 +189,9 @@ class Hygiene:
         return self.devtools
 
     def close(self) -> None:
+        """Drop the DevTools connection (the next use connects again). Called by
+        ``Browser.kill`` from any thread: it only closes the socket, which makes a
+        command blocked on it fail at once."""
         if self.devtools is not None:
             self.devtools.close()
         self.devtools = self.tab = self.session = None
@@ -247,6 +258,7 @@ class Hygiene:
         self.fresh_tabs += 1
 
     def clear_cache(self) -> None:
+        """Empty the browser's HTTP cache (``Network.clearBrowserCache``)."""
         self._ready()
         self.devtools.call("Network.clearBrowserCache", {}, self.session)
 
@@ -349,6 +361,7 @@ def _closable(target: dict) -> bool:
 
 
 def hygiene_of(browser) -> Hygiene:
+    """The browser's :class:`Hygiene`, made on first use (kept in ``browser.hygiene``)."""
     if browser.hygiene is None:
         browser.hygiene = Hygiene(browser)
     return browser.hygiene

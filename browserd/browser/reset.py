@@ -1,0 +1,113 @@
+"""What the pool does to a browser between jobs (the DevTools side is
+:mod:`browserd.browser.hygiene`): the frame navigations a job made, resource blocking,
+download behaviour, and the reset itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from selenium.common.exceptions import WebDriverException
+
+from .hygiene import hygiene_of, origins_of
+
+if TYPE_CHECKING:
+    from .process import Browser
+
+logger = logging.getLogger(__name__)
+
+
+#: Page events of chromedriver's performance log that name a URL a document was (or was
+#: asked to be) loaded from: the top frame's and same-process frames' navigations, and the
+#: requests of every frame to navigate, which also covers cross-site iframes (their own
+#: navigations happen in another target) and script redirects.
+_NAVIGATION_EVENTS = {"Page.frameNavigated": lambda p: (p.get("frame") or {}).get("url"),
+                      "Page.frameRequestedNavigation": lambda p: p.get("url")}
+
+
+def navigated_urls(driver) -> list[str]:
+    """The URLs of the frame navigations since the last call (chromedriver's performance
+    log, read and emptied). A job's page can run scripts in origins neither its URL nor its
+    final URL names (a script redirect, an iframe); each can have stored data. Empty, not
+    an error, if the log cannot be read (a driver started without it)."""
+    try:
+        entries = driver.execute("getLog", {"type": "performance"})["value"]
+    except WebDriverException as exc:
+        logger.debug("performance log unavailable: %s", str(exc).strip().splitlines()[:1])
+        return []
+    urls = []
+    for entry in entries:
+        try:
+            message = json.loads(entry["message"])["message"]
+            pick = _NAVIGATION_EVENTS.get(message.get("method"))
+            url = pick(message.get("params") or {}) if pick else None
+        except (KeyError, TypeError, ValueError):
+            continue
+        if url:
+            urls.append(url)
+    return urls
+
+
+def set_blocking(browser: Browser, patterns: tuple) -> None:
+    """Block requests whose URL matches ``patterns`` (Chromium wildcards) from now on, in
+    every page of the browser's tab; ``()`` lifts the blocking. A no-op when unchanged."""
+    if tuple(patterns) == browser.blocked:
+        return
+    driver = browser.driver
+    if patterns and not browser.blocked:
+        driver.execute("executeCdpCommand", {"cmd": "Network.enable", "params": {}})
+    driver.execute("executeCdpCommand", {"cmd": "Network.setBlockedURLs", "params": {"urls": list(patterns)}})
+    # Network stays enabled: chromedriver's performance log needs its events.
+    browser.blocked = tuple(patterns)
+
+
+def deny_downloads(driver) -> None:
+    """No download anywhere (between jobs)."""
+    driver.execute("executeCdpCommand", {"cmd": "Browser.setDownloadBehavior", "params": {"behavior": "deny"}})
+
+
+def allow_downloads(driver, directory: str) -> None:
+    """Downloads of this job go to ``directory``, each named by its guid."""
+    driver.execute("executeCdpCommand", {"cmd": "Browser.setDownloadBehavior",
+                                         "params": {"behavior": "allowAndName", "downloadPath": directory,
+                                                    "eventsEnabled": True}})
+
+
+def cancel_downloads(driver, guids) -> None:
+    """Cancel the downloads ``guids`` (``Browser.cancelDownload``); one already over is skipped."""
+    for guid in guids:
+        try:
+            driver.execute("executeCdpCommand", {"cmd": "Browser.cancelDownload", "params": {"guid": guid}})
+        except WebDriverException:
+            pass
+
+
+def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), clear_cache: bool = True,
+                  read_log: bool = True) -> dict:
+    """Bring a browser back to one blank tab with nothing of the job left (see
+    :mod:`browserd.browser.hygiene`); unless the site keeps its session, drop every cookie, the
+    permissions and the storage of every origin the job touched (``urls``, the navigation
+    log, the egress proxy's ``contacted`` host:ports); ``clear_cache``: the HTTP cache
+    too. ``read_log``: read the frame navigations since the job's last read of the
+    performance log (False: the caller read it to its end and ``urls`` holds them).
+    Raises if the browser cannot be proven clean (the pool then replaces it).
+    Returns the milliseconds of each step."""
+    t0 = time.perf_counter()
+    seen = navigated_urls(browser.driver) if read_log else []
+    origins = origins_of(list(urls) + seen, contacted)
+    if not clear_session:  # the session stays; so does the list of what a later wipe must clear
+        browser.session_urls.update(origins)
+    timing = {"log": (time.perf_counter() - t0) * 1000}
+    # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
+    # (browser.dressed_by) are dropped before another site's job (Pool._before).
+    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache))
+    return timing
+
+
+def clear_session_state(browser: Browser, urls) -> None:
+    """Drop every cookie, the permissions, and all storage of the origins of ``urls``
+    (a session site's, before another site's job): the tab is reset too."""
+    hygiene_of(browser).reset(origins_of(urls), clear_storage=True, clear_cache=False)
+
