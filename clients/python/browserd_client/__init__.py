@@ -13,7 +13,7 @@ from .batch import MapResult
 from .client import SITE_TIMEOUT, Client, FetchResult
 from .errors import (
     AuthenticationFailed, BadRequest, BrowserdError, BrowserError, Busy, ForbiddenUrl,
-    FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ProxyFailed, ShuttingDown,
+    FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ProxyFailed, ScriptError, ShuttingDown,
     SiteError, Timeout, Unavailable, UnknownOp, UnknownSite, UnsupportedVersion,
 )
 from .retry import Backoff
@@ -32,6 +32,6 @@ __all__ = [
     "Client", "AsyncClient", "FetchResult", "MapResult", "Backoff", "SITE_TIMEOUT",
     "AuthenticationFailed", "BadRequest", "BrowserdError", "BrowserError", "Busy", "ForbiddenUrl",
     "FrameTooLarge", "Internal", "LoadFailed", "NotRunning", "PermissionDenied", "ProtocolError", "ProxyFailed",
-    "ShuttingDown",
+    "ScriptError", "ShuttingDown",
     "SiteError", "Timeout", "Unavailable", "UnknownOp", "UnknownSite", "UnsupportedVersion",
 ]

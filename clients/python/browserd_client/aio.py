@@ -20,6 +20,7 @@ import socket
 from . import protocol
 from .batch import MapResult, failure
 from .client import _REPLY_GRACE, FetchResult, _fetch_request, result_from_wire, _Settings, _sites_with_problems
+from .options import map_item, split_fetch_kwargs
 from .errors import (
     AuthenticationFailed, FrameTooLarge, ProtocolError, Timeout,
 )
@@ -155,6 +156,7 @@ class AsyncClient(_Settings):
         ``contextlib.aclosing``) cancels the fetches in flight."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        split_fetch_kwargs(params)  # a bad option fails the call, not each URL
         return self._map(urls, site, concurrency, timeout, params)
 
     async def _map(self, urls, site, concurrency, timeout, params):
@@ -164,9 +166,10 @@ class AsyncClient(_Settings):
 
         async def work(client: AsyncClient) -> None:
             try:
-                for index, url in source:
+                for index, item in source:
+                    url, item_site, item_params = map_item(item, site, params)
                     try:
-                        page = await client.fetch(url, site=site, timeout=timeout, **params)
+                        page = await client.fetch(url, site=item_site, timeout=timeout, **item_params)
                         result = MapResult(url, True, page, index=index)
                     except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL
                         result = failure(url, index, exc)

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 from .client import Client, FetchResult
 from .errors import BrowserdError
+from .options import map_item
 
 #: Seconds ``close()`` of a map waits for its workers to leave (each is aborted first).
 _JOIN_TIMEOUT = 10.0
@@ -42,6 +43,8 @@ def failure(url: str, index: int, exc: Exception) -> MapResult:
     """The :class:`MapResult` of a URL whose fetch raised ``exc``."""
     if isinstance(exc, BrowserdError):
         return MapResult(url, False, code=exc.code, message=exc.message, index=index)
+    if isinstance(exc, (TypeError, ValueError)):  # the item's options, checked by the client
+        return MapResult(url, False, code="bad_request", message=str(exc), index=index)
     return MapResult(url, False, code="internal", message=f"{type(exc).__name__}: {exc}", index=index)
 
 
@@ -105,9 +108,10 @@ def map_urls(parent: Client, urls: Iterable[str], site: str, concurrency: int,
                     item = next(source, None)
                 if item is None:
                     return
-                index, url = item
+                index, (url, item_site, item_params) = item[0], map_item(item[1], site, params)
                 try:
-                    result = MapResult(url, True, client.fetch(url, site=site, timeout=timeout, **params), index=index)
+                    result = MapResult(url, True, client.fetch(url, site=item_site, timeout=timeout, **item_params),
+                                       index=index)
                 except _Cancelled:
                     return
                 except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from . import protocol
 from ._fork import ProcessBound
 from .errors import BrowserdError, Timeout
+from .options import decode_outputs, split_fetch_kwargs
 from .retry import TRANSIENT, Backoff, RetryState
 from .state import default_state_dir, read_authkey, read_state
 
@@ -33,11 +34,10 @@ SITE_TIMEOUT = _SiteTimeout()
 
 
 def _fetch_request(url: str, site: str, timeout, default: float, params: dict) -> tuple[dict, float]:
-    """A fetch's request args, and how long to wait for its reply. The keyword ``options``
-    is not a site param: it carries the job options the daemon applies for every site
-    (e.g. ``options={"proxy": "socks5://user:pw@host:1080"}``, ``{"proxy_pool": "NAME"}``)."""
-    params = dict(params)
-    options = params.pop("options", None)
+    """A fetch's request args, and how long to wait for its reply. ``params`` holds the
+    fetch's keyword arguments: site params and job options, split by
+    :func:`~browserd_client.options.split_fetch_kwargs` (raises TypeError/ValueError)."""
+    params, options = split_fetch_kwargs(params)
     args = {"url": url, "site": site, "params": params}
     if options:
         args["options"] = options
@@ -64,6 +64,14 @@ class FetchResult:
     redirects: list = field(default_factory=list)  #: [{"url", "status"}] of each redirect hop
     body: bytes | None = None   #: a document that is not HTML (JSON, CSV, PDF, an attachment): its bytes
     charset: str = ""           #: the document's own charset (document.characterSet)
+    # Outputs, only when the job asked for them (see browserd_client.options.decode_outputs):
+    screenshot: bytes | None = None  #: PNG or JPEG bytes (``screenshot=``)
+    screenshot_type: str | None = None  #: "png" or "jpeg"
+    pdf: bytes | None = None    #: PDF bytes (``pdf=``)
+    value: object = None        #: the JSON value of ``evaluate=``
+    responses: list | None = None  #: captured responses (``capture=``), dicts; binary bodies as bytes
+    responses_dropped: int = 0  #: matching responses beyond the daemon's count cap
+    cookies: list | None = None  #: the browser's cookies at the end of the job (``cookies_out=True``)
 
     @property
     def ok(self) -> bool:
@@ -82,7 +90,7 @@ def result_from_wire(r: dict, url: str, site: str) -> FetchResult:
         timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
         status=r.get("status"), headers=r.get("headers") or {}, mime_type=r.get("mime_type") or "",
         redirects=r.get("redirects") or [], body=base64.b64decode(body) if body is not None else None,
-        charset=r.get("charset") or "",
+        charset=r.get("charset") or "", **decode_outputs(r),
     )
 
 
@@ -164,7 +172,17 @@ class Client(_Settings):
     def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
         """Load ``url`` in a warm browser through site class ``site``; return the page.
         ``timeout``: seconds (capped by the daemon at the site's), None for this client's
-        ``timeout``, or :data:`SITE_TIMEOUT` to send none."""
+        ``timeout``, or :data:`SITE_TIMEOUT` to send none.
+
+        Keyword arguments: ``params={...}``, the site class's params; job options by name
+        (``method``, ``data``, ``headers``, ``cookies``, ``user_agent``, ``viewport``,
+        ``locale``, ``timezone``, ``wait_until``, ``settle_ms``, ``screenshot``, ``pdf``,
+        ``evaluate``, ``capture``, ``capture_max_bytes``, ``cookies_out``, ``proxy``,
+        ``proxy_pool``; see :func:`browserd_client.options.job_options`); any other keyword
+        is a site param as well. Outputs land in the result (``screenshot``, ``pdf`` as
+        bytes, ``value``, ``responses``, ``cookies``). A bad option raises TypeError or
+        ValueError here, or :class:`BadRequest` from the daemon; a throwing ``evaluate``
+        raises :class:`~browserd_client.errors.ScriptError`."""
         args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
@@ -179,11 +197,16 @@ class Client(_Settings):
         Each of the ``concurrency`` worker threads has a connection of its own (this
         client's settings, not its connection). ``urls`` is read lazily. Closing the
         generator early aborts the fetches in flight and ends the threads.
+
+        Keyword arguments as :meth:`fetch` (checked now), for every URL; an item of ``urls``
+        may also be a dict ``{"url", "site"?, "params"?, "options"?}`` (options: job option
+        keyword arguments) whose keys replace those of the call for that URL.
         """
         from .batch import map_urls  # batch builds on Client
 
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        split_fetch_kwargs(params)  # a bad option fails the call, not each URL
         return map_urls(self, urls, site, concurrency, timeout, params)
 
     def close(self) -> None:

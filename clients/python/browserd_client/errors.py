@@ -115,6 +115,12 @@ class SiteError(BrowserdError):
     code = "site_error"
 
 
+class ScriptError(BrowserdError):
+    """The job's ``evaluate`` script threw; the message is the JavaScript exception's text."""
+
+    code = "script_error"
+
+
 class Internal(BrowserdError):
     """An unexpected error inside the daemon."""
 
