@@ -17,6 +17,7 @@ from browserd_client.errors import BrowserdError, NotRunning, PermissionDenied
 from browserd_client.state import PID_FILE, STATE_FILE, default_state_dir
 
 from . import __version__
+from . import cli_options
 from . import config as configmod
 from . import demo
 from . import statedir
@@ -384,29 +385,37 @@ def cmd_fetch(args) -> int:
     config = _load_config(args, server=False)
     try:
         params = _params(args.param)
-    except ValueError as exc:
+        job = cli_options.job_options_from_args(args)  # job option flags, as client kwargs
+    except (ValueError, TypeError) as exc:
         return _die(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _die(f"{exc.filename}: {exc.strerror}", EXIT_FAILURE)
     if args.wait_for:
         params["wait_for"] = args.wait_for
     if args.input is not None:
-        return _fetch_batch(args, config, params)
+        return _fetch_batch(args, config, {"params": params, **job})
     try:
         with _client(args, config) as client:
             timeout, client.timeout = _fetch_timeouts(client, args, config)
-            result = client.fetch(args.url, site=args.site, timeout=timeout, **params)
+            result = client.fetch(args.url, site=args.site, timeout=timeout, params=params, **job)
+        extra = cli_options.save_outputs(args, result)  # screenshot, PDF, ... files; --json fields
     except BrowserdError as exc:
         return _client_failure(exc, "fetch")
+    except OSError as exc:
+        return _die(f"{exc.filename}: {exc.strerror}", EXIT_FAILURE)
     if args.json:
         record = {"url": result.url, "requested_url": result.requested_url, "title": result.title,
                   "site": result.site, "browser": result.browser, "timing": result.timing,
                   "notes": result.notes, "status": result.status, "headers": result.headers,
                   "mime_type": result.mime_type, "redirects": result.redirects, "charset": result.charset,
-                  "source": result.source}
+                  "source": result.source, **extra}
         if result.body is not None:
             import base64
 
             record["body"] = base64.b64encode(result.body).decode("ascii")
         out = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    elif cli_options.value_replaces_page(args):
+        out = json.dumps(result.value, ensure_ascii=False).encode("utf-8")
     elif result.body is not None:
         out = result.body
     else:
@@ -546,14 +555,16 @@ def _fetch_batch(args, config, params: dict) -> int:
     if args.jobs < 1:
         return _die("-j must be at least 1", EXIT_USAGE)
     try:
-        urls = _read_urls(args.input)
+        urls = cli_options.read_batch_input(args.input)  # URLs, and JSON lines with options
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
         return _die(f"{exc.filename or args.input}: {exc.strerror}", EXIT_FAILURE)
+    except ValueError as exc:
+        return _die(str(exc), EXIT_USAGE)
     index_path = os.path.join(args.output, INDEX_FILE)
     saved, torn = _read_index(index_path)
-    todo = [u for u in urls if not (saved.get(u, {}).get("ok")
-                                    and os.path.exists(os.path.join(args.output, saved[u].get("file") or "")))]
+    todo = [u for u in urls if not (saved.get(cli_options.item_url(u), {}).get("ok") and os.path.exists(
+        os.path.join(args.output, saved[cli_options.item_url(u)].get("file") or "")))]
     failed = Counter()
     progress = _Progress(len(todo), sys.stderr)
     t0 = time.monotonic()
@@ -579,6 +590,7 @@ def _fetch_batch(args, config, params: dict) -> int:
                         with open(path + ".part", "wb") as f:
                             f.write(res.body if res.body is not None else as_utf8_html(res.source).encode("utf-8"))
                         os.replace(path + ".part", path)
+                        record.update(cli_options.save_batch_outputs(res, path))
                     else:
                         failed[r.code] += 1
                     index.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -765,7 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("fetch", parents=[common], help="fetch a URL's rendered page source, or a list of URLs (-i)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=FETCH_EPILOG)
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=FETCH_EPILOG + "\n\n" + cli_options.FLAGS_EPILOG)
     p.add_argument("url", nargs="?", help="the URL to fetch (or -i FILE)")
     p.add_argument("-i", "--input", metavar="FILE",
                    help="fetch every URL listed in FILE (one a line; blank lines and # comments skipped; - reads "
@@ -782,6 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "timing, notes and source (or base64 body) as JSON (with -i: the summary)")
     p.add_argument("--allow-status", action="store_true", help="exit 0 even when the page's HTTP status is 400 "
                    "or above (default: exit 5)")
+    cli_options.add_job_option_flags(p)
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("metrics", parents=[common],
                        help="print the daemon's metrics in Prometheus text format (as /metrics)")
