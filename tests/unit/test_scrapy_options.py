@@ -83,6 +83,10 @@ def test_the_browsers_cookies_reach_the_jar_and_a_dropped_one_expires_there():
     assert sorted((c.name, c.value) for c in jar) == [("old", "2"), ("sid", "abc")]
 
 
+def test_a_reply_without_cookies_leaves_the_jar_alone():
+    assert jar_set_cookies(None, "http://127.0.0.1:8/", sent={"sid"}) is None
+
+
 def test_a_domain_cookie_keeps_its_domain_and_expiry():
     lines = jar_set_cookies([{"name": "a", "value": "1", "domain": ".example.org", "expires": 2000000000,
                               "secure": True, "sameSite": "Lax"}], "https://www.example.org/", sent=set())

@@ -279,13 +279,16 @@ def _cookie_pairs(values) -> list:
     return pairs
 
 
-def jar_set_cookies(cookies: list | None, url: str, sent: set) -> list:
+def jar_set_cookies(cookies: list | None, url: str, sent: set) -> list | None:
     """``Set-Cookie`` header values that give Scrapy's cookie jar the browser's cookies at
     the end of the job (those a response from ``url``'s host may set; other sites' are the
-    browser's business), and expire the cookies the jar ``sent`` that the browser dropped."""
+    browser's business), and expire the cookies the jar ``sent`` that the browser dropped.
+    None when the reply has no cookies (``cookies`` None): the jar is left as it is."""
+    if cookies is None:
+        return None
     host = (urlsplit(url).hostname or "").lower()
     lines, kept = [], set()
-    for c in cookies or []:
+    for c in cookies:
         domain = str(c.get("domain") or host).lower()
         bare = domain.lstrip(".")
         if not (host == bare or host.endswith("." + bare)):
