@@ -143,6 +143,8 @@ class AsyncClient(_Settings):
         return _sites_with_problems(await self._call("sites", {"problems": True}))
 
     async def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
+        """As :meth:`Client.fetch`: ``params={...}`` for the site, job options as keyword
+        arguments (``screenshot=True``, ``data={...}``, ...), outputs in the result."""
         args, reply_timeout = _fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(await self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
