@@ -47,6 +47,13 @@ def test_every_output_and_page_option_is_carried_by_its_wire_name():
                     "capture_max_bytes": 1024, "cookies_out": True, "proxy": "socks5://127.0.0.1:1"}
 
 
+def test_a_script_may_span_lines_where_a_header_like_value_may_not():
+    script = "const a = await Promise.resolve(41);\r\nreturn a + 1"
+    assert job_options(evaluate=script) == {"evaluate": script}
+    with pytest.raises(ValueError, match="option 'user_agent': must not contain CR, LF or NUL"):
+        job_options(user_agent="UA\n1")
+
+
 def test_none_and_false_leave_an_option_to_the_daemons_default():
     assert job_options(screenshot=False, pdf=None, cookies_out=False, method=None) == {}
     assert job_options(screenshot=True, pdf=True) == {"screenshot": True, "pdf": True}

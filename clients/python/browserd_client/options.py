@@ -64,12 +64,13 @@ def _bool(option: str, value, what: str = "") -> bool:
     return value
 
 
-def _str(option: str, value, *, empty: bool = False) -> str:
+def _str(option: str, value, *, empty: bool = False, script: bool = False) -> str:
+    """A string option; only a ``script`` (JS source) may hold CR, LF or NUL."""
     if not isinstance(value, str):
         raise _fail(option, f"must be a string, not {type(value).__name__}", TypeError)
     if not empty and not value:
         raise _fail(option, "must not be empty")
-    if _BAD_VALUE.search(value):
+    if not script and _BAD_VALUE.search(value):
         raise _fail(option, "must not contain CR, LF or NUL")
     return value
 
@@ -274,7 +275,7 @@ def job_options(**kwargs) -> dict:
         out["cookies"] = _cookies(given["cookies"])
     for name in ("user_agent", "locale", "timezone", "evaluate", "proxy", "proxy_pool"):
         if name in given:
-            out[name] = _str(name, given[name])
+            out[name] = _str(name, given[name], script=name == "evaluate")
     if "viewport" in given:
         out["viewport"] = _viewport(given["viewport"])
     if "wait_until" in given:
