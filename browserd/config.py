@@ -86,6 +86,15 @@ def _networks(value):
     return None
 
 
+def _switches(value):
+    """Each Chromium argument is a switch; a part that is not was cut off at a comma."""
+    for arg in value:
+        if not arg.startswith("-"):
+            return (f"holds {arg!r}, which is not a Chromium switch (--name[=value]): a value with a comma "
+                    f"needs the JSON array form, e.g. [\"--user-agent=a, b\"]")
+    return None
+
+
 def _listen(value):
     if not value:
         return None
@@ -116,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
             "webdriver-manager (downloads; needs the [wdm] extra and internet) or grid.",
             _choice(*DRIVER_SOURCES)),
     Setting("grid_url", str, "", "Selenium Grid 4 URL when driver_source = grid."),
-    Setting("chromium_args", list, [], "Extra Chromium command-line arguments."),
+    Setting("chromium_args", list, [], "Extra Chromium command-line arguments.", _switches),
     Setting("page_load_timeout", float, 30.0, "Seconds a page may take to load.", _min(0.1)),
     Setting("job_timeout", float, 60.0, "Default and maximum seconds for one fetch job (hard deadline).",
             _min(0.1)),

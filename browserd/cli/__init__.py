@@ -2,7 +2,8 @@
 
 - :mod:`.lifecycle`: start, run, stop, restart, reload
 - :mod:`.status`: status, metrics, sites
-- :mod:`.fetch`: fetch, demo; :mod:`.batch`: ``fetch -i`` (many URLs into a directory)
+- :mod:`.fetch`: fetch, demo; :mod:`.batch`: ``fetch -i`` (many URLs into a directory);
+  :mod:`.options`: fetch's job option flags and their output files
 - :mod:`.parser`: the argparse tree; :mod:`.common`: what the commands share
 
 Exit codes are :class:`browserd.daemon.errors.ExitCode` (README "Exit codes").

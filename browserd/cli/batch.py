@@ -2,8 +2,10 @@
 
 Each page is saved as ``DIR/<sha1 prefix>-<host_path>.html`` (or the document's bytes,
 with a fitting extension); every outcome is appended to ``DIR/index.jsonl`` (the last
-line of a URL wins), so a second run fetches only what is not saved yet. Built on the
-client's ``map`` (:mod:`browserd_client.batch`): K fetches at once, results as they come.
+line of a URL wins), so a second run fetches only what is not saved yet; the job's outputs
+(screenshot, PDF, captured responses) are saved next to each page. Input lines are URLs or
+JSON objects with per-URL options (:func:`.options.read_batch_input`). Built on the
+client's ``map``: K fetches at once, results as they come.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from browserd_client import Backoff
 from browserd_client.errors import BrowserdError
 
 from ..daemon.errors import ExitCode
+from . import options
 from .common import client, client_failure, die, duration
 from .pagefiles import as_utf8_html, extension, page_file
 
@@ -27,7 +30,8 @@ INDEX_FILE = "index.jsonl"
 
 def fetch_batch(args, config, params: dict, fetch_timeouts) -> ExitCode:
     """Fetch every URL of ``args.input`` not saved yet into ``args.output``, ``args.jobs``
-    at once, with the site ``args.site`` and its ``params``; ``fetch_timeouts(client,
+    at once, with the site ``args.site``; ``params`` are the client keyword arguments of
+    every fetch (``{"params": site params, **job options}``); ``fetch_timeouts(client,
     args, config)`` gives (timeout sent, seconds to wait). Progress to stderr, the summary
     to stdout (``--json``: one JSON object). Exit 0 all saved, 1 any URL failed, 2 bad
     arguments, 3 not running, 77 no permission."""
@@ -36,14 +40,15 @@ def fetch_batch(args, config, params: dict, fetch_timeouts) -> ExitCode:
     if args.jobs < 1:
         return die("-j must be at least 1", ExitCode.USAGE)
     try:
-        urls = _read_urls(args.input)
+        urls = options.read_batch_input(args.input)  # URLs, and JSON lines with options
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
         return die(f"{exc.filename or args.input}: {exc.strerror}", ExitCode.FAILURE)
+    except ValueError as exc:
+        return die(str(exc), ExitCode.USAGE)
     index_path = os.path.join(args.output, INDEX_FILE)
     saved, torn = _read_index(index_path)
-    todo = [u for u in urls if not (saved.get(u, {}).get("ok")
-                                    and os.path.exists(os.path.join(args.output, saved[u].get("file") or "")))]
+    todo = [u for u in urls if not _saved(saved.get(options.item_url(u)), args.output)]
     failed = Counter()
     progress = _Progress(len(todo), sys.stderr)
     t0 = time.monotonic()
@@ -89,7 +94,13 @@ def _save(r, output: str) -> dict:
     with open(path + ".part", "wb") as f:
         f.write(res.body if res.body is not None else as_utf8_html(res.source).encode("utf-8"))
     os.replace(path + ".part", path)
+    record.update(options.save_batch_outputs(res, path))
     return record
+
+
+def _saved(record: dict | None, output: str) -> bool:
+    """Whether an index record says its page was saved, and the file is still there."""
+    return bool(record and record.get("ok") and os.path.exists(os.path.join(output, record.get("file") or "")))
 
 
 def _summary(args, urls: list, todo: list, failed: Counter, elapsed: float, index_path: str) -> None:
@@ -103,13 +114,6 @@ def _summary(args, urls: list, todo: list, failed: Counter, elapsed: float, inde
     codes = ", ".join(f"{code} {n}" for code, n in failed.most_common())
     print(f"failed {sum(failed.values())}" + (f": {codes}" if codes else ""))
     print(f"index: {index_path}")
-
-
-def _read_urls(path: str) -> list[str]:
-    """The URLs of a list file, in order and once each; blank lines and ``#`` comments skipped."""
-    with (open(path, encoding="utf-8") if path != "-" else contextlib.nullcontext(sys.stdin)) as f:
-        lines = (line.strip() for line in f)
-        return list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
 
 
 def _read_index(path: str) -> tuple[dict[str, dict], bool]:

@@ -15,6 +15,7 @@ from browserd_client.errors import BrowserdError
 
 from .. import demo
 from ..daemon.errors import ExitCode
+from . import options
 from .batch import fetch_batch
 from .common import client, client_failure, die, load_config
 from .pagefiles import as_utf8_html
@@ -73,19 +74,25 @@ def cmd_fetch(args) -> ExitCode:
     config = load_config(args)
     try:
         params = _params(args.param)
-    except ValueError as exc:
+        job = options.job_options_from_args(args)  # job option flags, as client keyword arguments
+    except (ValueError, TypeError) as exc:
         return die(str(exc), ExitCode.USAGE)
+    except OSError as exc:
+        return die(f"{exc.filename}: {exc.strerror}", ExitCode.FAILURE)
     if args.wait_for:
         params["wait_for"] = args.wait_for
     if args.input is not None:
-        return fetch_batch(args, config, params, fetch_timeouts)
+        return fetch_batch(args, config, {"params": params, **job}, fetch_timeouts)
     try:
         with client(config) as c:
             timeout, c.timeout = fetch_timeouts(c, args, config)
-            result = c.fetch(args.url, site=args.site, timeout=timeout, **params)
+            result = c.fetch(args.url, site=args.site, timeout=timeout, params=params, **job)
+        extra = options.save_outputs(args, result)  # screenshot, PDF, ... files; --json fields
     except BrowserdError as exc:
         return client_failure(exc, "fetch")
-    _write(args, result, _output(args, result))
+    except OSError as exc:
+        return die(f"{exc.filename}: {exc.strerror}", ExitCode.FAILURE)
+    _write(args, result, _output(args, result, extra))
     if result.status is not None and result.status >= 400 and not args.allow_status:
         print(f"fetch: {result.url} answered HTTP {result.status} (exit {ExitCode.HTTP_ERROR}; --allow-status "
               f"to exit 0)", file=sys.stderr)
@@ -93,18 +100,21 @@ def cmd_fetch(args) -> ExitCode:
     return ExitCode.OK
 
 
-def _output(args, result) -> bytes:
-    """What ``fetch`` writes: the JSON record (``--json``), the body of a document that is
+def _output(args, result, extra: dict) -> bytes:
+    """What ``fetch`` writes: the JSON record (``--json``, with the job's outputs
+    ``extra``), the JSON value of ``--eval`` (no ``-o``), the body of a document that is
     not HTML, or the rendered source as UTF-8 HTML."""
     if args.json:
         record = {"url": result.url, "requested_url": result.requested_url, "title": result.title,
                   "site": result.site, "browser": result.browser, "timing": result.timing,
                   "notes": result.notes, "status": result.status, "headers": result.headers,
                   "mime_type": result.mime_type, "redirects": result.redirects, "charset": result.charset,
-                  "source": result.source}
+                  "source": result.source, **extra}
         if result.body is not None:
             record["body"] = base64.b64encode(result.body).decode("ascii")
         return json.dumps(record, ensure_ascii=False).encode("utf-8")
+    if options.value_replaces_page(args):
+        return json.dumps(result.value, ensure_ascii=False).encode("utf-8")
     if result.body is not None:
         return result.body
     return as_utf8_html(result.source).encode("utf-8")
@@ -142,7 +152,7 @@ def cmd_demo(args) -> ExitCode:
 
 
 def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
-    """Every argument of ``browserd fetch`` (job options go here)."""
+    """Every argument of ``browserd fetch``, the job option flags included."""
     p.add_argument("url", nargs="?", help="the URL to fetch (or -i FILE)")
     p.add_argument("-i", "--input", metavar="FILE",
                    help="fetch every URL listed in FILE (one a line; blank lines and # comments skipped; - reads "
@@ -159,12 +169,14 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
                    "timing, notes and source (or base64 body) as JSON (with -i: the summary)")
     p.add_argument("--allow-status", action="store_true", help="exit 0 even when the page's HTTP status is 400 "
                    "or above (default: exit 5)")
+    options.add_job_option_flags(p)
 
 
 def add_parsers(sub, common) -> None:
     """The subparsers of ``fetch`` and ``demo``."""
     p = sub.add_parser("fetch", parents=[common], help="fetch a URL's rendered page source, or a list of URLs (-i)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=FETCH_EPILOG)
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=FETCH_EPILOG + "\n\n" + options.FLAGS_EPILOG)
     add_fetch_arguments(p)
     p.set_defaults(func=cmd_fetch)
     p = sub.add_parser("demo", parents=[common], help="fetch a bundled JavaScript page and print it")

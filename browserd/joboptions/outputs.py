@@ -23,15 +23,7 @@ import time
 
 from selenium.common.exceptions import WebDriverException
 
-from browserd_client.errors import BrowserdError, FrameTooLarge
-
-try:
-    from browserd_client.errors import ScriptError
-except ImportError:  # an installed browserd_client older than the daemon: same wire code
-    class ScriptError(BrowserdError):
-        """The job's ``evaluate`` script threw; the message is the JavaScript exception's text."""
-
-        code = "script_error"
+from browserd_client.errors import FrameTooLarge, ScriptError
 from browserd_client.protocol import MAX_REPLY_BYTES
 
 from .apply import cdp

@@ -1,6 +1,8 @@
 """Issue 14: job options through the real daemon, real Chromium and a local server that
-records what it received. The daemon is driven through the Python client's ``options=``
-(the wire's ``options`` object); outputs are read from the raw reply."""
+records what it received. The daemon is driven through the Python client's job-option
+keyword arguments and outputs are read from its FetchResult; where a test is about the
+wire itself (a body without a method, a value the client would refuse first, keys absent
+from the reply) it sends the wire's ``options`` object or reads the raw reply."""
 
 from __future__ import annotations
 
@@ -56,9 +58,8 @@ def probe(source: str) -> dict:
 def test_post_form_body_and_content_type_reach_the_server(daemon, pages):
     form = b"user=alice&note=a+b%26c"
     with daemon.client() as c:
-        r = c.fetch(pages.url("/echo", k="post"), options={
-            "method": "POST", "body": base64.b64encode(form).decode(),
-            "content_type": "application/x-www-form-urlencoded"})
+        r = c.fetch(pages.url("/echo", k="post"), method="POST", data=form,
+                    content_type="application/x-www-form-urlencoded")
     seen = pages.requests("/echo?k=post")
     print([(s["method"], s["headers"].get("content-type"), s["body"]) for s in seen])
     assert "METHOD-POST" in r.source and r.status == 200
@@ -71,8 +72,7 @@ def test_post_form_body_and_content_type_reach_the_server(daemon, pages):
 def test_raw_body_with_its_content_type_and_put(daemon, pages):
     body = b'{"a": [1, 2], "bytes": "\\u00e9"}\x00\xff'
     with daemon.client() as c:
-        c.fetch(pages.url("/echo", k="put"), options={
-            "method": "PUT", "body": base64.b64encode(body).decode(), "content_type": "application/octet-stream"})
+        c.fetch(pages.url("/echo", k="put"), method="PUT", data=body, content_type="application/octet-stream")
     seen = pages.requests("/echo?k=put")
     assert [(s["method"], s["body"], s["headers"]["content-type"]) for s in seen] == \
         [("PUT", body, "application/octet-stream")]
@@ -80,6 +80,7 @@ def test_raw_body_with_its_content_type_and_put(daemon, pages):
 
 def test_a_post_carries_the_jobs_headers_cookies_and_user_agent_too(daemon, pages):
     with daemon.client() as c:
+        # the wire form: a body without a method, which the daemon sends as a POST
         r = c.fetch(pages.url("/echo", k="post-dressed"), options={
             "body": base64.b64encode(b"a=1").decode(), "headers": {"X-Job": "posted"},
             "cookies": [{"name": "sid", "value": "p1"}], "user_agent": "poster/2"})
@@ -91,10 +92,9 @@ def test_a_post_carries_the_jobs_headers_cookies_and_user_agent_too(daemon, page
 
 def test_headers_cookies_and_user_agent_reach_the_server(daemon, pages):
     with daemon.client() as c:
-        r = c.fetch(pages.url("/probe", k="hdr"), options={
-            "headers": {"X-Job": "one", "X-Other": "two words"},
-            "cookies": [{"name": "sid", "value": "s3cr3t"}, {"name": "pref", "value": "dark", "path": "/probe"}],
-            "user_agent": "browserd-test/1.0 (like Gecko)"})
+        r = c.fetch(pages.url("/probe", k="hdr"), headers={"X-Job": "one", "X-Other": "two words"},
+                    cookies=[{"name": "sid", "value": "s3cr3t"}, {"name": "pref", "value": "dark", "path": "/probe"}],
+                    user_agent="browserd-test/1.0 (like Gecko)")
     seen = pages.requests("/probe?k=hdr")[-1]["headers"]
     print(seen)
     assert seen["x-job"] == "one" and seen["x-other"] == "two words"
@@ -105,9 +105,9 @@ def test_headers_cookies_and_user_agent_reach_the_server(daemon, pages):
 
 def test_viewport_locale_and_timezone_seen_by_the_page(daemon, pages):
     with daemon.client() as c:
-        r = c.fetch(pages.url("/probe", k="emu"), options={
-            "viewport": {"width": 411, "height": 731, "device_scale_factor": 2, "mobile": True},
-            "locale": "de-DE", "timezone": "Asia/Tokyo"})
+        r = c.fetch(pages.url("/probe", k="emu"),
+                    viewport={"width": 411, "height": 731, "device_scale_factor": 2, "mobile": True},
+                    locale="de-DE", timezone="Asia/Tokyo")
     seen = probe(r.source)
     headers = pages.requests("/probe?k=emu")[-1]["headers"]
     print(seen, headers.get("accept-language"))
@@ -130,9 +130,9 @@ def test_per_job_changes_are_undone_for_the_next_job_on_each_browser(daemon, pag
         assert len(before) == 2, before
         checked = set()  # browsers a plain job ran on right after their dressed job
         for n in range(8):
-            r = c.fetch(pages.url("/probe", k=f"dressed{n}"), options={
-                "headers": {"X-Job": "dressed"}, "user_agent": "dressed-agent",
-                "viewport": {"width": 333, "height": 444}, "timezone": "Pacific/Auckland", "locale": "fr-FR"})
+            r = c.fetch(pages.url("/probe", k=f"dressed{n}"), headers={"X-Job": "dressed"},
+                        user_agent="dressed-agent", viewport={"width": 333, "height": 444},
+                        timezone="Pacific/Auckland", locale="fr-FR")
             assert probe(r.source)["innerWidth"] == 333
             for m in range(3):
                 after = c.fetch(pages.url("/probe", k=f"after{n}-{m}"))
@@ -159,17 +159,17 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def test_evaluate_returns_a_nested_json_value(daemon, pages):
     with daemon.client() as c:
-        expression = raw(c, pages.url("/probe"), evaluate="({title: document.title, n: [1, {deep: true}], x: null})")
-        body = raw(c, pages.url("/probe"), evaluate="const a = await Promise.resolve(41);\nreturn {a: a + 1, s: 'é'}")
-    assert expression["value"] == {"title": "probe", "n": [1, {"deep": True}], "x": None}
-    assert body["value"] == {"a": 42, "s": "é"}
-    assert "<pre id=\"probe\">" in expression["source"]
+        expression = c.fetch(pages.url("/probe"), evaluate="({title: document.title, n: [1, {deep: true}], x: null})")
+        body = c.fetch(pages.url("/probe"), evaluate="const a = await Promise.resolve(41);\nreturn {a: a + 1, s: 'é'}")
+    assert expression.value == {"title": "probe", "n": [1, {"deep": True}], "x": None}
+    assert body.value == {"a": 42, "s": "é"}
+    assert "<pre id=\"probe\">" in expression.source
 
 
 def test_evaluate_that_throws_is_a_script_error_with_its_message(daemon, pages):
     with daemon.client() as c:
         with pytest.raises(ScriptError) as info:
-            c.fetch(pages.url("/probe"), options={"evaluate": "throw new TypeError('no such widget')"})
+            c.fetch(pages.url("/probe"), evaluate="throw new TypeError('no such widget')")
         assert info.value.code == "script_error" and "no such widget" in str(info.value)
         assert c.fetch(pages.url("/probe")).title == "probe"  # the browser serves on
 
@@ -177,7 +177,7 @@ def test_evaluate_that_throws_is_a_script_error_with_its_message(daemon, pages):
 def test_evaluate_that_never_returns_is_stopped_before_the_deadline(daemon, pages):
     with daemon.client() as c:
         with pytest.raises(ScriptError) as info:
-            c.fetch(pages.url("/probe"), timeout=6, options={"evaluate": "while (true) {}"})
+            c.fetch(pages.url("/probe"), timeout=6, evaluate="while (true) {}")
         print(info.value)
         replaced = c.status()["events"].get("replaced", 0)
         assert "stopped" in str(info.value)
@@ -197,17 +197,17 @@ def test_no_outputs_are_taken_from_chromes_own_error_page(daemon, pages):
 def test_screenshot_viewport_and_full_page_png_have_the_right_size(daemon, pages):
     viewport = {"width": 640, "height": 480}
     with daemon.client() as c:
-        shot = raw(c, pages.url("/tall"), viewport=viewport, screenshot=True)["screenshot"]
-        full = raw(c, pages.url("/tall"), viewport=viewport, screenshot={"type": "png", "full_page": True})["screenshot"]
-        hidpi = raw(c, pages.url("/tall"), viewport=dict(viewport, device_scale_factor=2),
-                    screenshot={"full_page": True})["screenshot"]
-        jpeg = raw(c, pages.url("/tall"), screenshot={"type": "jpeg", "quality": 40})["screenshot"]
-    sizes = [png_size(base64.b64decode(s["base64"])) for s in (shot, full, hidpi)]
+        shot = c.fetch(pages.url("/tall"), viewport=viewport, screenshot=True)
+        full = c.fetch(pages.url("/tall"), viewport=viewport, screenshot={"type": "png", "full_page": True})
+        hidpi = c.fetch(pages.url("/tall"), viewport=dict(viewport, device_scale_factor=2),
+                        screenshot={"full_page": True})
+        jpeg = c.fetch(pages.url("/tall"), screenshot={"type": "jpeg", "quality": 40})
+    sizes = [png_size(r.screenshot) for r in (shot, full, hidpi)]
     print(sizes)
-    assert shot["type"] == "png" and sizes[0] == (640, 480)
+    assert shot.screenshot_type == "png" and sizes[0] == (640, 480)
     assert sizes[1] == (640, 3000)
     assert sizes[2] == (1280, 6000)
-    assert jpeg["type"] == "jpeg" and base64.b64decode(jpeg["base64"])[:3] == b"\xff\xd8\xff"
+    assert jpeg.screenshot_type == "jpeg" and jpeg.screenshot[:3] == b"\xff\xd8\xff"
 
 
 def pdf_pages(data: bytes) -> int:
@@ -216,8 +216,8 @@ def pdf_pages(data: bytes) -> int:
 
 def test_pdf_starts_with_pdf_and_has_the_right_page_count(daemon, pages):
     with daemon.client() as c:
-        three = base64.b64decode(raw(c, pages.url("/three-pages"), pdf=True)["pdf"]["base64"])
-        one = base64.b64decode(raw(c, pages.url("/probe"), pdf={"format": "Letter", "landscape": True})["pdf"]["base64"])
+        three = c.fetch(pages.url("/three-pages"), pdf=True).pdf
+        one = c.fetch(pages.url("/probe"), pdf={"format": "Letter", "landscape": True}).pdf
     print(len(three), pdf_pages(three), pdf_pages(one))
     assert three.startswith(b"%PDF") and pdf_pages(three) == 3
     assert one.startswith(b"%PDF") and pdf_pages(one) == 1
@@ -227,33 +227,34 @@ def test_pdf_starts_with_pdf_and_has_the_right_page_count(daemon, pages):
 
 def test_capture_returns_three_xhr_json_responses_with_bodies(daemon, pages):
     with daemon.client() as c:
-        r = raw(c, pages.url("/xhr3"), params={"wait_for": "#done"}, capture=["*/api/item*"])
-    got = sorted(r["responses"], key=lambda x: x["url"])
+        r = c.fetch(pages.url("/xhr3"), params={"wait_for": "#done"}, capture=["*/api/item*"])
+    got = sorted(r.responses, key=lambda x: x["url"])
     print([(x["url"], x["status"], x["mime_type"], x["size"]) for x in got])
     assert [json.loads(x["body"]) for x in got] == [{"item": n, "nested": {"list": [n, 2 * n]}} for n in (1, 2, 3)]
     assert all(x["status"] == 200 and x["mime_type"] == "application/json" and not x["body_base64"]
                and not x["truncated"] and x["size"] == len(x["body"]) for x in got)
     assert got[0]["headers"]["content-type"] == "application/json"
-    assert r["responses_dropped"] == 0
+    assert r.responses_dropped == 0
 
 
 def test_capture_cuts_bodies_at_capture_max_bytes(daemon, pages):
     with daemon.client() as c:
-        r = raw(c, pages.url("/xhr3"), params={"wait_for": "#done"}, capture=["*/api/item?n=2"], capture_max_bytes=5)
-    (only,) = r["responses"]
+        r = c.fetch(pages.url("/xhr3"), params={"wait_for": "#done"}, capture=["*/api/item?n=2"],
+                    capture_max_bytes=5)
+    (only,) = r.responses
     assert only["truncated"] and len(only["body"]) == 5 and only["size"] > 5
 
 
 def test_cookies_out_returns_the_cookies_the_browser_holds(daemon, pages):
     with daemon.client() as c:
-        r = raw(c, pages.url("/set-cookie"), cookies=[{"name": "mine", "value": "v1", "httpOnly": True}],
-                cookies_out=True)
-        after = raw(c, pages.url("/set-cookie"), cookies_out=True)
-    by_name = {x["name"]: x for x in r["cookies"]}
-    print(r["cookies"])
+        r = c.fetch(pages.url("/set-cookie"), cookies=[{"name": "mine", "value": "v1", "httpOnly": True}],
+                    cookies_out=True)
+        after = c.fetch(pages.url("/set-cookie"), cookies_out=True)
+    by_name = {x["name"]: x for x in r.cookies}
+    print(r.cookies)
     assert by_name["srv"]["value"] == "from-server" and by_name["srv"]["domain"] == "127.0.0.1"
     assert by_name["mine"]["value"] == "v1" and by_name["mine"]["httpOnly"] is True
-    assert {x["name"] for x in after["cookies"]} == {"srv"}  # the last job's cookies are gone
+    assert {x["name"] for x in after.cookies} == {"srv"}  # the last job's cookies are gone
 
 
 def test_a_job_without_options_gets_no_output_keys(daemon, pages):
@@ -267,8 +268,8 @@ def test_a_job_without_options_gets_no_output_keys(daemon, pages):
 def test_networkidle_waits_for_a_late_xhr(daemon, pages):
     with daemon.client() as c:
         load = c.fetch(pages.url("/late-xhr"))
-        idle = c.fetch(pages.url("/late-xhr"), options={"wait_until": "networkidle"})
-        dcl = c.fetch(pages.url("/late-xhr"), options={"wait_until": "domcontentloaded"})
+        idle = c.fetch(pages.url("/late-xhr"), wait_until="networkidle")
+        dcl = c.fetch(pages.url("/late-xhr"), wait_until="domcontentloaded")
     print(load.timing, idle.timing)
     assert "LATE-WAITING" in load.source and "LATE-WAITING" in dcl.source
     assert "LATE-DONE" in idle.source
@@ -277,7 +278,7 @@ def test_networkidle_waits_for_a_late_xhr(daemon, pages):
 def test_settled_waits_for_the_dom_to_stop_changing(daemon, pages):
     with daemon.client() as c:
         load = c.fetch(pages.url("/mutating"))
-        settled = c.fetch(pages.url("/mutating"), options={"wait_until": "settled", "settle_ms": 300})
+        settled = c.fetch(pages.url("/mutating"), wait_until="settled", settle_ms=300)
     print(re.search(r"<p id=\"state\">(.*?)</p>", load.source).group(1),
           re.search(r"<p id=\"state\">(.*?)</p>", settled.source).group(1))
     assert "CHANGING" in load.source
@@ -289,7 +290,7 @@ def test_a_wait_that_never_ends_is_a_timeout_within_the_job_deadline(daemon, pag
 
     with daemon.client() as c:
         with pytest.raises(Timeout) as info:
-            c.fetch(pages.url("/mutating"), timeout=3, options={"wait_until": "settled", "settle_ms": 5000})
+            c.fetch(pages.url("/mutating"), timeout=3, wait_until="settled", settle_ms=5000)
     print(info.value)
 
 
@@ -302,7 +303,7 @@ def test_a_site_sees_the_options_applied_before_its_hooks_and_can_read_them(page
                                   "BROWSERD_SITE_MODULES": "tests.support.option_sites"})
     with daemon.client() as c:
         r = c.fetch(pages.url("/probe", k="site"), site="options_seen",
-                    options={"user_agent": "site-sees/1", "headers": {"X-Job": "site"}})
+                    user_agent="site-sees/1", headers={"X-Job": "site"})
     login = pages.requests("/echo?k=site")
     print(r.notes, login[-1]["headers"].get("user-agent") if login else None)
     assert r.notes["tab_user_agent"] == r.notes["option_user_agent"] == "site-sees/1"
@@ -315,6 +316,7 @@ def test_a_site_sees_the_options_applied_before_its_hooks_and_can_read_them(page
 def test_a_bad_option_is_a_bad_request_naming_it(daemon, pages):
     with daemon.client() as c:
         with pytest.raises(BadRequest) as info:
+            # the wire form: the client would refuse this value before sending it
             c.fetch(pages.url("/echo"), options={"viewport": {"width": 0, "height": 10}})
     assert "option 'viewport'" in str(info.value)
 
@@ -322,7 +324,7 @@ def test_a_bad_option_is_a_bad_request_naming_it(daemon, pages):
 def test_a_time_zone_chromium_does_not_know_is_a_bad_request(daemon, pages):
     with daemon.client() as c:
         with pytest.raises(BadRequest) as info:
-            c.fetch(pages.url("/probe"), options={"timezone": "Mars/Olympus_Mons"})
+            c.fetch(pages.url("/probe"), timezone="Mars/Olympus_Mons")
         assert "option 'timezone'" in str(info.value)
         r = c.fetch(pages.url("/probe", k="after-bad-tz"))
     assert probe(r.source)["timeZone"] != "Mars/Olympus_Mons"

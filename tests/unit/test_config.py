@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -119,6 +120,15 @@ def test_lists_may_be_json_arrays_so_values_keep_their_commas():
     assert cfg.load(env={}, flags={"allowed_schemes": '["https"]'}).allowed_schemes == ["https"]
     with pytest.raises(cfg.ConfigError, match="chromium_args.*BROWSERD_CHROMIUM_ARGS"):
         cfg.load(env={"BROWSERD_CHROMIUM_ARGS": '["unclosed'})
+
+
+def test_a_chromium_argument_cut_at_its_comma_is_an_error_not_a_truncated_switch():
+    ua = "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+    with pytest.raises(cfg.ConfigError, match=r"chromium_args .*'like Gecko\) Chrome/120.0'.* JSON array form"):
+        cfg.load(env={"BROWSERD_CHROMIUM_ARGS": ua})
+    assert cfg.load(env={"BROWSERD_CHROMIUM_ARGS": json.dumps([ua])}).chromium_args == [ua]
+    assert cfg.load(env={"BROWSERD_CHROMIUM_ARGS": "--mute-audio, --disable-gpu"}).chromium_args == \
+        ["--mute-audio", "--disable-gpu"]
 
 
 def test_unknown_browserd_variable_is_named():

@@ -12,8 +12,8 @@
 from .client import Client
 from .errors import (
     AuthenticationFailed, BadRequest, BrowserdError, BrowserError, Busy, ForbiddenUrl,
-    FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ProxyFailed, ShuttingDown,
-    SiteError, Timeout, Unavailable, UnknownOp, UnknownSite, UnsupportedVersion,
+    FrameTooLarge, Internal, LoadFailed, NotRunning, PermissionDenied, ProtocolError, ProxyFailed, ScriptError,
+    ShuttingDown, SiteError, Timeout, Unavailable, UnknownOp, UnknownSite, UnsupportedVersion,
 )
 from .ops import SITE_TIMEOUT, FetchResult, MapResult
 from .retry import Backoff
@@ -32,6 +32,6 @@ __all__ = [
     "Client", "AsyncClient", "FetchResult", "MapResult", "Backoff", "SITE_TIMEOUT",
     "AuthenticationFailed", "BadRequest", "BrowserdError", "BrowserError", "Busy", "ForbiddenUrl",
     "FrameTooLarge", "Internal", "LoadFailed", "NotRunning", "PermissionDenied", "ProtocolError", "ProxyFailed",
-    "ShuttingDown",
+    "ScriptError", "ShuttingDown",
     "SiteError", "Timeout", "Unavailable", "UnknownOp", "UnknownSite", "UnsupportedVersion",
 ]

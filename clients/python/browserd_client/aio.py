@@ -18,6 +18,7 @@ import socket
 from . import protocol, wire
 from .errors import Timeout
 from .ops import REPLY_GRACE, FetchResult, MapResult, fetch_request, map_failure, result_from_wire, sites_with_problems
+from .options import map_item, split_fetch_kwargs
 from .retry import TRANSIENT, Backoff, RetryState
 from .settings import Settings
 
@@ -94,7 +95,9 @@ class AsyncClient(Settings):
 
     async def fetch(self, url: str, site: str = "generic", timeout=None, **params) -> FetchResult:
         """As :meth:`Client.fetch <browserd_client.Client.fetch>`: the page of ``url`` as a
-        :class:`~browserd_client.FetchResult`, or the job's error raised."""
+        :class:`~browserd_client.FetchResult`, or the job's error raised; ``params={...}``
+        for the site, job options as keyword arguments (``screenshot=True``,
+        ``data={...}``, ...), outputs in the result."""
         args, reply_timeout = fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(await self._call("fetch", args, reply_timeout=reply_timeout), url, site)
 
@@ -111,6 +114,7 @@ class AsyncClient(Settings):
         ``concurrency`` below 1."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        split_fetch_kwargs(params)  # a bad option fails the call, not each URL
         return self._map(urls, site, concurrency, timeout, params)
 
     async def _map(self, urls, site, concurrency, timeout, params):
@@ -120,9 +124,10 @@ class AsyncClient(Settings):
 
         async def work(client: AsyncClient) -> None:
             try:
-                for index, url in source:
+                for index, item in source:
+                    url, item_site, item_params = map_item(item, site, params)
                     try:
-                        page = await client.fetch(url, site=site, timeout=timeout, **params)
+                        page = await client.fetch(url, site=item_site, timeout=timeout, **item_params)
                         result = MapResult(url, True, page, index=index)
                     except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL
                         result = map_failure(url, index, exc)

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 from . import protocol, wire
 from .errors import BrowserdError, Timeout
 from .ops import REPLY_GRACE, FetchResult, MapResult, fetch_request, map_failure, result_from_wire, sites_with_problems
+from .options import map_item, split_fetch_kwargs
 from .retry import TRANSIENT, Backoff, RetryState
 from .settings import Settings
 
@@ -90,9 +91,19 @@ class Client(Settings):
         """Load ``url`` in a warm browser through site class ``site``; return the page.
 
         ``timeout``: seconds (capped by the daemon at the site's), None for this client's
-        ``timeout``, or :data:`~browserd_client.SITE_TIMEOUT` to send none. ``params``: the
-        site's params (``wait_for="#content"``, ...); ``options={...}``: job options. Raises
-        the :class:`~browserd_client.BrowserdError` of a failed job (``LoadFailed``,
+        ``timeout``, or :data:`~browserd_client.SITE_TIMEOUT` to send none.
+
+        Keyword arguments: ``params={...}``, the site class's params (``wait_for="#content"``,
+        ...); job options by name (``method``, ``data``, ``headers``, ``cookies``,
+        ``user_agent``, ``viewport``, ``locale``, ``timezone``, ``wait_until``, ``settle_ms``,
+        ``screenshot``, ``pdf``, ``evaluate``, ``capture``, ``capture_max_bytes``,
+        ``cookies_out``, ``proxy``, ``proxy_pool``; see
+        :func:`browserd_client.options.job_options`); any other keyword is a site param as
+        well. Outputs land in the result (``screenshot``, ``pdf`` as bytes, ``value``,
+        ``responses``, ``cookies``). A bad option raises TypeError or ValueError here, or
+        :class:`~browserd_client.BadRequest` from the daemon; a throwing ``evaluate`` raises
+        :class:`~browserd_client.ScriptError`. Raises the
+        :class:`~browserd_client.BrowserdError` of a failed job (``LoadFailed``,
         ``Timeout``, ``ForbiddenUrl``, ...) once retries are spent."""
         args, reply_timeout = fetch_request(url, site, timeout, self.timeout, params)
         return result_from_wire(self._call("fetch", args, reply_timeout=reply_timeout), url, site)
@@ -114,9 +125,15 @@ class Client(Settings):
         early (``break``, ``close()``) aborts the fetches in flight (the daemon sees their
         connections close and frees the browsers) and ends the threads. Raises
         ``ValueError`` for a ``concurrency`` below 1.
+
+        Keyword arguments as :meth:`fetch` (checked now, TypeError/ValueError), for every
+        URL; an item of ``urls`` may also be a dict ``{"url", "site"?, "params"?,
+        "options"?}`` (options: job option keyword arguments) whose keys replace those of
+        the call for that URL.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        split_fetch_kwargs(params)  # a bad option fails the call, not each URL
         return _map_urls(self, urls, site, concurrency, timeout, params)
 
     def close(self) -> None:
@@ -263,9 +280,10 @@ def _map_urls(parent: Client, urls: Iterable[str], site: str, concurrency: int,
                     item = next(source, None)
                 if item is None:
                     return
-                index, url = item
+                index, (url, item_site, item_params) = item[0], map_item(item[1], site, params)
                 try:
-                    result = MapResult(url, True, client.fetch(url, site=site, timeout=timeout, **params), index=index)
+                    result = MapResult(url, True, client.fetch(url, site=item_site, timeout=timeout, **item_params),
+                                       index=index)
                 except _Cancelled:
                     return
                 except Exception as exc:  # noqa: BLE001 - a batch never aborts on one URL

@@ -12,6 +12,7 @@ import base64
 from dataclasses import dataclass, field
 
 from .errors import BrowserdError
+from .options import decode_outputs, split_fetch_kwargs
 
 #: Seconds a client waits for a reply beyond the job's own timeout.
 REPLY_GRACE = 10.0
@@ -32,11 +33,10 @@ def fetch_request(url: str, site: str, timeout, default: float, params: dict) ->
     """A fetch's request args, and how long (seconds) to wait for its reply.
 
     ``timeout``: seconds, None for ``default`` (the client's own), or :data:`SITE_TIMEOUT`
-    to send none. ``params`` are the site's params; the keyword ``options`` among them is
-    not a site param: it carries the job options the daemon applies for every site (e.g.
-    ``options={"proxy": "socks5://user:pw@host:1080"}``, ``{"proxy_pool": "NAME"}``)."""
-    params = dict(params)
-    options = params.pop("options", None)
+    to send none. ``params`` holds the fetch's keyword arguments: site params and job
+    options, split by :func:`~browserd_client.options.split_fetch_kwargs` (raises
+    TypeError/ValueError for a bad option)."""
+    params, options = split_fetch_kwargs(params)
     args = {"url": url, "site": site, "params": params}
     if options:
         args["options"] = options
@@ -66,6 +66,14 @@ class FetchResult:
     redirects: list = field(default_factory=list)  #: [{"url", "status"}] of each redirect hop
     body: bytes | None = None   #: a document that is not HTML (JSON, CSV, PDF, an attachment): its bytes
     charset: str = ""           #: the document's own charset (document.characterSet)
+    # Outputs, only when the job asked for them (see browserd_client.options.decode_outputs):
+    screenshot: bytes | None = None  #: PNG or JPEG bytes (``screenshot=``)
+    screenshot_type: str | None = None  #: "png" or "jpeg"
+    pdf: bytes | None = None    #: PDF bytes (``pdf=``)
+    value: object = None        #: the JSON value of ``evaluate=``
+    responses: list | None = None  #: captured responses (``capture=``), dicts; binary bodies as bytes
+    responses_dropped: int = 0  #: matching responses beyond the daemon's count cap
+    cookies: list | None = None  #: the browser's cookies at the end of the job (``cookies_out=True``)
 
     @property
     def ok(self) -> bool:
@@ -83,7 +91,7 @@ def result_from_wire(r: dict, url: str, site: str) -> FetchResult:
         timing=r.get("timing", {}), attempts=r.get("attempts", 1), notes=r.get("notes") or {},
         status=r.get("status"), headers=r.get("headers") or {}, mime_type=r.get("mime_type") or "",
         redirects=r.get("redirects") or [], body=base64.b64decode(body) if body is not None else None,
-        charset=r.get("charset") or "",
+        charset=r.get("charset") or "", **decode_outputs(r),
     )
 
 
@@ -107,9 +115,12 @@ class MapResult:
 
 def map_failure(url: str, index: int, exc: Exception) -> MapResult:
     """The :class:`MapResult` of the ``index``-th URL, ``url``, whose fetch raised ``exc``
-    (an error that is not a :class:`BrowserdError` has the code ``internal``)."""
+    (TypeError/ValueError, the item's options as the client checks them, have the code
+    ``bad_request``; any other error that is not a :class:`BrowserdError`, ``internal``)."""
     if isinstance(exc, BrowserdError):
         return MapResult(url, False, code=exc.code, message=exc.message, index=index)
+    if isinstance(exc, (TypeError, ValueError)):
+        return MapResult(url, False, code="bad_request", message=str(exc), index=index)
     return MapResult(url, False, code="internal", message=f"{type(exc).__name__}: {exc}", index=index)
 
 
