@@ -71,7 +71,6 @@ def test_status_counts_browsers_and_jobs(shared_daemon, pages):
 
 
 def test_browsers_were_started_before_daemonizing_and_are_not_its_children(shared_daemon):
-    state = read_state(shared_daemon.state_dir)
     daemon = psutil.Process(shared_daemon.pid)
     children = {c.pid for c in daemon.children()}
     for record in browser_records(shared_daemon.state_dir):

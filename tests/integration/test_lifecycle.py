@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import psutil
-import pytest
 
 from browserd_client import Client, ShuttingDown
 from tests.support.procs import browser_records

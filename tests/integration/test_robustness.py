@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,8 +15,8 @@ import pytest
 from browserd_client import Backoff, Busy, Client, ShuttingDown, Timeout
 from browserd_client import protocol
 from tests.support.procs import browser_records
-from browserd_client.state import read_authkey, read_state
-from tests.conftest import ROOT, run_cli
+from browserd_client.state import read_authkey
+from tests.conftest import ROOT
 
 SITES_ENV = {"PYTHONPATH": ROOT, "BROWSERD_SITE_MODULES": "tests.support.misbehaving_sites"}
 

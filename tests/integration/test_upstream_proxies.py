@@ -5,7 +5,6 @@ named (or its pool's pick, or none), and only that job's; a failing proxy is
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 

@@ -3,7 +3,6 @@ come back to their level after warm-up."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 

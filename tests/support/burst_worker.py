@@ -2,7 +2,6 @@
 fetches once on each, closes; repeated for several rounds."""
 
 import threading
-import time
 
 from tests.support.client_worker import fetch_counted
 

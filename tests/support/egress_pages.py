@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import html
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import LoopbackHTTP
 
 _DONE = "<script>function done(){const p=document.createElement('p');p.id='done';document.body.appendChild(p);}</script>"
 
@@ -78,32 +79,15 @@ class _RecordingHandler(BaseHTTPRequestHandler):
     do_POST = do_GET
 
 
-class _Server:
-    handler = BaseHTTPRequestHandler
-
+class _Server(LoopbackHTTP):
     def __init__(self, host: str = "127.0.0.1"):
-        self.httpd = ThreadingHTTPServer((host, 0), self.handler)
-        self.httpd.daemon_threads = True
+        super().__init__(host)
         self.httpd.requests = []
-        self.httpd.lock = threading.Lock()
-        self.host, self.port = self.httpd.server_address[:2]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path: str = "/") -> str:
-        return f"http://{self.host}:{self.port}{path}"
 
     @property
     def requests(self) -> list[str]:
-        with self.httpd.lock:
+        with self.lock:
             return list(self.httpd.requests)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class RecordingServer(_Server):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import html
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import LoopbackHTTP
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -49,14 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send("not found", status=404)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class GatePages(LoopbackHTTP):
+    """Holds each ``/gate`` request until :meth:`release` gives it a ticket (or ``hold``
+    seconds pass): how tests keep a known number of jobs in flight."""
 
-    def handle_error(self, request, client_address):
-        pass  # a browser hanging up on a held page is expected
+    handler, name = _Handler, "gate-pages"
 
-
-class GatePages:
     def __init__(self, hold: float = 30.0):
         self.hold = hold
         self.cond = threading.Condition()
@@ -65,14 +65,11 @@ class GatePages:
         self.arrived = 0            # /gate requests seen in all
         self._tickets = 0
         self._closing = False
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        super().__init__()
         self.httpd.gate = self
-        self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="gate-pages", daemon=True)
 
     def url(self, path: str = "/gate", **query) -> str:
-        qs = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"http://127.0.0.1:{self.port}{path}" + (f"?{qs}" if qs else "")
+        return super().url(path, **query)
 
     def _pass(self) -> bool:
         with self.cond:
@@ -98,13 +95,8 @@ class GatePages:
         with self.cond:
             return self.cond.wait_for(lambda: self.in_flight >= n and self._tickets == 0, timeout=timeout)
 
-    def __enter__(self) -> "GatePages":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         with self.cond:
             self._closing = True
             self.cond.notify_all()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()

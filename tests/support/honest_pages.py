@@ -24,10 +24,10 @@ Only 127.0.0.1, threads per request, nothing waits unbounded.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import LoopbackHTTP, PageHandler, html_page
 
 # A 1-page PDF with the text "HONEST-PDF" (hand-written; byte offsets need not be exact
 # for Chromium's PDF reader, which recovers the xref table).
@@ -42,27 +42,11 @@ CSV = b"id,name\n1,alpha\n2,beta\n"
 CP1251_TEXT = "Привет, мир"
 
 
-def _html(title: str, body: str, head: str = "") -> bytes:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
-            f"<body>{body}</body></html>").encode()
+_html = html_page
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def _reply(self, status: int, body: bytes, ctype: str = "text/html; charset=utf-8", headers=()):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Honest", "yes")
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(PageHandler):
+    extra_headers = (("X-Honest", "yes"),)
 
     def _big(self, mib: int, ctype: str, attach: bool):
         """``mib`` MiB of ``x`` as ``ctype``, streamed in 1 MiB writes (never held whole)."""
@@ -159,35 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
         return self._reply(404, _html("not found", "<p>not found</p>"))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # browsers hang up on pages they gave up on
-
-
-class HonestPages:
+class HonestPages(LoopbackHTTP):
     """``with HonestPages() as pages: pages.url('/status', code=404)``"""
 
-    def __init__(self):
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
-        self.httpd.lock = threading.Lock()
-        self.httpd.hits = Counter()
-        self.host, self.port = self.httpd.server_address[:2]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="honest-pages", daemon=True)
+    handler, name = _Handler, "honest-pages"
 
-    def url(self, path: str, **query) -> str:
-        qs = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"http://{self.host}:{self.port}{path}" + (f"?{qs}" if qs else "")
+    def __init__(self):
+        super().__init__()
+        self.httpd.hits = Counter()
 
     def hits(self, key: str) -> int:
-        with self.httpd.lock:
+        with self.lock:
             return self.httpd.hits[key]
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()

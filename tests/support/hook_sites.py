@@ -5,7 +5,7 @@ image counter for resource blocking."""
 import itertools
 from urllib.parse import urlsplit
 
-from browserd.sites import Page, Site
+from browserd.sites import Site
 from browserd.sites.generic import Generic
 
 _logins = itertools.count(1)

@@ -20,10 +20,10 @@ Threads per request; nothing waits unbounded.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import LoopbackHTTP, PageHandler, html_page
 
 PROBE_SCRIPT = """
 const o = Intl.DateTimeFormat().resolvedOptions();
@@ -34,9 +34,7 @@ document.getElementById('probe').textContent = JSON.stringify({
 """
 
 
-def _html(title: str, body: str, head: str = "") -> bytes:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
-            f"<body>{body}</body></html>").encode()
+_html = html_page
 
 
 PAGES = {
@@ -62,21 +60,7 @@ PAGES = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def _reply(self, status: int, body: bytes, ctype: str = "text/html; charset=utf-8", headers=()):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(PageHandler):
 
     def _record(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -111,36 +95,16 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # browsers hang up on pages they gave up on
-
-
-class OptionPages:
+class OptionPages(LoopbackHTTP):
     """``with OptionPages() as pages: pages.url('/echo', k='x'); pages.requests('/echo?k=x')``"""
 
-    def __init__(self):
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
-        self.httpd.lock = threading.Lock()
-        self.httpd.seen = []
-        self.host, self.port = self.httpd.server_address[:2]
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="option-pages", daemon=True)
+    handler, name = _Handler, "option-pages"
 
-    def url(self, path: str, **query) -> str:
-        qs = "&".join(f"{k}={v}" for k, v in query.items())
-        return f"http://{self.host}:{self.port}{path}" + (f"?{qs}" if qs else "")
+    def __init__(self):
+        super().__init__()
+        self.httpd.seen = []
 
     def requests(self, path: str) -> list[dict]:
         """Every request whose path (with its query) is ``path``, in order."""
-        with self.httpd.lock:
+        with self.lock:
             return [dict(r) for r in self.httpd.seen if r["path"] == path]
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()

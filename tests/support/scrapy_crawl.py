@@ -17,8 +17,6 @@ import sys
 import scrapy
 from scrapy.crawler import CrawlerProcess
 
-from browserd_client.scrapy_middleware import BrowserdRequestFailed
-
 
 class Probe(scrapy.Spider):
     name = "probe"

@@ -13,25 +13,18 @@ in arrival order. Only 127.0.0.1; threads per request; nothing waits.
 
 from __future__ import annotations
 
-import threading
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import LoopbackHTTP, PageHandler, html_page
 
 SESSION = "S-ANN"
 
 
-def _page(title: str, body: str) -> bytes:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-            f"<body>{body}</body></html>").encode()
+_page = html_page
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
+class _Handler(PageHandler):
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -66,30 +59,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = _answer
 
 
-class SessionPages:
+class SessionPages(LoopbackHTTP):
+    """``with SessionPages() as site: site.url('/login'); site.received('/login')``"""
+
+    handler, name = _Handler, "session-pages"
+
     def __init__(self):
+        super().__init__()
         self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
         self.httpd.record = self._record
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="session-pages", daemon=True)
 
     def _record(self, request: dict) -> None:
-        with self._lock:
+        with self.lock:
             self.requests.append(request)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
     def received(self, path: str) -> list[dict]:
-        with self._lock:
+        with self.lock:
             return [r for r in self.requests if r["path"] == path]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
