@@ -47,6 +47,11 @@ class JobAborted(Exception):
 
 @dataclass
 class Job:
+    """One fetch, as :func:`parse_fetch` validated it: ``url``, ``site`` (a registered site
+    class's name), ``timeout`` (seconds, the job's whole time from its arrival), the site's
+    ``params``, the job options (``options``, ``upstream``). Shared by the connection's
+    thread, the job's thread and the watchdog: ``aborted`` is set once, under ``_lock``."""
+
     url: str
     site: str
     timeout: float
@@ -69,9 +74,11 @@ class Job:
 
     @property
     def deadline(self) -> float:
+        """When the job's time is up (``time.monotonic()`` seconds)."""
         return self.created + self.timeout
 
     def remaining(self) -> float:
+        """Seconds until the deadline (negative once past it)."""
         return self.deadline - time.monotonic()
 
     def check(self) -> None:
@@ -90,6 +97,7 @@ class Job:
         hook(reason)
 
     def clear_abort_hooks(self) -> None:
+        """Forget the abort hooks (the job's steps that registered them are over)."""
         with self._lock:
             self._abort_hooks.clear()
 

@@ -131,6 +131,8 @@ class DestinationPolicy:
         self._nets, self._names = parse_allow(self.allow_networks)
 
     def name_allowed(self, host: str) -> bool:
+        """Whether ``host`` (a name, case and a trailing dot ignored) is allowed by name
+        (one of ``allow_networks``' names, or a subdomain of a ``*.suffix`` entry)."""
         host = host.lower().rstrip(".")
         return host in self._names or any(
             n.startswith("*.") and host.endswith(n[1:]) for n in self._names)

@@ -93,12 +93,14 @@ class ProxyPool:
         self._lock = threading.Lock()
 
     def pick(self) -> Upstream:
+        """The upstream for the next job: at random, or the next in turn (thread-safe)."""
         if self.rotation == "random":
             return random.choice(self.upstreams)
         with self._lock:
             return next(self._cycle)
 
     def describe(self) -> dict:
+        """``{"rotation", "proxies"}`` for ``status``, with credentials redacted."""
         return {"rotation": self.rotation, "proxies": [u.redacted() for u in self.upstreams]}
 
 

@@ -162,6 +162,9 @@ class MainRequest:
 
     @classmethod
     def start(cls, browser, job) -> "MainRequest":
+        """Open a DevTools connection of its own on the browser's tab (the job's thread's
+        current window), enable ``Fetch`` for documents, and serve it from a thread.
+        Raises what the connection or DevTools raise (the connection is closed then)."""
         from ..browser.hygiene import DevTools
 
         devtools = DevTools.connect(browser)
@@ -214,6 +217,7 @@ class MainRequest:
                 return
 
     def close(self) -> None:
+        """Stop serving and wait up to 1 s for the thread (its connection closes with it)."""
         self._stop.set()
         self._thread.join(timeout=1.0)
         self.devtools.close()

@@ -82,6 +82,7 @@ class JobOptions:
 
     @property
     def outputs(self) -> bool:
+        """Whether the job asks for any output (then the pool collects them)."""
         return bool(self.screenshot or self.pdf or self.evaluate is not None
                     or self.capture or self.cookies_out)
 
@@ -224,12 +225,20 @@ def _viewport(value) -> dict:
             "mobile": _bool("viewport.mobile", value.get("mobile", False))}
 
 
-def _screenshot(value) -> dict | None:
+def _switch_or_table(name: str, value, keys: tuple) -> dict | None:
+    """An output asked for as ``true`` (its defaults: ``{}``) or as a table of ``keys``;
+    None when not asked for (``false``)."""
     if value is False or value is None:
         return None
-    if value is True:
-        value = {}
-    _keys("screenshot", value, ("type", "quality", "full_page"))
+    value = {} if value is True else value
+    _keys(name, value, keys)
+    return value
+
+
+def _screenshot(value) -> dict | None:
+    value = _switch_or_table("screenshot", value, ("type", "quality", "full_page"))
+    if value is None:
+        return None
     kind = value.get("type", "png")
     if kind not in ("png", "jpeg"):
         raise _bad("screenshot", f"type must be \"png\" or \"jpeg\", not {_show(kind)}")
@@ -242,11 +251,9 @@ def _screenshot(value) -> dict | None:
 
 
 def _pdf(value) -> dict | None:
-    if value is False or value is None:
+    value = _switch_or_table("pdf", value, ("format", "landscape", "print_background"))
+    if value is None:
         return None
-    if value is True:
-        value = {}
-    _keys("pdf", value, ("format", "landscape", "print_background"))
     paper = value.get("format", "A4")
     if paper not in PAPER:
         raise _bad("pdf", f"format must be one of {', '.join(PAPER)}, not {_show(paper)}")
@@ -264,6 +271,67 @@ def _capture(value) -> tuple:
     return tuple(value)
 
 
+def _locale(locale) -> str:
+    if not isinstance(locale, str) or not _LOCALE.match(locale) or len(locale) > 64:
+        raise _bad("locale", f"must be a BCP 47 language tag such as \"de-DE\", not {_show(locale)}")
+    return locale
+
+
+def _timezone(zone) -> str:
+    if not isinstance(zone, str) or not _TIMEZONE.match(zone) or len(zone) > 64:
+        raise _bad("timezone", f"must be an IANA time zone such as \"Asia/Tokyo\", not {_show(zone)}")
+    return zone
+
+
+def _wait_until(value) -> str:
+    if value not in WAIT_UNTIL:
+        raise _bad("wait_until", f"must be one of {', '.join(WAIT_UNTIL)}, not {_show(value)}")
+    return value
+
+
+def _evaluate(script) -> str:
+    if not isinstance(script, str) or not script.strip():
+        raise _bad("evaluate", f"must be a non-empty JavaScript string, not {_show(script)}")
+    if len(script) > MAX_SCRIPT or "\0" in script:
+        raise _bad("evaluate", f"must be at most {MAX_SCRIPT} characters, without NUL")
+    return script.strip()
+
+
+def _request_body(given: dict, method: str | None) -> dict:
+    """``body``, ``content_type`` and the method they imply: like curl --data, a body
+    without a method is a POST; a GET or HEAD has none."""
+    if "body" not in given:
+        if "content_type" in given:
+            raise _bad("content_type", "is the type of 'body', which is not given")
+        return {}
+    body, method = _body(given["body"]), method or "POST"
+    if method in ("GET", "HEAD"):
+        raise _bad("body", f"a {method} request has no body (set 'method', e.g. \"POST\")")
+    content_type = (_text("content_type", given["content_type"], limit=1024) if "content_type" in given
+                    else "application/x-www-form-urlencoded")
+    return {"body": body, "method": method, "content_type": content_type}
+
+
+#: Each option's check (value -> the validated value), in the order they are checked;
+#: ``cookies`` (which needs the job's URL), ``body`` and ``content_type`` are checked apart.
+_CHECKS = {
+    "method": _method,
+    "headers": _headers,
+    "user_agent": lambda v: _text("user_agent", v, limit=1024),
+    "viewport": _viewport,
+    "locale": _locale,
+    "timezone": _timezone,
+    "wait_until": _wait_until,
+    "settle_ms": lambda v: _int("settle_ms", v, 0, MAX_SETTLE_MS),
+    "screenshot": _screenshot,
+    "pdf": _pdf,
+    "evaluate": _evaluate,
+    "capture": _capture,
+    "capture_max_bytes": lambda v: _int("capture_max_bytes", v, 0, MAX_CAPTURE_BYTES),
+    "cookies_out": lambda v: _bool("cookies_out", v),
+}
+
+
 def validate(options: dict, url: str) -> JobOptions | None:
     """Check the job options of a fetch of ``url`` (the request's ``options`` object, the
     proxy options included, which are ignored here). Returns None when none of
@@ -271,58 +339,8 @@ def validate(options: dict, url: str) -> JobOptions | None:
     given = {k: v for k, v in options.items() if k in OPTIONS and v is not None}
     if not given:
         return None
-    out = {}
-    if "method" in given:
-        out["method"] = _method(given["method"])
-    if "body" in given:
-        out["body"] = _body(given["body"])
-        out.setdefault("method", "POST")  # like curl --data: a body without a method is a POST
-        if out["method"] in ("GET", "HEAD"):
-            raise _bad("body", f"a {out['method']} request has no body (set 'method', e.g. \"POST\")")
-        out["content_type"] = "application/x-www-form-urlencoded"
-    if "content_type" in given:
-        if "body" not in given:
-            raise _bad("content_type", "is the type of 'body', which is not given")
-        out["content_type"] = _text("content_type", given["content_type"], limit=1024)
-    if "headers" in given:
-        out["headers"] = _headers(given["headers"])
+    out = {name: check(given[name]) for name, check in _CHECKS.items() if name in given}
     if "cookies" in given:
         out["cookies"] = _cookies(given["cookies"], url)
-    if "user_agent" in given:
-        out["user_agent"] = _text("user_agent", given["user_agent"], limit=1024)
-    if "viewport" in given:
-        out["viewport"] = _viewport(given["viewport"])
-    if "locale" in given:
-        locale = given["locale"]
-        if not isinstance(locale, str) or not _LOCALE.match(locale) or len(locale) > 64:
-            raise _bad("locale", f"must be a BCP 47 language tag such as \"de-DE\", not {_show(locale)}")
-        out["locale"] = locale
-    if "timezone" in given:
-        zone = given["timezone"]
-        if not isinstance(zone, str) or not _TIMEZONE.match(zone) or len(zone) > 64:
-            raise _bad("timezone", f"must be an IANA time zone such as \"Asia/Tokyo\", not {_show(zone)}")
-        out["timezone"] = zone
-    if "wait_until" in given:
-        if given["wait_until"] not in WAIT_UNTIL:
-            raise _bad("wait_until", f"must be one of {', '.join(WAIT_UNTIL)}, not {_show(given['wait_until'])}")
-        out["wait_until"] = given["wait_until"]
-    if "settle_ms" in given:
-        out["settle_ms"] = _int("settle_ms", given["settle_ms"], 0, MAX_SETTLE_MS)
-    if "screenshot" in given:
-        out["screenshot"] = _screenshot(given["screenshot"])
-    if "pdf" in given:
-        out["pdf"] = _pdf(given["pdf"])
-    if "evaluate" in given:
-        script = given["evaluate"]
-        if not isinstance(script, str) or not script.strip():
-            raise _bad("evaluate", f"must be a non-empty JavaScript string, not {_show(script)}")
-        if len(script) > MAX_SCRIPT or "\0" in script:
-            raise _bad("evaluate", f"must be at most {MAX_SCRIPT} characters, without NUL")
-        out["evaluate"] = script.strip()
-    if "capture" in given:
-        out["capture"] = _capture(given["capture"])
-    if "capture_max_bytes" in given:
-        out["capture_max_bytes"] = _int("capture_max_bytes", given["capture_max_bytes"], 0, MAX_CAPTURE_BYTES)
-    if "cookies_out" in given:
-        out["cookies_out"] = _bool("cookies_out", given["cookies_out"])
+    out.update(_request_body(given, out.get("method")))
     return JobOptions(**out)

@@ -45,6 +45,7 @@ def install(driver, job) -> None:
 
 
 def remove(driver) -> None:
+    """Take the job's wrapped ``get`` off the driver (no-op if none was installed)."""
     driver.__dict__.pop("get", None)
 
 
