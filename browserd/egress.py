@@ -26,29 +26,23 @@ import asyncio
 import ipaddress
 import logging
 import socket
-import struct
 import threading
 
 from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.async_.asyncio import Proxy as AsyncProxy
+
+from .socks5 import (
+    CHUNK, REP_FAILURE, REP_HOST_UNREACHABLE, REP_NOT_ALLOWED, REP_OK, REP_REFUSED, SocksError, pipe,
+    read_connect, reply,
+)
 
 logger = logging.getLogger(__name__)
 
 _PROXY_TYPES = {"http": ProxyType.HTTP, "socks4": ProxyType.SOCKS4, "socks5": ProxyType.SOCKS5}
 
 # RFC 1928 reply codes
-REP_OK = 0x00
-REP_FAILURE = 0x01
-REP_NOT_ALLOWED = 0x02
-REP_NETWORK_UNREACHABLE = 0x03
-REP_HOST_UNREACHABLE = 0x04
-REP_REFUSED = 0x05
-REP_COMMAND_NOT_SUPPORTED = 0x07
-REP_ADDRESS_NOT_SUPPORTED = 0x08
-
 CONNECT_TIMEOUT = 30.0   # seconds to resolve and connect one destination
 HANDSHAKE_TIMEOUT = 10.0  # seconds a browser has to send its SOCKS request
-CHUNK = 1 << 16
 FAILURES_KEPT = 32  # per browser: recent failed CONNECTs, to name a failed load's cause
 CONTACTS_KEPT = 4096  # per browser and job: distinct (host, port) asked for
 
@@ -251,17 +245,17 @@ class EgressProxy:
         tunnels.add(task)
         upstream = None
         try:
-            host, port = await asyncio.wait_for(self._socks_request(reader, writer), HANDSHAKE_TIMEOUT)
+            host, port = await asyncio.wait_for(read_connect(reader, writer), HANDSHAKE_TIMEOUT)
             with self._lock:
                 contacted = self._contacted.setdefault(browser_id, set())
                 if len(contacted) < CONTACTS_KEPT:
                     contacted.add((host, port))
             rep, upstream = await self._connect(browser_id, host, port)
-            writer.write(_reply(rep))
+            writer.write(reply(rep))
             await writer.drain()
             if upstream is not None:
-                await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, _SocksError, ConnectionError, OSError):
+                await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer))
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, SocksError, ConnectionError, OSError):
             pass
         except asyncio.CancelledError:
             # Cancelled on purpose (a route change, the browser removed): end quietly.
@@ -272,29 +266,6 @@ class EgressProxy:
             writer.transport.abort()
             if upstream is not None:
                 upstream[1].transport.abort()
-
-    async def _socks_request(self, reader, writer) -> tuple[str, int]:
-        version, count = await reader.readexactly(2)
-        methods = await reader.readexactly(count)
-        if version != 5 or 0 not in methods:
-            writer.write(b"\x05\xff")
-            raise _SocksError("no acceptable method")
-        writer.write(b"\x05\x00")
-        version, command, _reserved, atyp = await reader.readexactly(4)
-        if atyp == 1:
-            host = socket.inet_ntop(socket.AF_INET, await reader.readexactly(4))
-        elif atyp == 4:
-            host = socket.inet_ntop(socket.AF_INET6, await reader.readexactly(16))
-        elif atyp == 3:
-            host = (await reader.readexactly((await reader.readexactly(1))[0])).decode("idna")
-        else:
-            writer.write(_reply(REP_ADDRESS_NOT_SUPPORTED))
-            raise _SocksError("address type")
-        (port,) = struct.unpack("!H", await reader.readexactly(2))
-        if command != 1:  # only CONNECT: no BIND, no UDP ASSOCIATE
-            writer.write(_reply(REP_COMMAND_NOT_SUPPORTED))
-            raise _SocksError("command")
-        return host, port
 
     async def _connect(self, browser_id: str, host: str, port: int):
         """Open the tunnel's far end: straight to a checked address of ``host``, or
@@ -405,27 +376,3 @@ async def _system_resolve(host: str, port: int) -> list[tuple[int, tuple]]:
     return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in infos]
 
 
-class _SocksError(Exception):
-    pass
-
-
-def _reply(code: int) -> bytes:
-    return struct.pack("!BBBB4sH", 5, code, 0, 1, b"\0\0\0\0", 0)
-
-
-async def _pipe(reader, writer) -> None:
-    try:
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        try:
-            if writer.can_write_eof():
-                writer.write_eof()
-        except (OSError, RuntimeError):
-            pass
