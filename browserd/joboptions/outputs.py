@@ -68,31 +68,79 @@ def collect(driver, job) -> dict:
     return out
 
 
-def evaluate(driver, script: str, limit: float = 30.0):
+#: What the page does with the script's result (``this``): await it, but no longer than
+#: ``ms`` (a promise that never settles is a script error, and the browser serves on), and
+#: serialize it there, as JSON of at most ``limit`` characters: a value JSON cannot hold
+#: (cyclic, too deep, a BigInt) throws in the page, and a huge one never leaves it.
+_SETTLE_AND_SERIALIZE = """async function (ms, limit) {
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(
+      () => reject(new Error(`the script's promise did not settle within ${ms} ms (the job's deadline)`)), ms); });
+  let value;
+  try { value = await Promise.race([this, late]); } finally { clearTimeout(timer); }
+  const text = JSON.stringify(value);
+  if (text !== undefined && text.length > limit) return {tooLarge: text.length};
+  return {json: text === undefined ? "null" : text};
+}"""
+
+
+def evaluate(driver, script: str, limit: float = 30.0, max_chars: int = MAX_REPLY_BYTES):
     """The JSON value of ``script`` (an expression, or a function body with ``return``),
-    promises awaited; its synchronous run is stopped after ``limit`` seconds. Raises
-    ``ScriptError`` with the exception's text."""
+    promises awaited; its run (and the wait for its promise) is stopped after ``limit``
+    seconds. Raises ``ScriptError`` with the exception's text (also for a value JSON
+    cannot hold, and a promise still pending at ``limit``), ``FrameTooLarge`` for a value
+    whose JSON is over ``max_chars`` characters (it never leaves the page)."""
     compiled = cdp(driver, "Runtime.compileScript", {"expression": script, "sourceURL": "",
                                                      "persistScript": False})
     if compiled.get("exceptionDetails"):  # `return ...`: a function body
         script = f"(async () => {{\n{script}\n}})()"
     t0 = time.monotonic()
+    ms = max(1, int(limit * 1000))
     try:
-        reply = cdp(driver, "Runtime.evaluate", {"expression": script, "returnByValue": True,
-                                                 "awaitPromise": True, "userGesture": True,
-                                                 "timeout": max(1, int(limit * 1000))})
+        reply = cdp(driver, "Runtime.evaluate", {"expression": script, "userGesture": True, "timeout": ms,
+                                                 "objectGroup": _GROUP})
+        _raise_script_error(reply)
+        result = reply.get("result") or {}
+        if "objectId" not in result:  # a primitive: here by value (NaN, Infinity, -0: null)
+            return result.get("value")
+        remaining = max(1, ms - int((time.monotonic() - t0) * 1000))
+        reply = cdp(driver, "Runtime.callFunctionOn", {
+            "functionDeclaration": _SETTLE_AND_SERIALIZE, "objectId": result["objectId"],
+            "arguments": [{"value": remaining}, {"value": max_chars}], "returnByValue": True,
+            "awaitPromise": True, "userGesture": True, "timeout": remaining})
     except WebDriverException:
         if time.monotonic() - t0 < limit:
             raise
         # Chromium answers a terminated script with a bare "Internal error".
         raise ScriptError(f"the script still ran after {limit:.1f}s and was stopped "
                           f"(the job's deadline)") from None
+    finally:
+        _release(driver)
+    _raise_script_error(reply)
+    answer = (reply.get("result") or {}).get("value") or {}
+    if "tooLarge" in answer:
+        raise FrameTooLarge(f"option 'evaluate': the script's value is {answer['tooLarge']} characters of JSON, "
+                            f"past the reply limit of {max_chars}")
+    return json.loads(answer["json"])
+
+
+_GROUP = "browserd-evaluate"
+
+
+def _raise_script_error(reply: dict) -> None:
     details = reply.get("exceptionDetails")
     if details:
         exception = details.get("exception") or {}
         text = exception.get("description") or exception.get("value") or details.get("text") or "script error"
         raise ScriptError(str(text).strip().splitlines()[0][:2000])
-    return (reply.get("result") or {}).get("value")
+
+
+def _release(driver) -> None:
+    """Drop the page's references to the script's result (never raises)."""
+    try:
+        cdp(driver, "Runtime.releaseObjectGroup", {"objectGroup": _GROUP})
+    except WebDriverException:
+        pass
 
 
 def capture(driver, job) -> tuple[list, int]:

@@ -185,6 +185,28 @@ def test_evaluate_that_never_returns_is_stopped_before_the_deadline(daemon, page
         assert c.status()["events"].get("replaced", 0) == replaced == 0
 
 
+def test_evaluate_of_a_value_json_cannot_hold_is_a_script_error_naming_it(daemon, pages):
+    """A cyclic object (or ``window``) is the script's fault: ``script_error``, not the
+    site's ``site_error`` with DevTools' "Object reference chain is too long"."""
+    with daemon.client() as c:
+        with pytest.raises(ScriptError) as info:
+            c.fetch(pages.url("/probe"), evaluate="const a = {}; a.self = a; return a")
+        assert "circular" in str(info.value).lower()
+        assert c.fetch(pages.url("/probe")).title == "probe"
+
+
+def test_evaluate_of_a_promise_that_never_settles_is_stopped_before_the_deadline(daemon, pages):
+    """As README says of a script that still runs: ``script_error`` 1 s before the deadline,
+    and the browser serves on (not a ``timeout`` that kills it)."""
+    with daemon.client() as c:
+        replaced = c.status()["events"].get("replaced", 0)
+        with pytest.raises(ScriptError) as info:
+            c.fetch(pages.url("/probe"), timeout=6, evaluate="return new Promise(() => {})")
+        assert "did not settle" in str(info.value)
+        assert c.fetch(pages.url("/probe")).title == "probe"
+        assert c.status()["events"].get("replaced", 0) == replaced
+
+
 def test_no_outputs_are_taken_from_chromes_own_error_page(daemon, pages):
     """A 404 without a body is a result with its status and an empty source; what the tab
     shows is Chromium's page, not the server's: no value or screenshot of it."""

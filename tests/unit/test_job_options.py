@@ -178,7 +178,7 @@ def test_evaluate_runs_a_script_that_does_not_compile_as_an_async_function_body(
 
     compiles = {"1 + 1": {}, "return 2": {"exceptionDetails": {"text": "Illegal return statement"}}}
     driver = _FakeDriver([], {"Runtime.compileScript": lambda p: compiles[p["expression"]],
-                              "Runtime.evaluate": {"result": {"value": 2}}})
+                              "Runtime.evaluate": {"result": {"value": 2}}, "Runtime.releaseObjectGroup": {}})
     evaluate(driver, "1 + 1")
     evaluate(driver, "return 2")
     sent = [p["expression"] for cmd, p in driver.calls if cmd == "Runtime.evaluate"]
@@ -189,7 +189,7 @@ def test_evaluate_that_throws_is_a_script_error_with_the_exception_text():
     from browserd.joboptions.outputs import evaluate
     from browserd_client.errors import ScriptError
 
-    driver = _FakeDriver([], {"Runtime.compileScript": {}, "Runtime.evaluate": {"exceptionDetails": {
+    driver = _FakeDriver([], {"Runtime.compileScript": {}, "Runtime.releaseObjectGroup": {}, "Runtime.evaluate": {"exceptionDetails": {
         "text": "Uncaught", "exception": {"description": "TypeError: boom\n    at <anonymous>:1:7"}}}})
     with pytest.raises(ScriptError, match=r"^TypeError: boom$"):
         evaluate(driver, "boom()")
