@@ -54,7 +54,8 @@ def apply(browser, job):
         cdp(driver, "Network.setExtraHTTPHeaders", {"headers": options.headers})
     if options.cookies:
         done.add("cookies")  # the reset's Storage.clearCookies drops them
-        cdp(driver, "Network.setCookies", {"cookies": options.cookies})
+        _refusable(driver, "cookies", "Network.setCookies", {"cookies": options.cookies},
+                   shown=", ".join(f"{c['name']} (domain {c['domain']!r})" for c in options.cookies[:5]))
     if options.user_agent or options.locale:
         done.add("user_agent")
         agent = options.user_agent or _default_agent(browser)
@@ -99,10 +100,11 @@ def undo(browser) -> None:
     done.clear()
 
 
-def _refusable(driver, option: str, method: str, params: dict) -> None:
+def _refusable(driver, option: str, method: str, params: dict, shown: str | None = None) -> None:
     """A command whose refusal, by a browser that is not broken, is the request's fault:
     a well-formed locale or time zone the browser does not know (DevTools answers only
-    with a message, e.g. "Invalid timezone ID")."""
+    with a message, e.g. "Invalid timezone ID"), a cookie it will not hold (a domain such
+    as ".."). ``shown``: the value as the message names it (default: the parameter's)."""
     from ..outcome import browser_failed
 
     try:
@@ -111,7 +113,8 @@ def _refusable(driver, option: str, method: str, params: dict) -> None:
         if browser_failed(exc, browser_alive=lambda: True, browser_responds=lambda: _responds(driver)):
             raise
         text = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()
-        raise BadRequest(f"option {option!r}: the browser refused {next(iter(params.values()))!r}"
+        shown = shown if shown is not None else repr(next(iter(params.values())))
+        raise BadRequest(f"option {option!r}: the browser refused {shown}"
                          + (f": {text[0]}" if text else "")) from None
 
 

@@ -350,3 +350,14 @@ def test_a_time_zone_chromium_does_not_know_is_a_bad_request(daemon, pages):
         assert "option 'timezone'" in str(info.value)
         r = c.fetch(pages.url("/probe", k="after-bad-tz"))
     assert probe(r.source)["timeZone"] != "Mars/Olympus_Mons"
+
+
+def test_a_cookie_chromium_refuses_is_a_bad_request_naming_the_option(daemon, pages):
+    """Well-formed for the validator, refused by Chromium (``Network.setCookies``: "Invalid
+    cookie fields"): the request's fault, not the site's ``site_error``."""
+    with daemon.client() as c:
+        with pytest.raises(BadRequest) as info:
+            c.fetch(pages.url("/probe"), cookies=[{"name": "a", "value": "b", "domain": ".."}])
+        assert info.value.code == "bad_request"
+        assert "option 'cookies'" in str(info.value) and "'..'" in str(info.value)
+        assert c.fetch(pages.url("/probe")).title == "probe"
