@@ -40,6 +40,12 @@ _LOCALE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z")   # BCP 47, loosely
 _TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*\Z")
 _FORBIDDEN_METHODS = ("CONNECT", "TRACE", "TRACK")     # the Fetch standard's forbidden methods
 _FORBIDDEN_HEADERS = ("host", "content-length", "transfer-encoding", "connection")
+#: Headers Chromium's network service refuses from a caller (services/network/public/cpp/
+#: header_util.cc ``IsRequestHeaderSafe``; every ``Proxy-*`` too): set as extra headers they
+#: fail the navigation with net::ERR_INVALID_ARGUMENT and leave a tab the reset cannot prove
+#: clean, so the browser would be replaced for a request's mistake.
+_REFUSED_BY_CHROMIUM = ("trailer", "te", "upgrade", "cookie2", "keep-alive", "set-cookie")
+_METHOD_OVERRIDES = ("x-http-method", "x-http-method-override", "x-method-override")
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,11 @@ def _headers(value) -> dict:
             raise _bad("headers", f"{_show(name)} is not a header name (an HTTP token)")
         if name.lower() in _FORBIDDEN_HEADERS:
             raise _bad("headers", f"{name} is set by the browser and cannot be given")
+        if name.lower() in _REFUSED_BY_CHROMIUM or name.lower().startswith("proxy-"):
+            raise _bad("headers", f"{name} is refused by Chromium (a hop-by-hop, proxy or response header)")
+        if name.lower() in _METHOD_OVERRIDES and isinstance(text, str) \
+                and any(m.strip().upper() in _FORBIDDEN_METHODS for m in text.split(",")):
+            raise _bad("headers", f"{name} must not name {', '.join(_FORBIDDEN_METHODS)} (Chromium refuses it)")
         if name.lower() in seen:
             raise _bad("headers", f"{name} is given twice")
         seen.add(name.lower())

@@ -33,6 +33,12 @@ BAD = [
     ("cookies", [{"name": "a", "value": "b", "expires": "tomorrow"}]),
     ("cookies", [{"name": "a", "value": "b", "colour": "red"}]),
     ("cookies", [{"name": "a", "value": "b", "domain": "x.org/path"}]),
+    # refused by Chromium's network service: the navigation would fail (ERR_INVALID_ARGUMENT)
+    # and the reset replace the browser
+    ("headers", {"Proxy-Authorization": "Basic eDp5"}), ("headers", {"proxy-connection": "close"}),
+    ("headers", {"Keep-Alive": "5"}), ("headers", {"Upgrade": "websocket"}), ("headers", {"TE": "trailers"}),
+    ("headers", {"Trailer": "X"}), ("headers", {"Set-Cookie": "a=b"}), ("headers", {"Cookie2": "a"}),
+    ("headers", {"X-HTTP-Method-Override": "GET, TRACE"}),
     ("user_agent", ""), ("user_agent", "a\nb"), ("user_agent", 1),
     ("viewport", "1280x800"), ("viewport", {"width": 0, "height": 800}), ("viewport", {"width": 1280}),
     ("viewport", {"width": 1280.5, "height": 800}), ("viewport", {"width": True, "height": 800}),
