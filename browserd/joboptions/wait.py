@@ -61,6 +61,15 @@ def in_flight(events) -> set:
     return open_
 
 
+_ACTIVITY = ("Network.requestWillBeSent", "Network.loadingFinished", "Network.loadingFailed")
+
+
+def _network_activity(events) -> bool:
+    """Whether any of ``events`` is a request beginning or ending (one that began and ended
+    between two looks was in flight meanwhile, though neither look saw it)."""
+    return any(method in _ACTIVITY for method, _ in events)
+
+
 _OBSERVER = """(() => {
   const key = %s;
   if (!window[key]) {
@@ -85,13 +94,14 @@ def wait(driver, job, mode: str) -> None:
     quiet_since = None
     while True:
         job.check()
+        seen = len(netlog.events)
         netlog.pull(driver)
         busy = in_flight(netlog.events)
         now = time.monotonic()
         if busy:
             quiet_since = None
-        elif quiet_since is None:
-            quiet_since = now
+        elif quiet_since is None or _network_activity(netlog.events[seen:]):
+            quiet_since = now  # a request began or ended since the last look: not quiet then
         dom_quiet_ms = None
         if script is not None:
             reply = cdp(driver, "Runtime.evaluate", {"expression": script, "returnByValue": True})

@@ -199,3 +199,30 @@ def test_evaluate_that_throws_is_a_script_error_with_the_exception_text():
         "text": "Uncaught", "exception": {"description": "TypeError: boom\n    at <anonymous>:1:7"}}}})
     with pytest.raises(ScriptError, match=r"^TypeError: boom$"):
         evaluate(driver, "boom()")
+
+
+def test_networkidle_is_not_reached_while_requests_begin_and_end_between_two_looks():
+    """Each look at the log finds a request that began and ended since the last one (none
+    in flight at the look): the network was never quiet, so the wait goes on until the
+    requests stop. (A sampled "in flight now?" ended the wait after IDLE_MS.)"""
+    from types import SimpleNamespace
+
+    from browserd.joboptions import wait
+
+    busy_looks, looks = 20, []  # 20 looks are past IDLE_MS: each sleeps POLL
+    driver = _FakeDriver([], {})
+
+    def pull(_driver):
+        looks.append(len(looks))
+        n = len(looks)
+        if n <= busy_looks:
+            driver.netlog.events += [("Network.requestWillBeSent", {"requestId": f"r{n}"}),
+                                     ("Network.loadingFinished", {"requestId": f"r{n}"})]
+        return True
+
+    driver.netlog.pull = pull
+    job = SimpleNamespace(options=validate({"wait_until": "networkidle"}, URL), check=lambda: None,
+                          remaining=lambda: 60.0, url=URL, timeout=60.0)
+    assert busy_looks * wait.POLL * 1000 > wait.IDLE_MS
+    wait.wait(driver, job, "networkidle")
+    assert len(looks) > busy_looks  # returned only once the log stayed quiet
