@@ -147,7 +147,8 @@ def capture(driver, job) -> tuple[list, int]:
     """``(responses, dropped)``: the job's responses whose URL matches a pattern of
     ``capture``, each ``{"url", "status", "headers", "mime_type", "body", "body_base64",
     "size", "truncated"}``, bodies cut at ``capture_max_bytes``; at most
-    :data:`MAX_RESPONSES` (the rest counted in ``dropped``)."""
+    :data:`MAX_RESPONSES` (the rest counted in ``dropped``). Raises ``FrameTooLarge`` as
+    soon as the kept bodies pass the reply limit (not after holding all of them)."""
     netlog = driver.netlog
     netlog.pull(driver)
     patterns, limit = job.options.capture, job.options.capture_max_bytes
@@ -161,7 +162,7 @@ def capture(driver, job) -> tuple[list, int]:
         elif method == "Network.loadingFinished":
             finished.add(p.get("requestId"))
     chosen = [rid for rid in found if rid in finished]
-    responses = []
+    responses, kept_bytes, budget = [], 0, MAX_REPLY_BYTES - REPLY_MARGIN - len(job.url)
     for rid in chosen[:MAX_RESPONSES]:
         response = found[rid]
         try:
@@ -171,13 +172,19 @@ def capture(driver, job) -> tuple[list, int]:
         raw = base64.b64decode(reply.get("body", "")) if reply.get("base64Encoded") \
             else reply.get("body", "").encode("utf-8", "surrogatepass")
         binary = bool(reply.get("base64Encoded"))
-        kept = raw[:limit]
+        size, kept = len(raw), raw[:limit]
+        del raw
+        kept_bytes += len(kept)
+        if kept_bytes > budget:  # stop now: the reply could not carry them anyway
+            raise FrameTooLarge(f"{job.url}: the captured bodies take over {kept_bytes} bytes, past the reply "
+                                f"limit of {MAX_REPLY_BYTES} bytes (option 'capture_max_bytes', or "
+                                f"narrower 'capture' patterns)")
         responses.append({
             "url": response.get("url", ""), "status": response.get("status"),
             "headers": {str(k).lower(): v for k, v in (response.get("headers") or {}).items()},
             "mime_type": response.get("mimeType", ""),
             "body": base64.b64encode(kept).decode("ascii") if binary else kept.decode("utf-8", "ignore"),
-            "body_base64": binary, "size": len(raw), "truncated": len(raw) > limit})
+            "body_base64": binary, "size": size, "truncated": size > limit})
     return responses, max(0, len(chosen) - MAX_RESPONSES)
 
 

@@ -170,7 +170,7 @@ def test_capture_keeps_matching_finished_responses_cuts_bodies_and_counts_the_re
     bodies = {"1": {"body": "0123456789", "base64Encoded": False},
               "3": {"body": base64.b64encode(b"\x89PNG....").decode(), "base64Encoded": True}}
     driver = _FakeDriver(events, {"Network.getResponseBody": lambda p: bodies[p["requestId"]]})
-    job = SimpleNamespace(options=validate({"capture": ["*/api/*"], "capture_max_bytes": 4}, URL))
+    job = SimpleNamespace(url=URL, options=validate({"capture": ["*/api/*"], "capture_max_bytes": 4}, URL))
     responses, dropped = outputs.capture(driver, job)
     assert dropped == 1  # /api/c: past the count cap; /api/unfinished never finished
     assert [(r["url"], r["body"], r["body_base64"], r["size"], r["truncated"]) for r in responses] == [
@@ -226,3 +226,21 @@ def test_networkidle_is_not_reached_while_requests_begin_and_end_between_two_loo
     assert busy_looks * wait.POLL * 1000 > wait.IDLE_MS
     wait.wait(driver, job, "networkidle")
     assert len(looks) > busy_looks  # returned only once the log stayed quiet
+
+
+def test_capture_stops_reading_bodies_once_they_pass_the_reply_limit(monkeypatch):
+    """100 bodies of capture_max_bytes (64 MiB) each would be 6 GiB held before the reply's
+    size check: the limit is checked body by body, and no body is read past it."""
+    from types import SimpleNamespace
+
+    from browserd.joboptions import outputs
+    from browserd_client.errors import FrameTooLarge
+
+    monkeypatch.setattr(outputs, "MAX_REPLY_BYTES", 150 + len(URL))
+    monkeypatch.setattr(outputs, "REPLY_MARGIN", 0)
+    events = [e for n in range(5) for e in _response(str(n), f"http://h/api/{n}")]
+    driver = _FakeDriver(events, {"Network.getResponseBody": {"body": "x" * 60, "base64Encoded": False}})
+    job = SimpleNamespace(url=URL, options=validate({"capture": ["*"]}, URL))
+    with pytest.raises(FrameTooLarge, match="capture"):
+        outputs.capture(driver, job)
+    assert [cmd for cmd, _ in driver.calls].count("Network.getResponseBody") == 3  # 180 > 150: stop
