@@ -173,6 +173,11 @@ def _headers(value) -> dict:
     return dict(value)
 
 
+def _controls(text: str) -> bool:
+    """Whether ``text`` holds a control character (RFC 6265 allows none in a cookie)."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in text)
+
+
 _COOKIE_KEYS = ("name", "value", "domain", "path", "secure", "httpOnly", "expires", "sameSite")
 
 
@@ -187,14 +192,14 @@ def _cookies(value, url: str) -> list:
         where = f"cookies[{n}]"
         _keys(where, item, _COOKIE_KEYS)
         name = item.get("name")
-        if not isinstance(name, str) or not name or any(c in name for c in ";=,\t \r\n\0"):
+        if not isinstance(name, str) or not name or any(c in name for c in ";=,\t ") or _controls(name):
             raise _bad(where, f"'name' must be a non-empty cookie name, not {_show(name)}")
         text = item.get("value")
-        if not isinstance(text, str) or any(c in text for c in ";\r\n\0"):
-            raise _bad(where, "'value' must be a string without ';', CR, LF or NUL")
+        if not isinstance(text, str) or ";" in text or _controls(text):
+            raise _bad(where, "'value' must be a string without ';' or control characters")
         cookie = {"name": name, "value": text}
         domain = item.get("domain", host)
-        if not isinstance(domain, str) or not domain or any(c in domain for c in "/;:@ \r\n\0"):
+        if not isinstance(domain, str) or not domain or any(c in domain for c in "/;:@ ") or _controls(domain):
             raise _bad(where, f"'domain' must be a host name, not {_show(domain)}")
         if not domain:
             raise _bad(where, "'domain' is required for a URL without a host")

@@ -33,6 +33,8 @@ BAD = [
     ("cookies", [{"name": "a", "value": "b", "expires": "tomorrow"}]),
     ("cookies", [{"name": "a", "value": "b", "colour": "red"}]),
     ("cookies", [{"name": "a", "value": "b", "domain": "x.org/path"}]),
+    ("cookies", [{"name": "a\x1b[2J", "value": "b"}]), ("cookies", [{"name": "a", "value": "b\x07"}]),
+    ("cookies", [{"name": "a", "value": "b", "domain": "x\u2028y"}]),
     # refused by Chromium's network service: the navigation would fail (ERR_INVALID_ARGUMENT)
     # and the reset replace the browser
     ("headers", {"Proxy-Authorization": "Basic eDp5"}), ("headers", {"proxy-connection": "close"}),
