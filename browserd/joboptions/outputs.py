@@ -38,6 +38,10 @@ REPLY_MARGIN = 1 << 16
 #: Seconds before the job's deadline a running ``evaluate`` is stopped (a script error, and
 #: the browser serves on; at the deadline it would be killed).
 EVALUATE_MARGIN = 1.0
+#: A full-page screenshot of more device pixels than this is ``too_large`` before it is
+#: taken: Chromium would spend the job's whole time on it (a 10000 x 100000 px page at
+#: scale 10) and the browser would be killed at the deadline. 64 Mpx, e.g. 1280 x 50000.
+MAX_SCREENSHOT_PIXELS = 64_000_000
 
 
 def collect(driver, job) -> dict:
@@ -214,10 +218,15 @@ def screenshot(driver, spec: dict) -> dict:
         size = metrics.get("cssContentSize") or metrics.get("contentSize") or {}
         # The window's width with its scrollbar (innerWidth): beyond the viewport the page
         # needs no scrollbar, and the image is as wide as the viewport asked for.
-        window = cdp(driver, "Runtime.evaluate", {"expression": "[innerWidth, innerHeight]",
+        window = cdp(driver, "Runtime.evaluate", {"expression": "[innerWidth, innerHeight, devicePixelRatio]",
                                                   "returnByValue": True}).get("result", {}).get("value") or [0, 0]
         width = max(int(size.get("width", 0)), int(window[0]), 1)
         height = max(int(size.get("height", 0)), int(window[1]), 1)
+        scale = float(window[2]) if len(window) > 2 and window[2] else 1.0
+        if width * height * scale * scale > MAX_SCREENSHOT_PIXELS:
+            raise FrameTooLarge(f"a full-page screenshot of {width} x {height} CSS px at scale {scale:g} is past "
+                                f"the limit of {MAX_SCREENSHOT_PIXELS // 1_000_000} Mpx: take the viewport "
+                                f"(full_page false) or a smaller viewport")
         params.update(captureBeyondViewport=True,
                       clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})
     data = cdp(driver, "Page.captureScreenshot", params)["data"]

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from browserd_client import BadRequest
+from browserd_client import BadRequest, FrameTooLarge
 from browserd_client.errors import ScriptError
 from tests.conftest import run_cli
 from tests.support.option_pages import OptionPages
@@ -230,6 +230,19 @@ def test_screenshot_viewport_and_full_page_png_have_the_right_size(daemon, pages
     assert sizes[1] == (640, 3000)
     assert sizes[2] == (1280, 6000)
     assert jpeg.screenshot_type == "jpeg" and jpeg.screenshot[:3] == b"\xff\xd8\xff"
+
+
+def test_a_full_page_screenshot_past_the_pixel_budget_is_too_large_and_costs_no_browser(daemon, pages):
+    """200000 CSS px tall at 1280 px wide is 256 Mpx: refused before Chromium starts on it
+    (it would take the job's whole time, and the browser would be killed)."""
+    with daemon.client() as c:
+        before = {b["id"]: b["chromium_pid"] for b in c.status()["browsers"]["browsers"]}
+        with pytest.raises(FrameTooLarge, match="Mpx"):
+            c.fetch(pages.url("/towering"), viewport={"width": 1280, "height": 800},
+                    screenshot={"full_page": True})
+        assert c.fetch(pages.url("/tall"), screenshot={"full_page": True}).screenshot
+        after = {b["id"]: b["chromium_pid"] for b in c.status()["browsers"]["browsers"]}
+    assert after == before
 
 
 def pdf_pages(data: bytes) -> int:

@@ -7,6 +7,7 @@ what each request carried: method, path, headers, body.
     /late-xhr          an XHR begun 100 ms after load, answered 700 ms later (#late: LATE-DONE)
     /mutating          the DOM changes every 50 ms for 800 ms, then stops (#state: SETTLED)
     /tall              a page 3000 CSS px tall
+    /towering          a page 200000 CSS px tall
     /three-pages       three blocks, each on a page of its own when printed
     /xhr3              three fetch() of /api/item?n=1..3 (JSON) on load; #done when all came
     /api/item?n=N      {"item": N, "nested": {"list": [N, N*2]}}
@@ -51,6 +52,8 @@ PAGES = {
                        "else p.textContent = 'CHANGING ' + n; }, 50);</script>"),
     "/tall": _html("tall", "<div style='height:3000px;background:#eee'>tall</div>",
                    "<style>html,body{margin:0;padding:0}</style>"),
+    "/towering": _html("towering", "<div style='height:200000px;background:#eee'>towering</div>",
+                       "<style>html,body{margin:0;padding:0}</style>"),
     "/three-pages": _html("three", "".join(f"<div style='page-break-after:always'>PAGE {n}</div>" for n in (1, 2))
                           + "<div>PAGE 3</div>"),
     "/xhr3": _html("xhr3", "<p id='count'>0</p><script>"

@@ -246,3 +246,22 @@ def test_capture_stops_reading_bodies_once_they_pass_the_reply_limit(monkeypatch
     with pytest.raises(FrameTooLarge, match="capture"):
         outputs.capture(driver, job)
     assert [cmd for cmd, _ in driver.calls].count("Network.getResponseBody") == 3  # 180 > 150: stop
+
+
+def test_a_full_page_screenshot_past_the_pixel_budget_is_too_large_before_it_is_taken():
+    from browserd.joboptions import outputs
+    from browserd_client.errors import FrameTooLarge
+
+    def driver(height, scale):
+        return _FakeDriver([], {"Page.getLayoutMetrics": {"cssContentSize": {"width": 1000, "height": height}},
+                                "Runtime.evaluate": {"result": {"value": [1000, 800, scale]}},
+                                "Page.captureScreenshot": {"data": "iVBORw0KGgo="}})
+
+    spec = {"type": "png", "quality": None, "full_page": True}
+    taken = driver(60_000, 1)
+    assert outputs.screenshot(taken, spec)["base64"] == "iVBORw0KGgo="  # 60 Mpx: under the budget
+    for height, scale in ((100_000, 1), (20_000, 2)):  # 100 Mpx; 20 Mpx CSS at scale 2: 80 Mpx
+        refused = driver(height, scale)
+        with pytest.raises(FrameTooLarge, match="Mpx"):
+            outputs.screenshot(refused, spec)
+        assert "Page.captureScreenshot" not in [name for name, _ in refused.calls]
