@@ -257,6 +257,15 @@ class Hygiene:
         self.browser.blocked = ()  # Network.setBlockedURLs was the old tab's
         self.fresh_tabs += 1
 
+    def replace_crashed_tab(self) -> None:
+        """A fresh tab for the driver after the tab's renderer was killed: like
+        :meth:`fresh_tab`, without attaching to the crashed tab (which may refuse)."""
+        if self.devtools is None:
+            self.devtools = DevTools.connect(self.browser)
+        if self.tab is None:  # no session on it yet (a fork dropped the connection)
+            self.tab = self.browser.driver.current_window_handle
+        self.fresh_tab()
+
     def clear_cache(self) -> None:
         """Empty the browser's HTTP cache (``Network.clearBrowserCache``)."""
         self._ready()

@@ -84,6 +84,16 @@ def cancel_downloads(driver, guids) -> None:
             pass
 
 
+def recover_tab(browser: Browser) -> None:
+    """After :meth:`Browser.kill_renderers`: the driver moves to a fresh tab (the crashed
+    one closed) and downloads are denied again, so the job can wind down and the reset
+    prove the browser clean. Raises (DevTools or WebDriver errors) if the browser cannot
+    recover; the pool then replaces it."""
+    hygiene_of(browser).replace_crashed_tab()
+    deny_downloads(browser.driver)
+    browser.tab_crashed = False
+
+
 def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), clear_cache: bool = True,
                   read_log: bool = True) -> dict:
     """Bring a browser back to one blank tab with nothing of the job left (see

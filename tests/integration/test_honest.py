@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
-from browserd_client import AsyncClient, BadRequest, FrameTooLarge, LoadFailed
+from browserd_client import AsyncClient, BadRequest, FrameTooLarge, LoadFailed, Timeout
 from tests.conftest import ROOT, run_cli
 from tests.support.honest_pages import CP1251_TEXT, CSV, PDF, HonestPages
 
@@ -152,6 +154,46 @@ def test_a_body_past_the_reply_limit_is_too_large_and_leaves_nothing(daemon, hon
         assert "HONEST-OK" in c.fetch(honest.url("/static-ok")).source
     assert files_under(home) == []
     assert [f for f in files_under(daemon.state_dir) if f"{os.sep}downloads{os.sep}" in f] == []
+
+
+def test_a_renderer_that_never_yields_costs_no_browser_and_the_pool_is_idle_within_2s(daemon, honest):
+    """Issue 13, item 7 (a functional bound): ``while(true){}`` in both browsers' tabs at
+    once. Each job answers ``timeout`` at its deadline; the spinning renderers are stopped
+    without waiting on them, and within 2 s of the last answer every browser is idle again
+    with the same Chromium (no browser replaced); the next jobs on them are ok."""
+    def browsers():
+        return {b["id"]: b["chromium_pid"] for b in daemon.status()["browsers"]["browsers"]}
+
+    before = browsers()
+    answers = []
+
+    def spin():
+        with daemon.client() as c:
+            try:
+                c.fetch(honest.url("/spin"), timeout=4)
+            except Exception as exc:  # noqa: BLE001 - recorded, asserted below
+                answers.append((exc, time.monotonic()))
+
+    threads = [threading.Thread(target=spin) for _ in before]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [type(exc) for exc, _ in answers] == [Timeout] * len(before), answers
+    answered = max(at for _, at in answers)
+    while True:  # bounded: the assertion below ends it
+        status = daemon.status()["browsers"]
+        idle_after = time.monotonic() - answered
+        if status["idle"] == status["size"] and not status["active_jobs"]:
+            break
+        assert idle_after < 30, f"the pool never got whole again: {status}"
+        time.sleep(0.02)
+    print(f"\nwhile(true): all {len(before)} browsers idle {idle_after:.2f}s after the answer")
+    assert idle_after <= 2.0
+    assert browsers() == before  # the same browsers, the same Chromium processes
+    with daemon.client() as c:
+        for _ in before:
+            assert c.fetch(honest.url("/static-ok")).status == 200
 
 
 def test_navigation_in_onload_settles_on_the_new_document(daemon, honest):
