@@ -10,9 +10,14 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from browserd_client.errors import BrowserdError, BrowserError, ForbiddenUrl, LoadFailed, ProxyFailed, Timeout
+from browserd_client.errors import (
+    BrowserdError, BrowserError, ForbiddenUrl, FrameTooLarge, LoadFailed, ProxyFailed, Timeout,
+)
+from browserd_client.protocol import MAX_REPLY_BYTES
 
 from ..browser import DEFAULT_DIALOGS, Browser, recover_tab
+from ..browser.docsize import SizeWatch
+from ..browser.hygiene import hygiene_of
 from ..egress import NET_ERRORS
 from ..outcome import Kind, Outcome, classify, first_line as _first_line, wrong_page_type
 from ..sites.base import Page
@@ -170,10 +175,24 @@ class Execution:
         ctx.downloads = self._begin_downloads(browser, job)
         ctx.touched += self._before(ctx)
 
+    @staticmethod
+    def _watch_size(ctx: JobContext):
+        """Watch the main document's size while the site loads it (a job whose document
+        passes the reply limit is aborted as ``too_large`` at once, not read): a
+        :class:`~browserd.browser.docsize.SizeWatch`, or None when it cannot be had."""
+        browser, job = ctx.browser, ctx.job
+        try:
+            tab = hygiene_of(browser).tab or browser.driver.current_window_handle
+            return SizeWatch(browser, tab, MAX_REPLY_BYTES, lambda size: job.abort("too_large")).start()
+        except Exception as exc:  # noqa: BLE001 - the reply's own size check remains
+            logger.info("job=%s browser=%s no size watch: %s", job.id, browser.id, _first_line(exc))
+            return None
+
     def _fetch(self, ctx: JobContext) -> None:
         """The site's ``fetch`` (which must return a Page), then its ``after_job`` unless
         the job was aborted or the browser killed; raises what they raise."""
         page = None
+        ctx.size_watch = self._watch_size(ctx)  # the tab the site loads in (_before may change it)
         try:
             page = ctx.site.fetch(ctx.browser.driver, ctx.job)
             if not isinstance(page, Page):
@@ -241,6 +260,8 @@ class Execution:
         performance log to its end) and detach its NetLog; the frames it navigated join
         the origins the reset wipes."""
         browser = ctx.browser
+        if ctx.size_watch is not None:
+            ctx.size_watch.stop()
         if browser.tab_crashed and not browser.killed:  # its renderers were killed (_interrupt)
             self._recover_tab(ctx)
         if ctx.downloads is not None and not browser.killed:
@@ -318,4 +339,6 @@ class Execution:
     def _aborted_error(job):
         if job.aborted == "client_gone":
             return ClientGone("client went away; job cancelled")
+        if job.aborted == "too_large":
+            return FrameTooLarge(f"{job.url}: the main document is past the reply limit of {MAX_REPLY_BYTES} bytes")
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")

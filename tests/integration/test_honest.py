@@ -164,6 +164,10 @@ def test_a_renderer_that_never_yields_costs_no_browser_and_the_pool_is_idle_with
     def browsers():
         return {b["id"]: b["chromium_pid"] for b in daemon.status()["browsers"]["browsers"]}
 
+    whole_by = time.monotonic() + 60  # a browser an earlier test cost may still be starting
+    while (s := daemon.status()["browsers"])["idle"] < s["size"]:
+        assert time.monotonic() < whole_by, f"the pool is not whole before the test: {s}"
+        time.sleep(0.05)
     before = browsers()
     answers = []
 
@@ -194,6 +198,15 @@ def test_a_renderer_that_never_yields_costs_no_browser_and_the_pool_is_idle_with
     with daemon.client() as c:
         for _ in before:
             assert c.fetch(honest.url("/static-ok")).status == 200
+
+
+def test_a_page_past_the_reply_limit_is_answered_too_large_by_the_daemon(daemon, honest):
+    """A 70 MiB text document read as a page: the daemon answers ``too_large`` itself instead
+    of sending a frame every client refuses; the connection keeps serving."""
+    with daemon.client() as c:
+        with pytest.raises(FrameTooLarge, match="past the reply limit"):
+            c.fetch(honest.url("/big", mib=70, type="text/plain"), timeout=60)
+        assert c.fetch(honest.url("/static-ok")).status == 200
 
 
 def test_navigation_in_onload_settles_on_the_new_document(daemon, honest):
