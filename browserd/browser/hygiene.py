@@ -32,6 +32,8 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+from .navigation import enable_network
+
 logger = logging.getLogger(__name__)
 
 #: What a page can store for its origin, for Storage.clearDataForOrigin. Not "all": cookies are
@@ -249,6 +251,7 @@ class Hygiene:
         old = self.tab
         new = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.browser.driver.switch_to.window(new)
+        enable_network(self.browser.driver)  # the driver's session on the new tab has DevTools' buffers
         self.tab = new
         self.session = devtools.call("Target.attachToTarget", {"targetId": new, "flatten": True})["sessionId"]
         devtools.batch([("Target.closeTarget", {"targetId": old}, None)])

@@ -30,6 +30,7 @@ from selenium.webdriver.remote.client_config import ClientConfig
 from ..netns import Namespace, launcher_argv
 from .hygiene import hygiene_of
 from .interrupt import interrupt_page_loads
+from .navigation import enable_network
 from .launch import LaunchSpec, DialogDriver, NamespaceConnection, chrome_options
 from .processes import pid_alive, kill_group_and_strays, processes_of, renderers_of, total_rss
 from .reset import deny_downloads, navigated_urls
@@ -118,6 +119,7 @@ class Browser:
             self.driver = DialogDriver(command_executor=connection,
                                   options=chrome_options(self.spec, profile, egress_port))
             deny_downloads(self.driver)
+            enable_network(self.driver)  # bodies up to the reply limit are kept
             self._find_chromium()
             # A real navigation before the browser counts as ready: it proves the browser
             # answers, and the first one after launch is the slow one (0.3-5 s here).

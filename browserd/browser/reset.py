@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from selenium.common.exceptions import WebDriverException
 
 from .hygiene import hygiene_of, origins_of
+from .navigation import enable_network
 
 if TYPE_CHECKING:
     from .process import Browser
@@ -57,7 +58,7 @@ def set_blocking(browser: Browser, patterns: tuple) -> None:
         return
     driver = browser.driver
     if patterns and not browser.blocked:
-        driver.execute("executeCdpCommand", {"cmd": "Network.enable", "params": {}})
+        enable_network(driver)
     driver.execute("executeCdpCommand", {"cmd": "Network.setBlockedURLs", "params": {"urls": list(patterns)}})
     # Network stays enabled: chromedriver's performance log needs its events.
     browser.blocked = tuple(patterns)

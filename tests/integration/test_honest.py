@@ -124,6 +124,17 @@ def test_non_html_documents_come_back_as_their_bytes(daemon, honest, home, path,
     assert downloads == []
 
 
+def test_a_json_document_past_devtools_default_body_buffer_comes_back_as_its_bytes(daemon, honest):
+    """20 MiB of application/json: past DevTools' default per-resource body buffer (10 MB),
+    under the reply limit. It is a body of its bytes, not the JSON viewer's source."""
+    with daemon.client() as c:
+        r = c.fetch(honest.url("/big", mib=20, type="application/json"), timeout=60)
+        print(f"\n20 MiB JSON: body {None if r.body is None else len(r.body)} bytes, source {len(r.source)} chars")
+        assert r.mime_type == "application/json" and r.status == 200
+        assert r.body is not None and len(r.body) == 20 << 20 and set(r.body[:4096]) == {ord("x")}
+        assert c.fetch(honest.url("/static-ok")).body is None  # the next job is a page again
+
+
 def test_dialogs_never_fail_a_job_and_are_reported(daemon, honest):
     with daemon.client() as c:
         alerted = c.fetch(honest.url("/alert"))
