@@ -90,7 +90,12 @@ def recover_tab(browser: Browser) -> None:
     one closed) and downloads are denied again, so the job can wind down and the reset
     prove the browser clean. Raises (DevTools or WebDriver errors) if the browser cannot
     recover; the pool then replaces it."""
-    hygiene_of(browser).replace_crashed_tab()
+    try:
+        hygiene_of(browser).replace_crashed_tab()
+    except Exception as exc:  # noqa: BLE001 - once more: the first fresh tab can be caught mid-crash
+        logger.info("browser=%s fresh tab after a crash failed (%s); once more",
+                    browser.id, str(exc).strip().splitlines()[:1])
+        hygiene_of(browser).replace_crashed_tab()
     deny_downloads(browser.driver)
     browser.tab_crashed = False
 

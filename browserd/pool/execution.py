@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 ABORT_GRACE = 0.5
 #: Seconds an aborted job's page load is interrupted before its browser's renderers are killed.
 RENDERER_GRACE = 0.2
-#: Seconds after an abort before a job whose thread has not returned loses its browser.
-INTERRUPT_LIMIT = 1.5
+#: Seconds after an abort before a job whose thread has not returned loses its browser
+#: (the answer does not wait for it; on a loaded 2-core machine chromedriver took more
+#: than 1 s to report a tab whose renderer was killed).
+INTERRUPT_LIMIT = 3.0
 #: Seconds of a job kept back from its page-load limit, to report why the load timed out.
 LOAD_MARGIN = 1.0
 
@@ -122,13 +124,14 @@ class Execution:
             t0 = time.monotonic()
             renderers = None
             while time.monotonic() - t0 < INTERRUPT_LIMIT:
-                run.browser.interrupt()
-                if run.settled.wait(0.1):
-                    return
                 if renderers is None and time.monotonic() - t0 >= RENDERER_GRACE:
                     renderers = run.browser.kill_renderers()
                     logger.warning("job=%s browser=%s did not stop (%s) within %.1fs: %d renderers killed",
                                    run.job.id, run.browser.id, reason, RENDERER_GRACE, renderers)
+                else:
+                    run.browser.interrupt(timeout=RENDERER_GRACE)
+                if run.settled.wait(0.1):
+                    return
             with run.lock:
                 run.forfeited = not run.done.is_set()
             if run.forfeited:
