@@ -58,7 +58,7 @@ class Job:
     params: dict
     id: int = field(default_factory=lambda: next(_ids))
     created: float = field(default_factory=time.monotonic)
-    aborted: str | None = None  # "timeout" or "client_gone" once aborted
+    aborted: str | None = None  # "timeout", "client_gone" or "too_large" once aborted
     #: What the site wants to tell the client about the job (e.g. scrolls done), JSON-able.
     notes: dict = field(default_factory=dict)
     #: The upstream proxy all of this job's traffic goes through (None: direct).

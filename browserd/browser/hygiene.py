@@ -32,6 +32,8 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+from .navigation import enable_network
+
 logger = logging.getLogger(__name__)
 
 #: What a page can store for its origin, for Storage.clearDataForOrigin. Not "all": cookies are
@@ -249,6 +251,7 @@ class Hygiene:
         old = self.tab
         new = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.browser.driver.switch_to.window(new)
+        enable_network(self.browser.driver)  # the driver's session on the new tab has DevTools' buffers
         self.tab = new
         self.session = devtools.call("Target.attachToTarget", {"targetId": new, "flatten": True})["sessionId"]
         devtools.batch([("Target.closeTarget", {"targetId": old}, None)])
@@ -256,6 +259,15 @@ class Hygiene:
             self.browser.driver.set_window_size(self.window_size["width"], self.window_size["height"])
         self.browser.blocked = ()  # Network.setBlockedURLs was the old tab's
         self.fresh_tabs += 1
+
+    def replace_crashed_tab(self) -> None:
+        """A fresh tab for the driver after the tab's renderer was killed: like
+        :meth:`fresh_tab`, without attaching to the crashed tab (which may refuse)."""
+        if self.devtools is None:
+            self.devtools = DevTools.connect(self.browser)
+        if self.tab is None:  # no session on it yet (a fork dropped the connection)
+            self.tab = self.browser.driver.current_window_handle
+        self.fresh_tab()
 
     def clear_cache(self) -> None:
         """Empty the browser's HTTP cache (``Network.clearBrowserCache``)."""

@@ -189,5 +189,20 @@ def response_body(driver, request_id: str) -> bytes | None:
     return base64.b64decode(body) if reply.get("base64Encoded") else body.encode("utf-8")
 
 
+#: ``Network.enable``'s body buffers, in bytes, for the driver's DevTools session (the
+#: one ``Network.getResponseBody`` reads): DevTools' defaults keep no body past 10 MB
+#: (per resource, 100 MB in all), so a 20 MiB JSON document had no body to return. A
+#: body up to the reply limit is kept; beyond it the answer is ``too_large`` anyway.
+#: Memory is spent only on what pages load, as with the defaults.
+NETWORK_BUFFERS = {"maxResourceBufferSize": 64 << 20, "maxTotalBufferSize": 128 << 20}
+
+
+def enable_network(driver) -> None:
+    """(Re-)enable the Network domain on the driver's session with
+    :data:`NETWORK_BUFFERS` (chromedriver's performance log enables it with the
+    defaults, and again on every tab it attaches to). Raises WebDriverException."""
+    driver.execute("executeCdpCommand", {"cmd": "Network.enable", "params": dict(NETWORK_BUFFERS)})
+
+
 #: MIME types whose main document is a page to read from the DOM; any other is a body.
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "")

@@ -30,8 +30,9 @@ from selenium.webdriver.remote.client_config import ClientConfig
 from ..netns import Namespace, launcher_argv
 from .hygiene import hygiene_of
 from .interrupt import interrupt_page_loads
+from .navigation import enable_network
 from .launch import LaunchSpec, DialogDriver, NamespaceConnection, chrome_options
-from .processes import pid_alive, kill_group_and_strays, processes_of, total_rss
+from .processes import pid_alive, kill_group_and_strays, processes_of, renderers_of, total_rss
 from .reset import deny_downloads, navigated_urls
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Browser:
         self.cache_of: str | None = None  # share_cache site whose HTTP cache it carries
         self.hygiene = None               # its reset (browserd.browser.hygiene), made on first use
         self.killed = False
+        self.tab_crashed = False          # its renderers were killed (kill_renderers): a fresh tab first
 
     # -- start --------------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Browser:
             self.driver = DialogDriver(command_executor=connection,
                                   options=chrome_options(self.spec, profile, egress_port))
             deny_downloads(self.driver)
+            enable_network(self.driver)  # bodies up to the reply limit are kept
             self._find_chromium()
             # A real navigation before the browser counts as ready: it proves the browser
             # answers, and the first one after launch is the slow one (0.3-5 s here).
@@ -271,6 +274,28 @@ class Browser:
         """Stop the page loading, from any thread (:func:`.interrupt.interrupt_page_loads`):
         the blocked ``get`` then returns and the browser stays usable. False if it failed."""
         return interrupt_page_loads(self, timeout)
+
+    def kill_renderers(self) -> int:
+        """SIGKILL every renderer process of this browser, from any thread, without any
+        command to them: the way to stop a page that never yields (``while(true){}``),
+        which no DevTools or WebDriver command reaches (``Page.stopLoading`` answers but the
+        script spins on; ``Page.crash`` waits on the renderer). A browser serves one job at
+        a time, so its renderers are that job's pages and a spare. chromedriver then
+        answers the blocked command at once ("tab crashed") and the browser lives on;
+        ``tab_crashed`` tells the job to move to a fresh tab (:func:`.reset.recover_tab`).
+        Returns how many were signalled (0 on a Grid: not our processes)."""
+        if self.spec.grid_url or self.killed:
+            return 0
+        killed = 0
+        for proc in renderers_of(self.chromium_pid, self.chromium_create_time):
+            try:
+                proc.send_signal(signal.SIGKILL)
+                killed += 1
+            except psutil.NoSuchProcess:
+                continue
+        if killed:
+            self.tab_crashed = True
+        return killed
 
     def devtools_socket(self, port: int, timeout: float) -> socket.socket:
         """A connection to Chromium's DevTools ``port``: inside the browser's namespace

@@ -35,6 +35,27 @@ def processes_of(pgid: int, workdir: str) -> list[psutil.Process]:
     return found
 
 
+def renderers_of(chromium_pid: int, create_time: float) -> list[psutil.Process]:
+    """The renderer processes (``--type=renderer``) under the Chromium browser process
+    ``chromium_pid`` (checked against its recorded ``create_time``), found through the
+    process tree (a sandboxed renderer's environment is not readable). Empty if that
+    Chromium is gone."""
+    if not chromium_pid or not pid_alive(chromium_pid, create_time):
+        return []
+    found = []
+    try:
+        children = psutil.Process(chromium_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    for child in children:
+        try:
+            if "--type=renderer" in child.cmdline():
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
 def total_rss(procs) -> int:
     """Summed resident memory of ``procs`` in bytes, skipping any that exited meanwhile."""
     total = 0

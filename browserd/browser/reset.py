@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from selenium.common.exceptions import WebDriverException
 
 from .hygiene import hygiene_of, origins_of
+from .navigation import enable_network
 
 if TYPE_CHECKING:
     from .process import Browser
@@ -57,7 +58,7 @@ def set_blocking(browser: Browser, patterns: tuple) -> None:
         return
     driver = browser.driver
     if patterns and not browser.blocked:
-        driver.execute("executeCdpCommand", {"cmd": "Network.enable", "params": {}})
+        enable_network(driver)
     driver.execute("executeCdpCommand", {"cmd": "Network.setBlockedURLs", "params": {"urls": list(patterns)}})
     # Network stays enabled: chromedriver's performance log needs its events.
     browser.blocked = tuple(patterns)
@@ -82,6 +83,21 @@ def cancel_downloads(driver, guids) -> None:
             driver.execute("executeCdpCommand", {"cmd": "Browser.cancelDownload", "params": {"guid": guid}})
         except WebDriverException:
             pass
+
+
+def recover_tab(browser: Browser) -> None:
+    """After :meth:`Browser.kill_renderers`: the driver moves to a fresh tab (the crashed
+    one closed) and downloads are denied again, so the job can wind down and the reset
+    prove the browser clean. Raises (DevTools or WebDriver errors) if the browser cannot
+    recover; the pool then replaces it."""
+    try:
+        hygiene_of(browser).replace_crashed_tab()
+    except Exception as exc:  # noqa: BLE001 - once more: the first fresh tab can be caught mid-crash
+        logger.info("browser=%s fresh tab after a crash failed (%s); once more",
+                    browser.id, str(exc).strip().splitlines()[:1])
+        hygiene_of(browser).replace_crashed_tab()
+    deny_downloads(browser.driver)
+    browser.tab_crashed = False
 
 
 def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), clear_cache: bool = True,

@@ -45,6 +45,7 @@ class JobContext:
     error: BaseException | None = None
     outputs: dict = field(default_factory=dict)
     undo: list = field(default_factory=list)
+    size_watch: object = None     # the main document's byte count (browser.docsize.SizeWatch)
     #: The job's thread read the performance log to its end after the job (ending its
     #: downloads): ``touched`` has every frame navigation, the reset reads the log no more.
     log_drained: bool = False

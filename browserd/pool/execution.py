@@ -10,9 +10,14 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from browserd_client.errors import BrowserdError, BrowserError, ForbiddenUrl, LoadFailed, ProxyFailed, Timeout
+from browserd_client.errors import (
+    BrowserdError, BrowserError, ForbiddenUrl, FrameTooLarge, LoadFailed, ProxyFailed, Timeout,
+)
+from browserd_client.protocol import MAX_REPLY_BYTES
 
-from ..browser import DEFAULT_DIALOGS, Browser
+from ..browser import DEFAULT_DIALOGS, Browser, recover_tab
+from ..browser.docsize import SizeWatch
+from ..browser.hygiene import hygiene_of
 from ..egress import NET_ERRORS
 from ..outcome import Kind, Outcome, classify, first_line as _first_line, wrong_page_type
 from ..sites.base import Page
@@ -23,10 +28,14 @@ from .siteprep import has_hooks
 logger = logging.getLogger(__name__)
 
 
-#: A job still running this long after its deadline has its browser killed.
+#: Seconds after its deadline a job's thread has to return before ``timeout`` is answered anyway.
 ABORT_GRACE = 0.5
-#: Seconds an aborted job's page load is interrupted before its browser is killed.
-INTERRUPT_LIMIT = 1.5
+#: Seconds an aborted job's page load is interrupted before its browser's renderers are killed.
+RENDERER_GRACE = 0.2
+#: Seconds after an abort before a job whose thread has not returned loses its browser
+#: (the answer does not wait for it; on a loaded 2-core machine chromedriver took more
+#: than 1 s to report a tab whose renderer was killed).
+INTERRUPT_LIMIT = 3.0
 #: Seconds of a job kept back from its page-load limit, to report why the load timed out.
 LOAD_MARGIN = 1.0
 
@@ -44,14 +53,15 @@ class ClientGone(BrowserdError):
 class _Run:
     """One job on one browser: what its thread produced, and who owns the browser."""
 
-    __slots__ = ("browser", "job", "site", "wiped_owner", "page", "error", "done", "lock", "forfeited")
+    __slots__ = ("browser", "job", "site", "wiped_owner", "page", "error", "settled", "done", "lock", "forfeited")
 
     def __init__(self, browser, job, site, wiped_owner=None):
         self.browser, self.job, self.site = browser, job, site
         self.wiped_owner = wiped_owner
         self.page = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.settled = threading.Event()  # the job's steps returned (its winding down follows)
+        self.done = threading.Event()      # the answer is ready and the browser wound down
         self.lock = threading.Lock()
         self.forfeited = False  # True once the pool gave up on the thread (it replaced the browser)
 
@@ -86,42 +96,50 @@ class Execution:
 
     def _execute(self, lease: Lease, job, site):
         """Run the site on a thread of its own and answer by the deadline whatever it
-        does: at the deadline the job is aborted (the page load is interrupted); if the
-        thread still has not returned ``ABORT_GRACE`` later (chromedriver or the site code
-        hangs), the browser is forfeited: killed, replaced, and the thread abandoned."""
-        browser = lease.browser
-        run = _Run(browser, job, site, lease.wiped_owner)
+        does: at the deadline the job is aborted (:meth:`_interrupt` stops it); if the
+        thread still has not returned ``ABORT_GRACE`` later, the answer is ``timeout``
+        anyway, and the browser stays the job's until its thread ends or the interrupt's
+        backstop forfeits it."""
+        run = _Run(lease.browser, job, site, lease.wiped_owner)
         job.on_abort(lambda reason: self._interrupt(run, reason))
         threading.Thread(target=self._drive, args=(run,), name=f"job-{job.id}", daemon=True).start()
         if not run.done.wait(max(0.0, job.remaining())):
             job.abort("timeout")
             if not run.done.wait(ABORT_GRACE):
-                with run.lock:
-                    run.forfeited = not run.done.is_set()
-                if run.forfeited:
-                    self.stats.count("abandoned_jobs")
-                    logger.error("job=%s browser=%s did not return %.1fs after its deadline; "
-                                 "browser replaced, job thread abandoned", job.id, browser.id, ABORT_GRACE)
-                    self.replace(browser, f"job {job.id} hung past its deadline")
-                    raise Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
+                raise Timeout(f"job exceeded its {job.timeout:.1f}s deadline")
         job.clear_abort_hooks()
         if run.error is not None:
             raise run.error
         return run.page
 
     def _interrupt(self, run: "_Run", reason: str) -> None:
-        """An aborted job's fast path: stop the page load; kill the browser if the job's
-        thread has not finished ``INTERRUPT_LIMIT`` later (the backstop)."""
+        """An aborted job's escalation, on a thread of its own, none of it waiting on the
+        page: stop the page load (``Page.stopLoading``, repeated: an abort can land before
+        the navigation it should stop has begun); if the job's steps have not returned
+        ``RENDERER_GRACE`` later, kill the browser's renderers (a ``while(true){}`` page:
+        the tab crashes, chromedriver answers, the browser is kept); if they still have
+        not returned ``INTERRUPT_LIMIT`` after the abort (chromedriver or the site's code
+        hangs), forfeit the browser: replaced, the job's thread abandoned."""
         def interrupt():
-            # Repeated: an abort can land before the navigation it should stop has begun.
-            deadline = time.monotonic() + INTERRUPT_LIMIT
-            while time.monotonic() < deadline:
-                run.browser.interrupt()
-                if run.done.wait(0.1):
+            t0 = time.monotonic()
+            renderers = None
+            while time.monotonic() - t0 < INTERRUPT_LIMIT:
+                if renderers is None and time.monotonic() - t0 >= RENDERER_GRACE:
+                    renderers = run.browser.kill_renderers()
+                    logger.warning("job=%s browser=%s did not stop (%s) within %.1fs: %d renderers killed",
+                                   run.job.id, run.browser.id, reason, RENDERER_GRACE, renderers)
+                else:
+                    run.browser.interrupt(timeout=RENDERER_GRACE)
+                if run.settled.wait(0.1):
                     return
-            logger.warning("job=%s browser=%s ignored the interrupt (%s) for %.1fs; killing it",
-                           run.job.id, run.browser.id, reason, INTERRUPT_LIMIT)
-            run.browser.kill()
+            with run.lock:
+                run.forfeited = not run.done.is_set()
+            if run.forfeited:
+                self.stats.count("abandoned_jobs")
+                logger.error("job=%s browser=%s did not return %.1fs after it was aborted (%s); "
+                             "browser replaced, job thread abandoned", run.job.id, run.browser.id,
+                             INTERRUPT_LIMIT, reason)
+                self.replace(run.browser, f"job {run.job.id} hung past its deadline")
         threading.Thread(target=interrupt, name=f"interrupt-{run.job.id}", daemon=True).start()
 
     def _drive(self, run: "_Run") -> None:
@@ -138,6 +156,7 @@ class Execution:
             ctx.error = raised
             self._read_failed_document(ctx)
         finally:
+            run.settled.set()
             outcome = self._classify(ctx)
             self._answer(run, ctx, outcome)
             self._wind_down(ctx)
@@ -159,10 +178,24 @@ class Execution:
         ctx.downloads = self._begin_downloads(browser, job)
         ctx.touched += self._before(ctx)
 
+    @staticmethod
+    def _watch_size(ctx: JobContext):
+        """Watch the main document's size while the site loads it (a job whose document
+        passes the reply limit is aborted as ``too_large`` at once, not read): a
+        :class:`~browserd.browser.docsize.SizeWatch`, or None when it cannot be had."""
+        browser, job = ctx.browser, ctx.job
+        try:
+            tab = hygiene_of(browser).tab or browser.driver.current_window_handle
+            return SizeWatch(browser, tab, MAX_REPLY_BYTES, lambda size: job.abort("too_large")).start()
+        except Exception as exc:  # noqa: BLE001 - the reply's own size check remains
+            logger.info("job=%s browser=%s no size watch: %s", job.id, browser.id, _first_line(exc))
+            return None
+
     def _fetch(self, ctx: JobContext) -> None:
         """The site's ``fetch`` (which must return a Page), then its ``after_job`` unless
         the job was aborted or the browser killed; raises what they raise."""
         page = None
+        ctx.size_watch = self._watch_size(ctx)  # the tab the site loads in (_before may change it)
         try:
             page = ctx.site.fetch(ctx.browser.driver, ctx.job)
             if not isinstance(page, Page):
@@ -230,6 +263,10 @@ class Execution:
         performance log to its end) and detach its NetLog; the frames it navigated join
         the origins the reset wipes."""
         browser = ctx.browser
+        if ctx.size_watch is not None:
+            ctx.size_watch.stop()
+        if browser.tab_crashed and not browser.killed:  # its renderers were killed (_interrupt)
+            self._recover_tab(ctx)
         if ctx.downloads is not None and not browser.killed:
             ctx.log_drained = self._end_downloads(browser, ctx.netlog, ctx.downloads)
         elif ctx.downloads is not None:
@@ -237,6 +274,17 @@ class Execution:
         end_options(ctx)
         ctx.touched += ctx.netlog.frame_urls()
         browser.driver.netlog = None
+
+    def _recover_tab(self, ctx: JobContext) -> None:
+        """The tab crashed under the job (its renderers killed): move to a fresh tab, or,
+        if the browser cannot, kill it (then :meth:`_dispose` replaces it)."""
+        try:
+            recover_tab(ctx.browser)
+            logger.info("job=%s browser=%s recovered in a fresh tab", ctx.job.id, ctx.browser.id)
+        except Exception as exc:  # noqa: BLE001 - any failure: the browser is replaced
+            logger.warning("job=%s browser=%s could not recover from its killed renderers: %s",
+                           ctx.job.id, ctx.browser.id, _first_line(exc))
+            ctx.browser.kill()
 
     def _dispose(self, ctx: JobContext, outcome: Outcome, error) -> None:
         """The browser's fate after the job: replace it (broken or killed), recycle it
@@ -294,4 +342,6 @@ class Execution:
     def _aborted_error(job):
         if job.aborted == "client_gone":
             return ClientGone("client went away; job cancelled")
+        if job.aborted == "too_large":
+            return FrameTooLarge(f"{job.url}: the main document is past the reply limit of {MAX_REPLY_BYTES} bytes")
         return Timeout(f"job exceeded its {job.timeout:.1f}s deadline")

@@ -11,7 +11,7 @@ import socket
 import time
 
 from browserd_client import protocol
-from browserd_client.errors import BadRequest, BrowserdError, Internal, ShuttingDown, UnknownOp
+from browserd_client.errors import BadRequest, BrowserdError, FrameTooLarge, Internal, ShuttingDown, UnknownOp
 
 from .. import __version__
 from ..jobs import parse_fetch
@@ -64,7 +64,11 @@ class Requests:
             return protocol.encode_error(protocol.request_id_of(data), exc)
         try:
             if req.op == "fetch":
-                return protocol.encode_result(req.id, self._fetch(req.args, sock, who))
+                reply = protocol.encode_result(req.id, self._fetch(req.args, sock, who))
+                if len(reply) > protocol.MAX_REPLY_BYTES:  # answer here, not a frame the client refuses
+                    raise FrameTooLarge(f"the reply of {len(reply)} bytes is past the reply limit "
+                                        f"of {protocol.MAX_REPLY_BYTES} bytes")
+                return reply
             if req.op == "ping":
                 return protocol.encode_result(req.id, {
                     "pong": True, "version": __version__, "protocol": protocol.PROTOCOL_VERSION,

@@ -31,6 +31,7 @@ class FakeBrowser:
         self.session_urls = set()
         self.last_used = time.monotonic()
         self.killed = self.quitted = False
+        self.tab_crashed = False
 
     def start(self):
         if FakeBrowser.fail_starts:
@@ -44,6 +45,9 @@ class FakeBrowser:
 
     def quit(self, timeout=5.0):
         self.killed = self.quitted = True
+
+    def kill_renderers(self):
+        return 0
 
     def alive(self):
         return not self.killed
