@@ -87,6 +87,7 @@ class Browser:
         self.dressed_by: str | None = None  # site whose hooks may have changed the tab
         self.cache_of: str | None = None  # share_cache site whose HTTP cache it carries
         self.hygiene = None               # its reset (browserd.browser.hygiene), made on first use
+        self.size_watch = None            # its document size watch (browserd.browser.docsize), ditto
         self.killed = False
         self.tab_crashed = False          # its renderers were killed (kill_renderers): a fresh tab first
 
@@ -340,6 +341,8 @@ class Browser:
             self.driver.command_executor.close()
         if self.hygiene is not None:
             self.hygiene.close()
+        if self.size_watch is not None:
+            self.size_watch.close()
 
     # -- end --------------------------------------------------------------------------------
 
@@ -353,6 +356,8 @@ class Browser:
         self.killed = True
         if self.hygiene is not None:  # its DevTools socket dies with the browser
             self.hygiene.close()
+        if self.size_watch is not None:
+            self.size_watch.close()
         if self.spec.grid_url:
             if self.session_id:  # the node quits the browser; a blocked command fails
                 from ..grid import delete_session
@@ -369,6 +374,8 @@ class Browser:
     def quit(self, timeout: float = 5.0) -> None:
         """Polite quit, then TERM to the group, a bounded wait, then KILL; each step logged."""
         t0 = time.monotonic()
+        if self.size_watch is not None:
+            self.size_watch.close()
         if self.driver is not None and not self.killed:
             try:
                 self.driver.quit()

@@ -180,13 +180,16 @@ class Execution:
 
     @staticmethod
     def _watch_size(ctx: JobContext):
-        """Watch the main document's size while the site loads it (a job whose document
-        passes the reply limit is aborted as ``too_large`` at once, not read): a
-        :class:`~browserd.browser.docsize.SizeWatch`, or None when it cannot be had."""
+        """Arm the browser's :class:`~browserd.browser.docsize.SizeWatch` for the job (a
+        document past the reply limit aborts it as ``too_large`` at once, not read); the
+        watch, or None when it cannot be had (the reply's own size check remains)."""
         browser, job = ctx.browser, ctx.job
         try:
             tab = hygiene_of(browser).tab or browser.driver.current_window_handle
-            return SizeWatch(browser, tab, MAX_REPLY_BYTES, lambda size: job.abort("too_large")).start()
+            if browser.size_watch is None:
+                browser.size_watch = SizeWatch(browser, MAX_REPLY_BYTES)
+            browser.size_watch.watch(tab, lambda size: job.abort("too_large"))
+            return browser.size_watch
         except Exception as exc:  # noqa: BLE001 - the reply's own size check remains
             logger.info("job=%s browser=%s no size watch: %s", job.id, browser.id, _first_line(exc))
             return None
@@ -264,7 +267,7 @@ class Execution:
         the origins the reset wipes."""
         browser = ctx.browser
         if ctx.size_watch is not None:
-            ctx.size_watch.stop()
+            ctx.size_watch.unwatch()
         if browser.tab_crashed and not browser.killed:  # its renderers were killed (_interrupt)
             self._recover_tab(ctx)
         if ctx.downloads is not None and not browser.killed:
