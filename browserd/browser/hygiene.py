@@ -183,6 +183,7 @@ class Hygiene:
         if self.tab is None:
             driver = self.browser.driver
             self.tab = driver.current_window_handle  # chromedriver's handles are target ids
+            driver.window_moved = False
             self.window_size = self.window_size or driver.get_window_size()
             self.session = self.devtools.call("Target.attachToTarget",
                                               {"targetId": self.tab, "flatten": True})["sessionId"]
@@ -198,7 +199,7 @@ class Hygiene:
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _stop(self) -> int:
+    def _stop(self, deny_downloads: bool = False) -> int:
         """Stop every document of the job in the same tab: dismiss a dialog, send the tab
         to about:blank, close every other window and worker, all in one batch, and repeat
         (closes and the target list in one batch a round) until no other window is left
@@ -210,12 +211,16 @@ class Hygiene:
         unclosable windows: both broke chromedriver's next ``get``. A storm that outlasts
         ``SETTLE`` is not proven: the browser is replaced.) Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
         s, devtools = self.session, self.devtools
-        results = devtools.batch([
+        first = [("Browser.setDownloadBehavior", {"behavior": "deny"}, None)] if deny_downloads else []
+        results = devtools.batch(first + [
             ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
             ("Page.navigate", {"url": "about:blank"}, s),
             ("Target.getTargets", {}, None),
             ("Page.getNavigationHistory", {}, s),
         ])
+        if first and isinstance(results[0], DevToolsError):
+            raise ResetUnproven(f"downloads not denied: {results[0]}")
+        results = results[len(first):]
         if isinstance(results[1], DevToolsError):
             raise TimeoutError(f"about:blank: {results[1]}")
         deadline = time.monotonic() + SETTLE
@@ -249,6 +254,7 @@ class Hygiene:
         old = self.tab
         new = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.browser.driver.switch_to.window(new)
+        self.browser.driver.window_moved = False
         self.tab = new
         self.session = devtools.call("Target.attachToTarget", {"targetId": new, "flatten": True})["sessionId"]
         devtools.batch([("Target.closeTarget", {"targetId": old}, None)])
@@ -257,20 +263,47 @@ class Hygiene:
         self.browser.blocked = ()  # Network.setBlockedURLs was the old tab's
         self.fresh_tabs += 1
 
+    def main_frame(self) -> dict | None:
+        """The driver's top frame as ``Page.getFrameTree`` describes it (as
+        :func:`browserd.browser.navigation.main_frame`), read over this connection: one
+        DevTools round trip instead of a chromedriver command. None when the driver may be
+        on another window than the reset's tab (a site switched windows), or the read
+        failed: the caller asks chromedriver."""
+        if getattr(self.browser.driver, "window_moved", True):
+            return None
+        try:
+            self._ready()
+            return dict(self.devtools.call("Page.getFrameTree", {}, self.session)["frameTree"]["frame"])
+        except Exception as exc:  # noqa: BLE001 - chromedriver's path decides
+            logger.debug("browser=%s frame tree over DevTools failed: %s", self.browser.id, exc)
+            return None
+
+    def set_downloads(self, directory: str | None) -> None:
+        """Downloads from now on go to ``directory``, each named by its guid
+        (``Browser.setDownloadBehavior`` allowAndName, events on); None: denied. One
+        browser-wide command over this connection. Raises DevToolsError, TimeoutError,
+        OSError."""
+        params = ({"behavior": "deny"} if directory is None else
+                  {"behavior": "allowAndName", "downloadPath": directory, "eventsEnabled": True})
+        self._ready()
+        self.devtools.call("Browser.setDownloadBehavior", params)
+
     def clear_cache(self) -> None:
         """Empty the browser's HTTP cache (``Network.clearBrowserCache``)."""
         self._ready()
         self.devtools.call("Network.clearBrowserCache", {}, self.session)
 
     def reset(self, origins=(), *, clear_storage: bool = True, clear_cache: bool = True,
-              fresh: bool = False, restore_size: bool = True) -> dict:
+              fresh: bool = False, restore_size: bool = True, deny_downloads: bool = False) -> dict:
         """Stop every document of the job, clear what it stored (``clear_storage``: cookies,
         permissions and the storage of ``origins``; ``clear_cache``: the HTTP cache), and
         prove the browser clean, in the same tab (``fresh``: in a new one). Three batched
         steps: stop (dialog, about:blank, other windows closed until none is left), then
         one batch that clears ``window.name``, the session history and the stores and reads
         the state back (the proof). A reset that does not prove clean is tried once more
-        in a fresh tab; then :class:`ResetUnproven`. Returns milliseconds per step."""
+        in a fresh tab; then :class:`ResetUnproven`. ``deny_downloads``: no download may
+        start from the stop on (after a job; its own are cancelled by the pool). Returns
+        milliseconds per step."""
         timing = {}
         t0 = time.perf_counter()
         self._ready()
@@ -279,7 +312,7 @@ class Hygiene:
             if fresh:
                 self.fresh_tab(restore_size)
             try:
-                timing["rounds"] = self._stop()
+                timing["rounds"] = self._stop(deny_downloads)
             except TimeoutError as exc:  # a hung renderer, a dialog that stays: a new tab
                 logger.info("browser=%s tab does not answer (%s); a fresh tab replaces it", self.browser.id, exc)
                 self.fresh_tab(restore_size)

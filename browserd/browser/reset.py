@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -102,8 +104,25 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
     timing = {"log": (time.perf_counter() - t0) * 1000}
     # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
     # (browser.dressed_by) are dropped before another site's job (Pool._before).
-    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache))
+    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache,
+                                            deny_downloads=True))
+    remove_job_downloads(browser)
     return timing
+
+
+def remove_job_downloads(browser: Browser) -> None:
+    """Delete what is left of every job's download directory (``downloads/job-*`` in the
+    browser's working directory): a download that began after its job's directory was
+    removed, before the reset denied downloads, made it again. Never raises."""
+    if not browser.workdir:
+        return
+    root = os.path.join(browser.workdir, "downloads")
+    try:
+        names = [n for n in os.listdir(root) if n.startswith("job-")]
+    except OSError:
+        return
+    for name in names:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def clear_session_state(browser: Browser, urls) -> None:

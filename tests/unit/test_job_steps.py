@@ -35,12 +35,27 @@ class FakeDriver:
         return {"value": {}}
 
 
+class FakeHygiene:
+    """The browser-level DevTools side of a browser: the frame tree and download behaviour."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def main_frame(self):
+        self.calls.append("Page.getFrameTree")
+        return {"id": "top"}
+
+    def set_downloads(self, directory):
+        self.calls.append("Browser.setDownloadBehavior")
+
+
 class DrivenBrowser(FakeBrowser):
     calls: list = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.driver = FakeDriver(self.calls)
+        self.hygiene = FakeHygiene(self.calls)
         self.blocked, self.prepared = (), set()
         self.dressed_by = self.cache_of = None
 
@@ -100,3 +115,31 @@ def test_the_performance_log_is_read_once_for_the_result_and_once_at_the_jobs_en
     assert calls.count("getLog") == 2 and resets == [{"read_log": False}]
     assert "Browser.setDownloadBehavior" in calls
     assert not (tmp_path / "b1" / "downloads" / f"job-{job.id}").exists()
+
+
+def test_status_counts_browsers_replaced_because_their_reset_was_unproven(monkeypatch):
+    """``status``'s ``reset`` part: the p50/p99 of proven resets and, always present, the
+    number of browsers replaced because their reset could not prove them clean."""
+    from browserd.browser.hygiene import ResetUnproven
+
+    DrivenBrowser.calls = []
+    outcomes = iter([{}, ResetUnproven("windows still open"), {}])
+
+    def reset_browser(*args, **kwargs):
+        result = next(outcomes)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(upkeep, "reset_browser", reset_browser)
+    stats = Stats()
+    assert stats.snapshot()["reset"]["unproven"] == 0
+    pool = Pool(spec=None, size=1, profiles_dir=None, stats=stats, browser_factory=DrivenBrowser)
+    pool.start_browsers()
+    # The third job gets a browser only once the second's reset is over (its replacement).
+    for n in range(3):
+        pool.run(Job(url=f"http://127.0.0.1/{n}", site="plain", timeout=5.0, params={}), Site())
+    reset = stats.snapshot()["reset"]
+    assert reset["samples"] >= 1 and reset["p50"] is not None and reset["p99"] is not None
+    assert reset["unproven"] == 1 and stats.snapshot()["events"]["replaced"] == 1
+    pool.close()
