@@ -47,6 +47,9 @@ STEP_TIMEOUT = 3.0
 #: loaded 2-core machine needs more than the ~50 ms a quiet one does; past it, the browser
 #: is replaced, which costs a start).
 SETTLE = 5.0
+#: Seconds the stop waits for the commit of an early blank navigation (begin_stop) before
+#: it sends the navigation again.
+EARLY_BLANK_WAIT = 0.5
 #: Seconds a browser that had a popup storm must stay at one window before it is proven.
 QUIET = 0.5
 _WINDOWS = ("page", "background_page", "app", "webview")
@@ -122,6 +125,15 @@ class DevTools:
                 results[reply["id"]] = DevToolsError(error.get("message", str(error))) if error else reply.get("result", {})
         return [results[i] for i in ids]
 
+    def send(self, calls) -> None:
+        """Send every ``(method, params, session)`` without waiting for the answers (a later
+        :meth:`batch` skips them). Raises what the socket raises."""
+        for method, params, session in calls:
+            msg = {"id": next(self._ids), "method": method, "params": params or {}}
+            if session:
+                msg["sessionId"] = session
+            self.ws.send(json.dumps(msg))
+
     def call(self, method: str, params=None, session=None, timeout: float = STEP_TIMEOUT):
         """One CDP command (``session``: a flattened target session id); its result dict.
         Raises ``DevToolsError`` if the command answered an error, ``TimeoutError``
@@ -174,6 +186,7 @@ class Hygiene:
         self.window_size: dict | None = None
         self.fresh_tabs = 0               # fallbacks to a new tab (for status and tests)
         self.storm = False                # this reset met windows opening windows
+        self.blanking = False             # begin_stop sent the tab to about:blank already
 
     # -- connection ----------------------------------------------------------------------
 
@@ -196,6 +209,21 @@ class Hygiene:
         if self.devtools is not None:
             self.devtools.close()
         self.devtools = self.tab = self.session = None
+        self.blanking = False
+
+    def begin_stop(self) -> bool:
+        """(The job's thread, its result read.) Send the tab to about:blank now without
+        waiting, so that the commit overlaps the job's wind-down and the hand-over to the
+        reset, whose stop then only checks it (and navigates again if it did not happen).
+        False, never an exception, if it could not be sent."""
+        try:
+            self._ready()
+            self.devtools.send([("Page.navigate", {"url": "about:blank"}, self.session)])
+        except Exception as exc:  # noqa: BLE001 - the reset navigates itself
+            logger.debug("browser=%s early blank navigation failed: %s", self.browser.id, exc)
+            return False
+        self.blanking = True
+        return True
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -212,9 +240,11 @@ class Hygiene:
         ``SETTLE`` is not proven: the browser is replaced.) Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
         s, devtools = self.session, self.devtools
         first = [("Browser.setDownloadBehavior", {"behavior": "deny"}, None)] if deny_downloads else []
+        blank = ("Page.navigate", {"url": "about:blank"}, s)
+        early, self.blanking = self.blanking, False  # begin_stop sent it: not twice (a second commit)
         results = devtools.batch(first + [
             ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
-            ("Page.navigate", {"url": "about:blank"}, s),
+            ("Target.getTargets", {}, None) if early else blank,
             ("Target.getTargets", {}, None),
             ("Page.getNavigationHistory", {}, s),
         ])
@@ -223,6 +253,10 @@ class Hygiene:
         results = results[len(first):]
         if isinstance(results[1], DevToolsError):
             raise TimeoutError(f"about:blank: {results[1]}")
+        # An early navigation a dialog held (dismissed now) or the page's own navigation
+        # overtook is sent again: at once after a dialog, else once the commit is late.
+        resend_at = time.monotonic() + (0.0 if not isinstance(results[0], DevToolsError) else EARLY_BLANK_WAIT) \
+            if early else None
         deadline = time.monotonic() + SETTLE
         for rounds in range(1, CLOSE_ROUNDS + 1):
             targets, history = results[-2], results[-1]
@@ -238,8 +272,11 @@ class Hygiene:
                 break
             if rounds > 1 and any(_is_window(t) for t in others):
                 self.storm = True  # windows opened while others were being closed
+            again = []
+            if resend_at is not None and not committed and time.monotonic() >= resend_at:
+                again, resend_at = [blank], None
             results = devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
-                                     + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
+                                     + again + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
         left = [(t.get("type"), t.get("url", "")[:80]) for t in others]
         raise ResetUnproven(f"windows still open after {rounds} rounds: {left[:5]}"
                             if others else "the tab did not commit about:blank")
@@ -288,6 +325,12 @@ class Hygiene:
         self._ready()
         self.devtools.call("Browser.setDownloadBehavior", params)
 
+    def cancel_downloads(self, guids) -> None:
+        """Cancel the downloads ``guids`` (``Browser.cancelDownload``, one batch); one
+        already over is skipped. Raises TimeoutError, OSError."""
+        self._ready()
+        self.devtools.batch([("Browser.cancelDownload", {"guid": g}, None) for g in guids])
+
     def clear_cache(self) -> None:
         """Empty the browser's HTTP cache (``Network.clearBrowserCache``)."""
         self._ready()
@@ -301,7 +344,8 @@ class Hygiene:
         steps: stop (dialog, about:blank, other windows closed until none is left), then
         one batch that clears ``window.name``, the session history and the stores and reads
         the state back (the proof). A reset that does not prove clean is tried once more
-        in a fresh tab; then :class:`ResetUnproven`. ``deny_downloads``: no download may
+        in a fresh tab; then :class:`ResetUnproven`. ``origins``: a list, or a callable
+        returning one, called once the documents are stopped. ``deny_downloads``: no download may
         start from the stop on (after a job; its own are cancelled by the pool). Returns
         milliseconds per step."""
         timing = {}
@@ -319,6 +363,10 @@ class Hygiene:
                 timing["rounds"] = self._stop()
             t1 = time.perf_counter()
             timing["stop"] = (t1 - t0) * 1000
+            if callable(origins):  # read once the documents are stopped (see reset_browser)
+                origins = origins()
+                timing["log"] = (time.perf_counter() - t1) * 1000
+                t1 = time.perf_counter()
             problem = self._clear_and_prove(origins, clear_storage, clear_cache)
             if problem:
                 logger.info("browser=%s reset not proven (%s); once more in a fresh tab", self.browser.id, problem)

@@ -12,7 +12,7 @@ import time
 from browserd_client.errors import FrameTooLarge, LoadFailed, Timeout
 from browserd_client.protocol import MAX_REPLY_BYTES
 
-from ..browser import Browser, cancel_downloads
+from ..browser import Browser
 from ..browser.hygiene import hygiene_of
 from ..browser.navigation import MAX_NAVIGATIONS, PAGE_TYPES, Document, NetLog, main_frame, response_body
 from ..outcome import first_line as _first_line, navigation_failed
@@ -100,16 +100,15 @@ class Documents:
         with open(path, "rb") as f:
             return f.read()
 
-    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> bool:
-        """Cancel the job's downloads still running, delete its directory (new ones are
-        denied by the reset's first batch, which also removes a directory a late one made).
-        True if the performance log was read to its end (the reset needs not read it)."""
-        drained = False
-        try:
-            drained = netlog.pull(browser.driver)
-            running = [g for g, d in netlog.downloads().items() if d["state"] == "inProgress"]
-            cancel_downloads(browser.driver, running)
-        except Exception as exc:  # noqa: BLE001 - the reset finds a broken browser
-            logger.info("browser=%s ending downloads failed: %s", browser.id, _first_line(exc))
+    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> None:
+        """Cancel the job's downloads its NetLog saw running (over DevTools: no wait for a
+        navigation), delete its directory. The performance log is not read here (the
+        reset reads the rest, cancels a download begun since, denies new ones and removes
+        a directory a late download made again)."""
+        running = [g for g, d in netlog.downloads().items() if d["state"] == "inProgress"]
+        if running:
+            try:
+                hygiene_of(browser).cancel_downloads(running)
+            except Exception as exc:  # noqa: BLE001 - the reset finds a broken browser
+                logger.info("browser=%s cancelling downloads failed: %s", browser.id, _first_line(exc))
         shutil.rmtree(directory, ignore_errors=True)
-        return drained
