@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 #: shader cache (GPU, off here), which costs ~6 ms per reset and holds nothing of a page's.
 STORAGE_TYPES = ("local_storage,indexeddb,websql,service_workers,cache_storage,file_systems,"
                  "shared_storage,storage_buckets,interest_groups")
-#: Rounds of "list the targets, close every other page" before the reset gives up.
+#: Rounds of "list the targets, close every other page" before the reset gives up (rounds
+#: that only wait for the tab's commit are bounded by ``SETTLE`` instead).
 CLOSE_ROUNDS = 40
 #: Seconds a reset step may take (a hung renderer: the tab is replaced instead).
 STEP_TIMEOUT = 3.0
@@ -47,6 +48,8 @@ STEP_TIMEOUT = 3.0
 #: loaded 2-core machine needs more than the ~50 ms a quiet one does; past it, the browser
 #: is replaced, which costs a start).
 SETTLE = 5.0
+#: Seconds between two reads of a tab whose blank navigation has not committed yet.
+COMMIT_POLL = 0.005
 #: Seconds the stop waits for the commit of an early blank navigation (begin_stop) before
 #: it sends the navigation again.
 EARLY_BLANK_WAIT = 0.5
@@ -258,7 +261,9 @@ class Hygiene:
         resend_at = time.monotonic() + (0.0 if not isinstance(results[0], DevToolsError) else EARLY_BLANK_WAIT) \
             if early else None
         deadline = time.monotonic() + SETTLE
-        for rounds in range(1, CLOSE_ROUNDS + 1):
+        rounds = closing = 0
+        while closing < CLOSE_ROUNDS:
+            rounds += 1
             targets, history = results[-2], results[-1]
             if isinstance(targets, DevToolsError) or isinstance(history, DevToolsError):
                 raise ResetUnproven(f"cannot read the targets: {targets if isinstance(targets, DevToolsError) else history}")
@@ -275,6 +280,12 @@ class Hygiene:
             again = []
             if resend_at is not None and not committed and time.monotonic() >= resend_at:
                 again, resend_at = [blank], None
+            if others:
+                closing += 1  # a storm gets CLOSE_ROUNDS rounds of closes
+            else:
+                # Only the commit is missing (a loaded machine, a large page to unload):
+                # read again a little later, until SETTLE, not CLOSE_ROUNDS fast reads.
+                time.sleep(COMMIT_POLL)
             results = devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
                                      + again + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
         left = [(t.get("type"), t.get("url", "")[:80]) for t in others]
