@@ -23,6 +23,11 @@ EGRESS_ON = "browserd, egress policy on"
 EGRESS_OFF = "browserd, egress policy off"
 EGRESS_DIRECT = "browserd, direct"
 EGRESS_PROXY = "browserd, via a local SOCKS5 proxy"
+#: The isolation section: a warm in-process pool that never resets (the reference), browserd,
+#: and (--baseline) browserd of another checkout, in the same rounds.
+ISO_POOL = "in-process pool, no reset"
+ISO_BROWSERD = "browserd (isolation)"
+ISO_BASELINE = "browserd, baseline checkout"
 
 
 def percentile(values, q: float) -> float | None:
@@ -100,6 +105,12 @@ def ratio(row: dict, rows: list) -> str:
             return (f"vs {'off' if row['system'] == EGRESS_ON else 'direct'}: lat ×{row['p50'] / ref['p50']:.2f}, "
                     f"thr ×{row['rps'] / ref['rps']:.2f}")
         return "—"
+    if row["system"] == ISO_POOL:
+        return f"ref (isolation, round {row.get('round', 1)})"
+    if row["system"] in (ISO_BROWSERD, ISO_BASELINE):
+        ref = next((r for r in rows if r["system"] == ISO_POOL and r["page"] == row["page"]
+                    and r.get("round") == row.get("round")), None)
+        return f"thr ×{row['rps'] / ref['rps']:.2f} (round {row.get('round', 1)})" if ref and ref["rps"] else "—"
     if row["system"] == IMAGES_BLOCKED:
         ref = _find(rows, IMAGES, row["page"], row["n"], row["m"])
         if ref and ref["p50"] and row["p50"] and ref["rps"]:
@@ -248,6 +259,10 @@ def targets(rows: list, extra: dict) -> list[dict]:
         what = f"{on['page']}, N={on['n']}, M={on['m']}"
         add(f"egress policy on / off, throughput ({what})", div(on["rps"], off and off["rps"]), ">=", 0.95)
         add(f"egress policy on / off, p50 ({what})", div(on["p50"], off and off["p50"]), "<=", 1.05)
+    for page, ratios in ((extra.get("isolation") or {}).get("ratios") or {}).get(ISO_BROWSERD, {}).items():
+        xs = sorted(x for x in ratios if x is not None)
+        add(f"isolation: browserd / in-process pool without reset, throughput ({page}, N=2, M=16, median of "
+            f"{len(xs)} rounds)", xs[len(xs) // 2] if xs else None, ">=", 0.95)
     direct, via = _find(rows, EGRESS_DIRECT), _find(rows, EGRESS_PROXY)
     if direct and via and direct["p50"] is not None and via["p50"] is not None:
         add("job through a local upstream proxy minus direct, p50 ms", via["p50"] - direct["p50"], "<=", 10)
@@ -286,6 +301,22 @@ def extras_text(rows: list, extra: dict) -> str:
                      "each browser after each page as browserd does, same N and M): " + "; ".join(
                          f"N={p['n']} M={p['m']}: {b['rps']:.1f} / {p['rps']:.1f} req/s = ×{b['rps'] / p['rps']:.2f}"
                          for p, b in pairs))
+    iso = extra.get("isolation")
+    if iso and iso.get("ratios"):
+        lines.append(f"Isolation cost (requests/s against a warm in-process pool that never resets, N={iso['n']}, "
+                     f"M={iso['m']}, one ratio per round, rounds interleaved): " + "; ".join(
+                         f"{system}: " + ", ".join(f"{page} {' '.join(f'×{x:.2f}' if x else '—' for x in xs)}"
+                                                   for page, xs in pages.items())
+                         for system, pages in iso["ratios"].items()))
+        for system, reset in (iso.get("status_reset") or {}).items():
+            if reset and reset.get("p50") is not None:
+                lines.append(f"Reset as `status` reports it ({system}): p50 {reset['p50'] * 1000:.1f} ms, p99 "
+                             f"{reset['p99'] * 1000:.1f} ms of {reset['samples']}; browsers replaced because a "
+                             f"reset was unproven: {reset.get('unproven', '—')}; events "
+                             f"{(iso.get('events') or {}).get(system) or 'none'}")
+        for page, steps in (iso.get("reset_steps_ms") or {}).items():
+            lines.append(f"Reset steps in-process after a {page} page (median ms): "
+                         + "; ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     block = extra.get("blocking")
     pairs = [(r, _find(rows, IMAGES_BLOCKED, r["page"], r["n"], r["m"])) for r in rows if r["system"] == IMAGES]
     if block and any(b for _, b in pairs):

@@ -3,8 +3,8 @@ per request, on the same Chromium, in one run.
 
     python -m benchmarks.run [--quick] [--out DIR] [--only SECTION[,SECTION...]]
 
-Sections: driver, pool, naive, browserd, pages, ping, startup, memory, blocking, batch, grid
-(default: all).
+Sections: driver, pool, naive, browserd, pages, ping, startup, memory, blocking, batch, egress,
+isolation, grid (default: all).
 Prints a markdown table and the targets; writes <stamp>.json, <stamp>.png and <stamp>.md
 to --out (default benchmarks/results/). Every page is served from 127.0.0.1; every load
 loop is bounded in count and in time; every browser, daemon and Grid is stopped on the way out.
@@ -12,6 +12,11 @@ loop is bounded in count and in time; every browser, daemon and Grid is stopped 
 blocking: one daemon, the same page of many slow images fetched with ``generic`` and with a
 site that blocks images (benchmarks/sites/images_blocked.py), alternately. batch: ``browserd
 fetch -i URLS -o DIR -j K`` on the same daemon, a list of local pages, its wall time.
+
+isolation: the cost of the per-job reset: browserd against a warm in-process pool that never
+resets (N=2, M=16; static, js and 1 MB pages), in interleaved rounds, one ratio per round;
+``--baseline DIR`` adds a daemon of another checkout to the same rounds (before/after). Also
+the reset's step medians and the daemon's ``status`` reset p50/p99 and unproven count.
 
 grid: browserd with its browsers on a Selenium Grid 4 standalone on 127.0.0.1 against
 browserd with local browsers (same N, M, page, in the same run). It needs Java 17+ and the
@@ -37,12 +42,12 @@ from dataclasses import asdict, dataclass
 
 from . import report
 from .report import (BROWSERD, DRIVER, EGRESS_DIRECT, EGRESS_OFF, EGRESS_ON, EGRESS_PROXY, GRID, GRID_LOCAL,
-                     IMAGES, IMAGES_BLOCKED, NAIVE, PING, POOL, POOL_RESET)
+                     IMAGES, IMAGES_BLOCKED, ISO_BASELINE, ISO_BROWSERD, ISO_POOL, NAIVE, PING, POOL, POOL_RESET)
 from .systems import (Daemon, GridProcess, cli, InProcess, PageProcess, chromium_version, compare_breakdown,
                       grid_unavailable, launch_spec, run_naive)
 
 SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "blocking", "batch",
-            "egress", "grid")
+            "egress", "isolation", "grid")
 #: Site classes of the blocking section.
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites")
 #: The pages of section 8: name -> (path and query with a {m} marker, CSS selector to wait for).
@@ -89,13 +94,20 @@ class Sizes:
     grid_ms: tuple = (1, 4)
     grid_window: float = 10.0      # seconds per cell, of which the first `warm` are not counted
     grid_breakdown: int = 20       # fetches timed command by command, local and through the Grid
+    iso_n: int = 2                 # isolation: browsers of the pool and of the daemon
+    iso_m: int = 16                # ... concurrent callers (saturated)
+    iso_pages: tuple = ("static", "js", "large")
+    iso_window: float = 6.0        # seconds per cell, of which the first `warm` are not counted
+    iso_repeats: int = 3           # rounds of every page on every system, interleaved
+    iso_resets: int = 15           # in-process fetch + reset cycles per page for the step medians
 
 
 QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
               page_counts=(("js", 3), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
               ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, start_repeats=1, blocking_window=3.0,
               batch_urls=20, egress_window=2.0, egress_pages=("static", "js"),
-              grid_window=3.0, grid_breakdown=5)
+              grid_window=3.0, grid_breakdown=5, iso_pages=("static", "js"), iso_window=2.0, iso_repeats=1,
+              iso_resets=3)
 
 
 def log(message: str) -> None:
@@ -116,6 +128,7 @@ class Bench:
         self.rows: list[dict] = []
         self.extra: dict = {}
         self.scratch = tempfile.mkdtemp(prefix="browserd-bench-run-")  # removed by main()
+        self.baseline: str | None = None  # isolation: a checkout to compare with (--baseline)
 
     def url(self, page: str) -> str:
         return f"http://{self.pages.host}:{self.pages.port}{PAGES[page][0]}"
@@ -136,12 +149,14 @@ class Bench:
             daemon_ns.add(1)
         if "memory" in only:
             daemon_ns.add(s.rss_n)
-        if only - {"grid", "blocking", "batch"}:
+        if only - {"grid", "blocking", "batch", "isolation"}:
             self.local(spec, daemon_ns)
         if only & {"blocking", "batch"}:
             self.sites()
         if "egress" in only:
             self.egress()
+        if "isolation" in only:
+            self.isolation(spec)
         if "grid" in only:
             self.grid(spec)
 
@@ -279,6 +294,54 @@ class Bench:
                 log(f"egress: stopping the daemon ({system})")
                 daemon.stop()
 
+    def isolation(self, spec) -> None:
+        """The cost of isolation: browserd (every job reset and proven clean) against a warm
+        in-process pool that never resets (= 1.0), N browsers, M callers, on each page;
+        ``iso_repeats`` rounds, each page's cells one right after the other (pool, then
+        each daemon), so a change of load skews every side alike; one ratio per round.
+        With ``--baseline DIR`` a daemon of that checkout (another commit) runs in the
+        same rounds: before/after in one run. Then the reset's step medians in-process and
+        the daemon's own reset figures from ``status``."""
+        s = self.s
+        daemons = {ISO_BROWSERD: Daemon(s.iso_n)}
+        if self.baseline:
+            daemons[ISO_BASELINE] = Daemon(s.iso_n, root=self.baseline)
+        info = self.extra["isolation"] = {"n": s.iso_n, "m": s.iso_m, "repeats": s.iso_repeats,
+                                          "baseline": self.baseline, "ratios": {}}
+        log(f"isolation: starting {s.iso_n} in-process browsers and {len(daemons)} daemon(s) of {s.iso_n}")
+        with InProcess(spec, s.iso_n) as inproc:
+            try:
+                for daemon in daemons.values():
+                    daemon.start()
+                for r in range(s.iso_repeats):
+                    for page in s.iso_pages:
+                        wait_for = PAGES[page][1]
+                        run = inproc.run(s.iso_n, s.iso_m, self.url(page), s.iso_window, wait_for=wait_for)
+                        ref = report.summarize(run, ISO_POOL, page, s.iso_n, s.iso_m, s.warm, inproc.rss_mb(s.iso_n))
+                        ref["round"] = r + 1
+                        self.add(ref)
+                        order = list(daemons.items())
+                        for system, daemon in order[r % 2:] + order[:r % 2]:  # alternate who goes first
+                            daemon.settle()
+                            run = daemon.run(s.iso_m, self.url(page), s.iso_window,
+                                             params={"wait_for": wait_for} if wait_for else None)
+                            row = report.summarize(run, system, page, s.iso_n, s.iso_m, s.warm, daemon.rss_mb())
+                            row["round"] = r + 1
+                            self.add(row)
+                            ratio = round(row["rps"] / ref["rps"], 3) if ref["rps"] else None
+                            info["ratios"].setdefault(system, {}).setdefault(page, []).append(ratio)
+                            log(f"  round {r + 1} {page} {system}: ×{ratio}")
+                info["status_reset"] = {system: d.status().get("reset") for system, d in daemons.items()}
+                info["events"] = {system: {k: v for k, v in d.status().get("events", {}).items()
+                                           if k in ("replaced", "reset_unproven", "retried")}
+                                  for system, d in daemons.items()}
+            finally:
+                for system, daemon in daemons.items():
+                    log(f"isolation: stopping the daemon ({system})")
+                    daemon.stop()
+            info["reset_steps_ms"] = {page: inproc.reset_steps(self.url(page), s.iso_resets, PAGES[page][1])
+                                      for page in s.iso_pages}
+
     def batch(self, daemon: Daemon) -> None:
         """``browserd fetch -i`` of ``batch_urls`` local static pages into a directory: its wall time, its summary, and the files it wrote."""
         s = self.s
@@ -392,6 +455,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None,
                         help=f"comma-separated subset of: {', '.join(SECTIONS)} (default: all; with "
                              "--quick, all but grid)")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="isolation: also run a daemon from this checkout (e.g. `git archive` of an "
+                             "earlier commit) in the same rounds, for before/after ratios")
     args = parser.parse_args(argv)
     only = {x.strip() for x in (args.only or ",".join(SECTIONS)).split(",") if x.strip()}
     if not only or only - set(SECTIONS):
@@ -417,6 +483,7 @@ def main(argv=None) -> int:
     spec = launch_spec()
     with PageProcess() as pages:
         bench = Bench(sizes, only, pages)
+        bench.baseline = os.path.abspath(args.baseline) if args.baseline else None
         if left_out:
             bench.extra["grid"] = {"skipped": left_out.split(": ", 1)[1]}
         try:
@@ -427,9 +494,11 @@ def main(argv=None) -> int:
 
     order = {DRIVER: 0, POOL: 1, POOL_RESET: 1.5, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, IMAGES: 5, IMAGES_BLOCKED: 6,
              EGRESS_OFF: 6.1, EGRESS_ON: 6.2, EGRESS_DIRECT: 6.3, EGRESS_PROXY: 6.4,
+             ISO_POOL: 6.5, ISO_BASELINE: 6.6, ISO_BROWSERD: 6.7,
              GRID_LOCAL: 7, GRID: 8, PING: 9}
     pages_order = {p: i for i, p in enumerate(PAGES)}
-    rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"]))
+    rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"],
+                                             r.get("round", 0)))
     results = report.targets(rows, bench.extra)
     png = report.chart(os.path.join(args.out, f"{stamp}.png"), rows)
     mode = "quick" if args.quick else "default"

@@ -37,7 +37,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browserd.browser import Browser, processes_of, reset_browser, total_rss
-from browserd.browser.hygiene import STORAGE_TYPES
+from browserd.browser.hygiene import STORAGE_TYPES, ResetUnproven
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MB = 1 << 20
@@ -224,6 +224,28 @@ class InProcess:
                         "browsers": self.browser_cpu(n) - before[1]}
         return run
 
+    def reset_steps(self, url: str, count: int, wait_for: str | None = None) -> dict:
+        """Median milliseconds of each step of browserd's reset (``reset_browser``: the
+        log read, the stop, clear+prove; and the whole) after ``count`` loads of ``url``
+        on the first browser, each reset as a job's: its URL and the page server's
+        host:port as the origins the job touched."""
+        b = self.browsers[0]
+        host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        steps: dict = {}
+        for i in range(count):
+            page_url = url.format(m=f"r{i}")
+            load_page(b.driver, page_url, wait_for)
+            t0 = time.perf_counter()
+            try:
+                timing = reset_browser(b, True, [page_url], [(host, int(port))])
+            except ResetUnproven:  # browserd would replace the browser: counted, and go on
+                steps["unproven"] = steps.get("unproven", 0) + 1
+                continue
+            timing["total"] = (time.perf_counter() - t0) * 1000
+            for k, v in timing.items():
+                steps.setdefault(k, []).append(v)
+        return {k: v if isinstance(v, int) else round(sorted(v)[len(v) // 2], 2) for k, v in steps.items()}
+
     def browser_cpu(self, n: int) -> float:
         return cpu_seconds([p for b in self.browsers[:n] for p in processes_of(b.pgid, b.workdir)])
 
@@ -301,12 +323,16 @@ def run_naive(spec, url: str, count: int, duration: float) -> tuple[dict, float]
 LOOPBACK_PAGES = "127.0.0.1/32"
 
 
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``python -m browserd ARGS`` with the default configuration (no BROWSERD_* from us)."""
+def cli(*args: str, timeout: float = 180, root: str = ROOT) -> subprocess.CompletedProcess:
+    """``python -m browserd ARGS`` with the default configuration (no BROWSERD_* from us).
+    ``root``: the checkout whose daemon runs (another one: its code, not ours, e.g. a
+    baseline commit; its Python client too)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROWSERD_") and k != "NOTIFY_SOCKET"}
     env["BROWSERD_ALLOW_NETWORKS"] = LOOPBACK_PAGES  # every benchmark page is on 127.0.0.1
+    if root != ROOT:
+        env["PYTHONPATH"] = os.pathsep.join([root, os.path.join(root, "clients", "python")])
     return subprocess.run([sys.executable, "-m", "browserd", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, stdin=subprocess.DEVNULL, cwd=ROOT)
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL, cwd=root)
 
 
 class Daemon:
@@ -318,14 +344,14 @@ class Daemon:
     a callable returning ``{"browsers": [...], "grid": [...]}`` processes, counted in RSS and
     CPU; never stopped or killed by this class."""
 
-    def __init__(self, n: int, args: tuple = (), remote=None):
-        self.n, self.args, self.remote = n, tuple(args), remote
+    def __init__(self, n: int, args: tuple = (), remote=None, root: str = ROOT):
+        self.n, self.args, self.remote, self.root = n, tuple(args), remote, root
         self.state_dir = tempfile.mkdtemp(prefix="browserd-bench-")
         self.pid = 0
 
     def start(self) -> float:
         t0 = time.perf_counter()
-        result = cli("start", "--browsers", str(self.n), "--state-dir", self.state_dir, *self.args)
+        result = cli("start", "--browsers", str(self.n), "--state-dir", self.state_dir, *self.args, root=self.root)
         seconds = time.perf_counter() - t0
         if result.returncode != 0:
             raise RuntimeError(f"browserd start --browsers {self.n} {' '.join(self.args)} exited "
@@ -385,7 +411,7 @@ class Daemon:
 
     def stop(self) -> None:
         try:
-            result = cli("stop", "--state-dir", self.state_dir, timeout=120)
+            result = cli("stop", "--state-dir", self.state_dir, timeout=120, root=self.root)
             if result.returncode != 0:
                 print(f"warning: browserd stop exited {result.returncode}: {result.stderr.strip()}",
                       file=sys.stderr)

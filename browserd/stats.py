@@ -112,7 +112,9 @@ class Stats:
             "latency": {"p50": percentile(jobs, 50), "p99": percentile(jobs, 99), "samples": len(jobs)},
             "queue_wait": {"p50": percentile(waits, 50), "p99": percentile(waits, 99),
                            "max": max(waits) if waits else None},
-            # seconds of the reset after each job; browsers it could not prove clean are
-            # replaced and counted in events["reset_unproven"]
-            "reset": {"p50": percentile(resets, 50), "p99": percentile(resets, 99), "samples": len(resets)},
+            # seconds of the reset after each job (resets that proved the browser clean);
+            # "unproven": browsers replaced because their reset could not prove them clean
+            # (also events["reset_unproven"], which is left out while 0)
+            "reset": {"p50": percentile(resets, 50), "p99": percentile(resets, 99), "samples": len(resets),
+                      "unproven": events.get("reset_unproven", 0)},
         }

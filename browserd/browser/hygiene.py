@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 #: shader cache (GPU, off here), which costs ~6 ms per reset and holds nothing of a page's.
 STORAGE_TYPES = ("local_storage,indexeddb,websql,service_workers,cache_storage,file_systems,"
                  "shared_storage,storage_buckets,interest_groups")
-#: Rounds of "list the targets, close every other page" before the reset gives up.
+#: Rounds of "list the targets, close every other page" before the reset gives up (rounds
+#: that only wait for the tab's commit are bounded by ``SETTLE`` instead).
 CLOSE_ROUNDS = 40
 #: Seconds a reset step may take (a hung renderer: the tab is replaced instead).
 STEP_TIMEOUT = 3.0
@@ -49,6 +50,11 @@ STEP_TIMEOUT = 3.0
 #: loaded 2-core machine needs more than the ~50 ms a quiet one does; past it, the browser
 #: is replaced, which costs a start).
 SETTLE = 5.0
+#: Seconds between two reads of a tab whose blank navigation has not committed yet.
+COMMIT_POLL = 0.005
+#: Seconds the stop waits for the commit of an early blank navigation (begin_stop) before
+#: it sends the navigation again.
+EARLY_BLANK_WAIT = 0.5
 #: Seconds a browser that had a popup storm must stay at one window before it is proven.
 QUIET = 0.5
 _WINDOWS = ("page", "background_page", "app", "webview")
@@ -124,6 +130,15 @@ class DevTools:
                 results[reply["id"]] = DevToolsError(error.get("message", str(error))) if error else reply.get("result", {})
         return [results[i] for i in ids]
 
+    def send(self, calls) -> None:
+        """Send every ``(method, params, session)`` without waiting for the answers (a later
+        :meth:`batch` skips them). Raises what the socket raises."""
+        for method, params, session in calls:
+            msg = {"id": next(self._ids), "method": method, "params": params or {}}
+            if session:
+                msg["sessionId"] = session
+            self.ws.send(json.dumps(msg))
+
     def call(self, method: str, params=None, session=None, timeout: float = STEP_TIMEOUT):
         """One CDP command (``session``: a flattened target session id); its result dict.
         Raises ``DevToolsError`` if the command answered an error, ``TimeoutError``
@@ -176,6 +191,7 @@ class Hygiene:
         self.window_size: dict | None = None
         self.fresh_tabs = 0               # fallbacks to a new tab (for status and tests)
         self.storm = False                # this reset met windows opening windows
+        self.blanking = False             # begin_stop sent the tab to about:blank already
 
     # -- connection ----------------------------------------------------------------------
 
@@ -185,6 +201,7 @@ class Hygiene:
         if self.tab is None:
             driver = self.browser.driver
             self.tab = driver.current_window_handle  # chromedriver's handles are target ids
+            driver.window_moved = False
             self.window_size = self.window_size or driver.get_window_size()
             self.session = self.devtools.call("Target.attachToTarget",
                                               {"targetId": self.tab, "flatten": True})["sessionId"]
@@ -197,10 +214,25 @@ class Hygiene:
         if self.devtools is not None:
             self.devtools.close()
         self.devtools = self.tab = self.session = None
+        self.blanking = False
+
+    def begin_stop(self) -> bool:
+        """(The job's thread, its result read.) Send the tab to about:blank now without
+        waiting, so that the commit overlaps the job's wind-down and the hand-over to the
+        reset, whose stop then only checks it (and navigates again if it did not happen).
+        False, never an exception, if it could not be sent."""
+        try:
+            self._ready()
+            self.devtools.send([("Page.navigate", {"url": "about:blank"}, self.session)])
+        except Exception as exc:  # noqa: BLE001 - the reset navigates itself
+            logger.debug("browser=%s early blank navigation failed: %s", self.browser.id, exc)
+            return False
+        self.blanking = True
+        return True
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _stop(self) -> int:
+    def _stop(self, deny_downloads: bool = False) -> int:
         """Stop every document of the job in the same tab: dismiss a dialog, send the tab
         to about:blank, close every other window and worker, all in one batch, and repeat
         (closes and the target list in one batch a round) until no other window is left
@@ -212,16 +244,28 @@ class Hygiene:
         unclosable windows: both broke chromedriver's next ``get``. A storm that outlasts
         ``SETTLE`` is not proven: the browser is replaced.) Raises TimeoutError (the tab does not answer) or ResetUnproven (never settles)."""
         s, devtools = self.session, self.devtools
-        results = devtools.batch([
+        first = [("Browser.setDownloadBehavior", {"behavior": "deny"}, None)] if deny_downloads else []
+        blank = ("Page.navigate", {"url": "about:blank"}, s)
+        early, self.blanking = self.blanking, False  # begin_stop sent it: not twice (a second commit)
+        results = devtools.batch(first + [
             ("Page.handleJavaScriptDialog", {"accept": False}, s),  # fails when none: fine
-            ("Page.navigate", {"url": "about:blank"}, s),
+            ("Target.getTargets", {}, None) if early else blank,
             ("Target.getTargets", {}, None),
             ("Page.getNavigationHistory", {}, s),
         ])
+        if first and isinstance(results[0], DevToolsError):
+            raise ResetUnproven(f"downloads not denied: {results[0]}")
+        results = results[len(first):]
         if isinstance(results[1], DevToolsError):
             raise TimeoutError(f"about:blank: {results[1]}")
+        # An early navigation a dialog held (dismissed now) or the page's own navigation
+        # overtook is sent again: at once after a dialog, else once the commit is late.
+        resend_at = time.monotonic() + (0.0 if not isinstance(results[0], DevToolsError) else EARLY_BLANK_WAIT) \
+            if early else None
         deadline = time.monotonic() + SETTLE
-        for rounds in range(1, CLOSE_ROUNDS + 1):
+        rounds = closing = 0
+        while closing < CLOSE_ROUNDS:
+            rounds += 1
             targets, history = results[-2], results[-1]
             if isinstance(targets, DevToolsError) or isinstance(history, DevToolsError):
                 raise ResetUnproven(f"cannot read the targets: {targets if isinstance(targets, DevToolsError) else history}")
@@ -235,8 +279,17 @@ class Hygiene:
                 break
             if rounds > 1 and any(_is_window(t) for t in others):
                 self.storm = True  # windows opened while others were being closed
+            again = []
+            if resend_at is not None and not committed and time.monotonic() >= resend_at:
+                again, resend_at = [blank], None
+            if others:
+                closing += 1  # a storm gets CLOSE_ROUNDS rounds of closes
+            else:
+                # Only the commit is missing (a loaded machine, a large page to unload):
+                # read again a little later, until SETTLE, not CLOSE_ROUNDS fast reads.
+                time.sleep(COMMIT_POLL)
             results = devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
-                                     + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
+                                     + again + [("Target.getTargets", {}, None), ("Page.getNavigationHistory", {}, s)])
         left = [(t.get("type"), t.get("url", "")[:80]) for t in others]
         raise ResetUnproven(f"windows still open after {rounds} rounds: {left[:5]}"
                             if others else "the tab did not commit about:blank")
@@ -252,6 +305,7 @@ class Hygiene:
         new = devtools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.browser.driver.switch_to.window(new)
         enable_network(self.browser.driver)  # the driver's session on the new tab has DevTools' buffers
+        self.browser.driver.window_moved = False
         self.tab = new
         self.session = devtools.call("Target.attachToTarget", {"targetId": new, "flatten": True})["sessionId"]
         devtools.batch([("Target.closeTarget", {"targetId": old}, None)])
@@ -269,20 +323,54 @@ class Hygiene:
             self.tab = self.browser.driver.current_window_handle
         self.fresh_tab()
 
+    def main_frame(self) -> dict | None:
+        """The driver's top frame as ``Page.getFrameTree`` describes it (as
+        :func:`browserd.browser.navigation.main_frame`), read over this connection: one
+        DevTools round trip instead of a chromedriver command. None when the driver may be
+        on another window than the reset's tab (a site switched windows), or the read
+        failed: the caller asks chromedriver."""
+        if getattr(self.browser.driver, "window_moved", True):
+            return None
+        try:
+            self._ready()
+            return dict(self.devtools.call("Page.getFrameTree", {}, self.session)["frameTree"]["frame"])
+        except Exception as exc:  # noqa: BLE001 - chromedriver's path decides
+            logger.debug("browser=%s frame tree over DevTools failed: %s", self.browser.id, exc)
+            return None
+
+    def set_downloads(self, directory: str | None) -> None:
+        """Downloads from now on go to ``directory``, each named by its guid
+        (``Browser.setDownloadBehavior`` allowAndName, events on); None: denied. One
+        browser-wide command over this connection. Raises DevToolsError, TimeoutError,
+        OSError."""
+        params = ({"behavior": "deny"} if directory is None else
+                  {"behavior": "allowAndName", "downloadPath": directory, "eventsEnabled": True})
+        self._ready()
+        self.devtools.call("Browser.setDownloadBehavior", params)
+
+    def cancel_downloads(self, guids) -> None:
+        """Cancel the downloads ``guids`` (``Browser.cancelDownload``, one batch); one
+        already over is skipped. Raises TimeoutError, OSError."""
+        self._ready()
+        self.devtools.batch([("Browser.cancelDownload", {"guid": g}, None) for g in guids])
+
     def clear_cache(self) -> None:
         """Empty the browser's HTTP cache (``Network.clearBrowserCache``)."""
         self._ready()
         self.devtools.call("Network.clearBrowserCache", {}, self.session)
 
     def reset(self, origins=(), *, clear_storage: bool = True, clear_cache: bool = True,
-              fresh: bool = False, restore_size: bool = True) -> dict:
+              fresh: bool = False, restore_size: bool = True, deny_downloads: bool = False) -> dict:
         """Stop every document of the job, clear what it stored (``clear_storage``: cookies,
         permissions and the storage of ``origins``; ``clear_cache``: the HTTP cache), and
         prove the browser clean, in the same tab (``fresh``: in a new one). Three batched
         steps: stop (dialog, about:blank, other windows closed until none is left), then
         one batch that clears ``window.name``, the session history and the stores and reads
         the state back (the proof). A reset that does not prove clean is tried once more
-        in a fresh tab; then :class:`ResetUnproven`. Returns milliseconds per step."""
+        in a fresh tab; then :class:`ResetUnproven`. ``origins``: a list, or a callable
+        returning one, called once the documents are stopped. ``deny_downloads``: no download may
+        start from the stop on (after a job; its own are cancelled by the pool). Returns
+        milliseconds per step."""
         timing = {}
         t0 = time.perf_counter()
         self._ready()
@@ -291,13 +379,17 @@ class Hygiene:
             if fresh:
                 self.fresh_tab(restore_size)
             try:
-                timing["rounds"] = self._stop()
+                timing["rounds"] = self._stop(deny_downloads)
             except TimeoutError as exc:  # a hung renderer, a dialog that stays: a new tab
                 logger.info("browser=%s tab does not answer (%s); a fresh tab replaces it", self.browser.id, exc)
                 self.fresh_tab(restore_size)
                 timing["rounds"] = self._stop()
             t1 = time.perf_counter()
             timing["stop"] = (t1 - t0) * 1000
+            if callable(origins):  # read once the documents are stopped (see reset_browser)
+                origins = origins()
+                timing["log"] = (time.perf_counter() - t1) * 1000
+                t1 = time.perf_counter()
             problem = self._clear_and_prove(origins, clear_storage, clear_cache)
             if problem:
                 logger.info("browser=%s reset not proven (%s); once more in a fresh tab", self.browser.id, problem)

@@ -98,6 +98,8 @@ def chrome_options(spec: LaunchSpec, profile_dir: str | None, egress_port: int =
 
 #: What a dialog gets unless the site says otherwise (``dialogs`` policy): "accept" or "dismiss".
 DEFAULT_DIALOGS = {"alert": "accept", "confirm": "dismiss", "prompt": "dismiss", "beforeunload": "accept"}
+#: WebDriver commands (Selenium's names) that can change the driver's current window.
+_WINDOW_COMMANDS = frozenset({"switchToWindow", "newWindow", "close"})
 #: Dialogs one WebDriver command may meet before it gives up handling them.
 MAX_DIALOGS_PER_COMMAND = 50
 
@@ -110,12 +112,18 @@ class DialogDriver(webdriver.Remote):
 
     dialog_policy: dict = DEFAULT_DIALOGS
     netlog = None
+    #: True once a command may have moved the driver to another window than the tab the
+    #: reset knows (a site's ``switch_to.window``, a new window, a closed one); the reset's
+    #: own switch sets it back (:meth:`browserd.browser.hygiene.Hygiene.fresh_tab`).
+    window_moved = False
 
     def execute(self, driver_command, params=None):
         """Run one WebDriver command (Selenium's ``execute``); an open dialog is handled by
         the policy and the command sent again, up to ``MAX_DIALOGS_PER_COMMAND`` times."""
         from selenium.common.exceptions import UnexpectedAlertPresentException
 
+        if driver_command in _WINDOW_COMMANDS:
+            self.window_moved = True
         for _ in range(MAX_DIALOGS_PER_COMMAND):
             try:
                 return super().execute(driver_command, params)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import os
+import shutil
 from typing import TYPE_CHECKING
 
 from selenium.common.exceptions import WebDriverException
@@ -33,22 +34,35 @@ def navigated_urls(driver) -> list[str]:
     log, read and emptied). A job's page can run scripts in origins neither its URL nor its
     final URL names (a script redirect, an iframe); each can have stored data. Empty, not
     an error, if the log cannot be read (a driver started without it)."""
+    return read_log_end(driver)[0]
+
+
+def read_log_end(driver) -> tuple[list[str], list[str]]:
+    """``(urls, running)`` since the last read of chromedriver's performance log (read and
+    emptied): the URLs of the frame navigations (see :func:`navigated_urls`) and the guids
+    of downloads seen begun or progressing and not over. ``([], [])`` if the log cannot
+    be read."""
     try:
         entries = driver.execute("getLog", {"type": "performance"})["value"]
     except WebDriverException as exc:
         logger.debug("performance log unavailable: %s", str(exc).strip().splitlines()[:1])
-        return []
-    urls = []
+        return [], []
+    urls, downloads = [], {}
     for entry in entries:
         try:
             message = json.loads(entry["message"])["message"]
-            pick = _NAVIGATION_EVENTS.get(message.get("method"))
-            url = pick(message.get("params") or {}) if pick else None
-        except (KeyError, TypeError, ValueError):
+            method, params = message.get("method"), message.get("params") or {}
+            pick = _NAVIGATION_EVENTS.get(method)
+            url = pick(params) if pick else None
+            if method == "Page.downloadWillBegin" and params.get("guid"):
+                downloads.setdefault(params["guid"], "inProgress")
+            elif method == "Page.downloadProgress" and params.get("guid"):
+                downloads[params["guid"]] = params.get("state", "inProgress")
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
         if url:
             urls.append(url)
-    return urls
+    return urls, [g for g, state in downloads.items() if state == "inProgress"]
 
 
 def set_blocking(browser: Browser, patterns: tuple) -> None:
@@ -110,16 +124,39 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
     performance log (False: the caller read it to its end and ``urls`` holds them).
     Raises if the browser cannot be proven clean (the pool then replaces it).
     Returns the milliseconds of each step."""
-    t0 = time.perf_counter()
-    seen = navigated_urls(browser.driver) if read_log else []
-    origins = origins_of(list(urls) + seen, contacted)
-    if not clear_session:  # the session stays; so does the list of what a later wipe must clear
-        browser.session_urls.update(origins)
-    timing = {"log": (time.perf_counter() - t0) * 1000}
+    hygiene = hygiene_of(browser)
+
+    def origins() -> list[str]:
+        # Read once the documents are stopped (the tab's blank navigation committed):
+        # chromedriver makes a log read wait for a navigation under way.
+        seen, running = read_log_end(browser.driver) if read_log else ([], [])
+        if running:  # begun after the job's own read; new ones are denied since the stop
+            hygiene.cancel_downloads(running)
+        found = origins_of(list(urls) + seen, contacted)
+        if not clear_session:  # the session stays; so does the list of what a later wipe must clear
+            browser.session_urls.update(found)
+        return found
+
     # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
     # (browser.dressed_by) are dropped before another site's job (Pool._before).
-    timing.update(hygiene_of(browser).reset(origins, clear_storage=clear_session, clear_cache=clear_cache))
+    timing = hygiene.reset(origins, clear_storage=clear_session, clear_cache=clear_cache, deny_downloads=True)
+    remove_job_downloads(browser)
     return timing
+
+
+def remove_job_downloads(browser: Browser) -> None:
+    """Delete what is left of every job's download directory (``downloads/job-*`` in the
+    browser's working directory): a download that began after its job's directory was
+    removed, before the reset denied downloads, made it again. Never raises."""
+    if not browser.workdir:
+        return
+    root = os.path.join(browser.workdir, "downloads")
+    try:
+        names = [n for n in os.listdir(root) if n.startswith("job-")]
+    except OSError:
+        return
+    for name in names:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def clear_session_state(browser: Browser, urls) -> None:

@@ -31,7 +31,8 @@ def build_status(arbiter) -> dict:
     - ``events``: ``{event: count}``: replaced, recycled, retried, connections, ...
     - ``latency``: ``{"p50", "p99", "samples"}`` of served jobs' seconds (None before one)
     - ``queue_wait``: ``{"p50", "p99", "max"}`` seconds a job waited for a browser
-    - ``reset``: ``{"p50", "p99", "samples"}`` seconds of the reset after each job
+    - ``reset``: ``{"p50", "p99", "samples"}`` seconds of the reset after each job, and
+      ``"unproven"``: browsers replaced because a reset could not prove them clean
     - ``connections``: authenticated client connections open now
     - ``sites``: site class names, sorted; ``site_problems``: one line per module that
       failed to load; ``sites_generation``: +1 on each reload (SIGHUP)

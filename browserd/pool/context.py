@@ -46,9 +46,6 @@ class JobContext:
     outputs: dict = field(default_factory=dict)
     undo: list = field(default_factory=list)
     size_watch: object = None     # the main document's byte count (browser.docsize.SizeWatch)
-    #: The job's thread read the performance log to its end after the job (ending its
-    #: downloads): ``touched`` has every frame navigation, the reset reads the log no more.
-    log_drained: bool = False
 
     def __post_init__(self):
         self.touched = [self.job.url] + self.touched

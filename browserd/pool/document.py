@@ -12,7 +12,8 @@ import time
 from browserd_client.errors import FrameTooLarge, LoadFailed, Timeout
 from browserd_client.protocol import MAX_REPLY_BYTES
 
-from ..browser import Browser, allow_downloads, cancel_downloads, deny_downloads
+from ..browser import Browser
+from ..browser.hygiene import hygiene_of
 from ..browser.navigation import MAX_NAVIGATIONS, PAGE_TYPES, Document, NetLog, main_frame, response_body
 from ..outcome import first_line as _first_line, navigation_failed
 from ..sites.base import Page
@@ -29,7 +30,9 @@ class Documents:
         """The main document as the network events tell it (read now), and whether the
         main frame shows Chromium's error page (DevTools' ``unreachableUrl``)."""
         netlog.pull(browser.driver)
-        frame = main_frame(browser.driver)
+        frame = hygiene_of(browser).main_frame()  # over DevTools: no chromedriver round trip
+        if frame is None:
+            frame = main_frame(browser.driver)
         doc = netlog.document(frame.get("id"))
         doc.error_page = bool(frame.get("unreachableUrl"))
         return doc
@@ -72,7 +75,7 @@ class Documents:
             return None
         directory = os.path.join(browser.workdir, "downloads", f"job-{job.id}")
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        allow_downloads(browser.driver, directory)
+        hygiene_of(browser).set_downloads(directory)  # denied again by the reset's first batch
         return directory
 
     def _download_body(self, browser: Browser, netlog: NetLog, doc: Document, directory: str, job) -> bytes:
@@ -97,16 +100,15 @@ class Documents:
         with open(path, "rb") as f:
             return f.read()
 
-    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> bool:
-        """Cancel the job's downloads still running, deny new ones, delete its directory.
-        True if the performance log was read to its end (the reset needs not read it)."""
-        drained = False
-        try:
-            drained = netlog.pull(browser.driver)
-            running = [g for g, d in netlog.downloads().items() if d["state"] == "inProgress"]
-            cancel_downloads(browser.driver, running)
-            deny_downloads(browser.driver)
-        except Exception as exc:  # noqa: BLE001 - the reset finds a broken browser
-            logger.info("browser=%s ending downloads failed: %s", browser.id, _first_line(exc))
+    def _end_downloads(self, browser: Browser, netlog: NetLog, directory: str) -> None:
+        """Cancel the job's downloads its NetLog saw running (over DevTools: no wait for a
+        navigation), delete its directory. The performance log is not read here (the
+        reset reads the rest, cancels a download begun since, denies new ones and removes
+        a directory a late download made again)."""
+        running = [g for g, d in netlog.downloads().items() if d["state"] == "inProgress"]
+        if running:
+            try:
+                hygiene_of(browser).cancel_downloads(running)
+            except Exception as exc:  # noqa: BLE001 - the reset finds a broken browser
+                logger.info("browser=%s cancelling downloads failed: %s", browser.id, _first_line(exc))
         shutil.rmtree(directory, ignore_errors=True)
-        return drained

@@ -159,6 +159,7 @@ class Execution:
             run.settled.set()
             outcome = self._classify(ctx)
             self._answer(run, ctx, outcome)
+            self._begin_reset(ctx, outcome)
             self._wind_down(ctx)
             with run.lock:
                 forfeited = run.forfeited
@@ -261,17 +262,29 @@ class Execution:
         if dialogs:
             ctx.job.notes["dialogs"] = dialogs
 
+    def _begin_reset(self, ctx: JobContext, outcome: Outcome) -> None:
+        """The result is read: a browser that will be reset starts its blank navigation now
+        (:meth:`~browserd.browser.hygiene.Hygiene.begin_stop`), so the commit overlaps the
+        wind-down, the reply and the hand-over to the reset thread. (The wind-down reads no
+        performance log: chromedriver would make that read wait for the commit, before
+        the reply; the reset reads it.)"""
+        browser = ctx.browser
+        if outcome.fate == "reset" and not browser.killed and not ctx.job.aborted \
+                and not (self.recycle_after and browser.jobs >= self.recycle_after):
+            hygiene_of(browser).begin_stop()
+
     def _wind_down(self, ctx: JobContext) -> None:
-        """End the job's downloads (cancel, deny, delete the directory; this reads the
-        performance log to its end) and detach its NetLog; the frames it navigated join
-        the origins the reset wipes."""
+        """End the job's downloads (cancel those its NetLog saw running, delete the
+        directory; the reset denies new ones, reads the rest of the performance log and
+        cancels any begun since) and detach its NetLog; the frames it navigated join the
+        origins the reset wipes."""
         browser = ctx.browser
         if ctx.size_watch is not None:
             ctx.size_watch.unwatch()
         if browser.tab_crashed and not browser.killed:  # its renderers were killed (_interrupt)
             self._recover_tab(ctx)
         if ctx.downloads is not None and not browser.killed:
-            ctx.log_drained = self._end_downloads(browser, ctx.netlog, ctx.downloads)
+            self._end_downloads(browser, ctx.netlog, ctx.downloads)
         elif ctx.downloads is not None:
             shutil.rmtree(ctx.downloads, ignore_errors=True)
         end_options(ctx)
@@ -306,7 +319,7 @@ class Execution:
         if not keep and browser.owner is not None:  # after_job failed, or the wipe never ran
             self._drop_session(browser)
         self._schedule_reset(browser, clear_session=not keep, urls=ctx.touched,
-                             clear_cache=not site.share_cache, undo=ctx.undo, read_log=not ctx.log_drained)
+                             clear_cache=not site.share_cache, undo=ctx.undo)
 
     def _page_load_limit(self, job) -> float:
         """``page_load_timeout``, or the job's whole time when the job asked for more."""

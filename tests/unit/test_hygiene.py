@@ -17,3 +17,58 @@ def test_a_contacted_host_port_gives_both_schemes():
 
 def test_ipv6_hosts_are_bracketed_and_duplicates_merged():
     assert origins_of(["http://[::1]:81/"], [("::1", 81)]) == ["http://[::1]:81", "https://[::1]:81"]
+
+
+class _SlowCommit:
+    """A browser-level DevTools connection whose tab commits about:blank only after
+    ``reads`` reads of its history (a loaded machine, a large page to unload)."""
+
+    def __init__(self, reads: int):
+        self.reads, self.sent = reads, []
+        self.events = []
+
+    def batch(self, calls, timeout=None):
+        out = []
+        for method, params, session in calls:
+            self.sent.append(method)
+            if method == "Target.getTargets":
+                out.append({"targetInfos": [{"targetId": "tab", "type": "page"}]})
+            elif method == "Page.getNavigationHistory":
+                self.reads -= 1
+                url = "about:blank" if self.reads <= 0 else "http://127.0.0.1/big"
+                out.append({"currentIndex": 0, "entries": [{"url": url}]})
+            elif method == "Page.handleJavaScriptDialog":
+                from browserd.browser.hygiene import DevToolsError
+
+                out.append(DevToolsError("No dialog is showing"))
+            else:
+                out.append({})
+        return out
+
+
+def _hygiene(devtools):
+    from browserd.browser.hygiene import Hygiene
+
+    h = Hygiene(browser=None)
+    h.devtools, h.tab, h.session = devtools, "tab", "s1"
+    return h
+
+
+def test_a_slow_commit_is_waited_for_not_counted_as_close_rounds():
+    """A tab that needs more reads than CLOSE_ROUNDS to commit about:blank (no window to
+    close) is still stopped: waiting for the commit is bounded by SETTLE, not by rounds
+    (a 1 MB page on a loaded machine was replaced as 'did not commit about:blank')."""
+    from browserd.browser.hygiene import CLOSE_ROUNDS
+
+    devtools = _SlowCommit(reads=CLOSE_ROUNDS + 10)
+    rounds = _hygiene(devtools)._stop()
+    assert rounds > CLOSE_ROUNDS and devtools.sent.count("Page.navigate") == 1
+
+
+def test_an_early_blank_navigation_is_not_sent_twice_when_it_commits():
+    devtools = _SlowCommit(reads=3)
+    h = _hygiene(devtools)
+    h.blanking = True  # begin_stop sent it
+    h._stop(deny_downloads=True)
+    assert "Page.navigate" not in devtools.sent and devtools.sent[0] == "Browser.setDownloadBehavior"
+    assert h.blanking is False
