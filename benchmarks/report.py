@@ -244,7 +244,7 @@ def options_text(extra: dict) -> str:
     return "\n".join([
         "## Job options: the cost of each", "",
         f"One daemon with N={info['n']} browsers, one client (M=1) going round-robin over every (page, option) "
-        f"cell, {info['rounds']} rounds of which the first {info['warm_rounds']} not counted, in "
+        f"cell, each round in a shuffled order, {info['rounds']} rounds of which the first {info['warm_rounds']} not counted, in "
         f"{info['seconds']:.0f} s: a drift of the machine's load hits every cell alike. \"over load\": p50 "
         "minus the p50 of plain `load` of the same page (and their ratio). The xhr page's two cells wait "
         f"for `#xhr-done` (all {info['xhrs']} XHR JSON responses answered); the capture cell asks for "

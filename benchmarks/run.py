@@ -14,8 +14,9 @@ site that blocks images (benchmarks/sites/images_blocked.py), alternately. batch
 fetch -i URLS -o DIR -j K`` on the same daemon, a list of local pages, its wall time.
 
 options: what each job option costs (issue 14): on one daemon with N=2 browsers, one client
-goes round-robin over (page, variant) cells, a bounded number of rounds, so a drift of the
-machine's load hits every variant alike: plain ``load``, a viewport and a full-page
+goes round-robin over (page, variant) cells, a bounded number of rounds (each round in a
+shuffled order, so no cell always follows the same one), so a drift of the machine's load
+hits every variant alike: plain ``load``, a viewport and a full-page
 screenshot, a PDF, an ``evaluate``, ``wait_until`` networkidle and settled, request options
 (user agent, viewport, time zone, headers) and a POST, each on the static page and on a
 heavy page (``/large`` with a DOM of ``options_heavy_kb`` KB); and the capture of the 20 XHR

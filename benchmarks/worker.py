@@ -11,7 +11,8 @@ measured it; ``cpu_s``: this process's CPU seconds from GO on).
 
 With ``"cells": [{"url", "params", "expect": {result key: minimum length}}, ...]`` instead
 of ``url``/``params`` it goes round-robin over the cells, ``count`` rounds: each sample
-then ends with the cell's index and the round's (``[..., cell, round]``, failures too), and
+then ends with the cell's index and the round's (``[..., cell, round]``, failures too; each
+round in a shuffled order), and
 a result that lacks an expected key of the raw reply (``screenshot``, ``pdf``, ``value``,
 ``responses``: the outputs of job options) or has fewer items than asked for is a
 ``missing_output`` failure.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 
@@ -85,9 +87,14 @@ def main() -> None:
 
 
 def rounds(client: Client, spec: dict, cells: list, end: float, ok: list, fail: list) -> None:
-    """``spec["count"]`` rounds over ``cells``, each cell once a round, until ``end``."""
+    """``spec["count"]`` rounds over ``cells``, each cell once a round, until ``end``; each
+    round in an order of its own (shuffled, seeded by the round), so that no cell always
+    follows the same one (with N browsers, the job before overlaps with its own reset)."""
     for r in range(int(spec["count"])):
-        for k, cell in enumerate(cells):
+        order = list(range(len(cells)))
+        random.Random(r).shuffle(order)
+        for k in order:
+            cell = cells[k]
             if time.time() >= end:
                 return
             marker = f"w{spec['ident']}r{r}c{k}"
