@@ -10,12 +10,11 @@ line: ``{"ok": [[end_wall, latency_ms, total_ms, queue_wait_ms], ...], "fail": [
 measured it; ``cpu_s``: this process's CPU seconds from GO on).
 
 With ``"cells": [{"url", "params", "expect": {result key: minimum length}}, ...]`` instead
-of ``url``/``params`` it goes round-robin over the cells, ``count`` rounds: each sample
-then ends with the cell's index and the round's (``[..., cell, round]``, failures too; each
-round in a shuffled order), and
-a result that lacks an expected key of the raw reply (``screenshot``, ``pdf``, ``value``,
-``responses``: the outputs of job options) or has fewer items than asked for is a
-``missing_output`` failure.
+of ``url``/``params`` it goes round-robin over the cells, ``count`` rounds, each round in a
+shuffled order: each sample then ends with the cell's index and the round's (``[..., cell,
+round]``, failures too), and a result that lacks an expected key of the raw reply
+(``screenshot``, ``pdf``, ``value``, ``responses``: the outputs of job options) or has fewer
+items than asked for is a ``missing_output`` failure.
 """
 
 from __future__ import annotations
