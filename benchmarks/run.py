@@ -129,7 +129,8 @@ QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, bre
               page_counts=(("js", 3), ("large", 2)), page_limit=30.0, naive=2, naive_limit=30.0,
               ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, start_repeats=1, blocking_window=3.0,
               batch_urls=20, egress_window=2.0, egress_pages=("static", "js"),
-              grid_window=3.0, grid_breakdown=5, options_rounds=2, options_limit=75.0)
+              grid_window=3.0, grid_breakdown=5, options_rounds=1, options_warm_rounds=0,
+              options_limit=60.0, options_heavy_kb=32)
 
 
 def log(message: str) -> None:
