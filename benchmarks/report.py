@@ -203,6 +203,68 @@ def grid_text(rows: list, extra: dict) -> str:
     return "\n".join(out + [f"- {line}" for line in lines] + [""])
 
 
+#: The pages of the options section, in the order of its table's columns.
+OPTION_PAGES = ("static", "heavy", "xhr")
+
+
+def options_table(info: dict) -> str:
+    """The options section: one line per variant, per page its p50 and what it adds to
+    plain ``load`` of the same page (ms, and the ratio)."""
+    cells = {(c["page"], c["system"]): c for c in info["cells"]}
+    variants = list(dict.fromkeys(c["system"] for c in info["cells"]))
+    pages = [p for p in OPTION_PAGES if any(c["page"] == p for c in info["cells"])]
+    head = ["job asks for"]
+    for p in pages:
+        head += [f"{_page_label(p, info)}: p50 ms", "over load"]
+    head.append("jobs / failures")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for v in variants:
+        row, jobs, fails = [v], 0, 0
+        for p in pages:
+            c, ref = cells.get((p, v)), cells.get((p, "load"))
+            if not c:
+                row += ["—", "—"]
+                continue
+            jobs, fails = jobs + c["requests"], fails + c["failures"]
+            row.append(_fmt(c["p50"]))
+            if v == "load":
+                row.append("ref")
+            elif c["p50"] is not None and ref and ref["p50"]:
+                row.append(f"{c['p50'] - ref['p50']:+.0f} ms (×{c['p50'] / ref['p50']:.2f})")
+            else:
+                row.append("—")
+        row.append(f"{jobs} / {fails}")
+        lines.append("| " + " | ".join(str(x) for x in row) + " |")
+    return "\n".join(lines)
+
+
+def _page_label(page: str, info: dict) -> str:
+    return {"static": "static", "heavy": f"heavy ({info.get('heavy_kb')} KB DOM)",
+            "xhr": f"xhr page ({info.get('xhrs')} XHRs)"}.get(page, page)
+
+
+def options_text(extra: dict) -> str:
+    """The options section of the report: its table and how it was measured."""
+    info = extra.get("options")
+    if not info:
+        return ""
+    codes = {}
+    for c in info["cells"]:
+        for code, k in (c.get("failure_codes") or {}).items():
+            codes[f"{c['page']} {c['system']}: {code}"] = k
+    return "\n".join([
+        "## Job options: the cost of each", "",
+        f"One daemon with N={info['n']} browsers, one client (M=1) going round-robin over every (page, option) "
+        f"cell, each round in a shuffled order, {info['rounds']} rounds of which the first {info['warm_rounds']} not counted, in "
+        f"{info['seconds']:.0f} s: a drift of the machine's load hits every cell alike. \"over load\": p50 "
+        "minus the p50 of plain `load` of the same page (and their ratio). The xhr page's two cells wait "
+        f"for `#xhr-done` (all {info['xhrs']} XHR JSON responses answered); the capture cell asks for "
+        "`capture: [\"*/api/*\"]` and must bring all of them back. Every output is checked in the reply.", "",
+        options_table(info), "",
+        *([f"Failures: {codes}", ""] if codes else []),
+    ])
+
+
 def _split(row: dict) -> str:
     if row.get("job_p50") is None:
         return "—"
@@ -358,6 +420,7 @@ def render(title: str, facts: str, rows: list, extra: dict, results: list, png: 
         "same section (same N and M).", "", table(rows), "",
         *([extras_text(rows, extra), ""] if extras_text(rows, extra) else []),
         *([grid] if grid else []),
+        *([options_text(extra)] if options_text(extra) else []),
         "## Targets", "", targets_text(results), "",
         f"Chart: {png}" if png else "Chart: not drawn (matplotlib is not installed: pip install matplotlib)", "",
     ])

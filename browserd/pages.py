@@ -28,11 +28,17 @@ Routes (all deterministic, all generated):
                         click and disappears once all N are shown
   /redirect?to=PATH     302 to PATH
   /goto?to=URL          goes on to URL by script (location.replace)
+  /xhr?n=N&m=MARK       sends N XHRs (GET /api/item?i=I, JSON) at once; #xhr-done once all N
+                        answered (its text: MARK)
+  /api/item?i=I         a small JSON object {"i": I, "items": [...]}
+
+A POST to any route gets what a GET of it gets (its body is read and dropped).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +91,13 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             return self._send(_page("not found", "<p>not found</p>"), status=404)
         return getattr(self, route)(q, mark, path)
+
+    def do_POST(self):
+        """As :meth:`do_GET` once the request body (``Content-Length`` bytes) is read."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 1 << 20))
+        return self.do_GET()
 
     def _get_static(self, q: dict, mark: str, path: str) -> None:
         body = f"<h1 id='marker'>{mark}</h1>" + FILLER * 90
@@ -197,6 +210,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         return
 
+    def _get_xhr(self, q: dict, mark: str, path: str) -> None:
+        n = int(q.get("n", "20"))
+        script = (f"<script>let left = {n}; function one() {{ if (--left === 0) {{ const p = "
+                  "document.createElement('p'); p.id = 'xhr-done'; p.textContent = " + repr(mark) + ";"
+                  " document.body.appendChild(p); } }"
+                  f" for (let i = 0; i < {n}; i++) {{ const x = new XMLHttpRequest();"
+                  " x.open('GET', '/api/item?i=' + i); x.onloadend = one; x.send(); }</script>")
+        return self._send(_page("xhr", "<p>xhr</p>" + script))
+
+    def _get_api_item(self, q: dict, mark: str, path: str) -> None:
+        i = int(q.get("i", "0"))
+        body = json.dumps({"i": i, "items": [{"id": i * 10 + k, "name": f"item {k}"} for k in range(10)]})
+        return self._send(body.encode(), ctype="application/json")
+
     def _get_redirect(self, q: dict, mark: str, path: str) -> None:
         self.send_response(302)
         self.send_header("Location", q.get("to", "/static"))
@@ -229,6 +256,8 @@ _ROUTES = {
     "/cache/page": "_get_cache_page",
     "/cache/res.js": "_get_cache_res_js",
     "/redirect": "_get_redirect",
+    "/xhr": "_get_xhr",
+    "/api/item": "_get_api_item",
 }
 _PREFIX_ROUTES = (("/img/", "_get_img"), )
 

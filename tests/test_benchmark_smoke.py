@@ -99,6 +99,15 @@ def _run_and_check(out, scratch: str) -> None:
     assert "The daemon's own cost at saturation" in stdout
     assert data["extra"]["egress"]["proxy_tunnels"] > 0, "the proxied jobs did not go through the proxy"
     assert any(t["target"].startswith("egress policy on / off") for t in data["targets"])
+    # The options section (one round counted in --quick): every (page, option) cell served
+    # with its output found in the reply (a job without it counts as a failure, not a sample).
+    options = data["extra"]["options"]
+    cells = {(c["page"], c["system"]) for c in options["cells"] if c["requests"] > 0 and c["p50"] > 0}
+    assert cells >= {(page, variant) for page in ("static", "heavy") for variant in (
+        "load", "screenshot, viewport", "screenshot, full page", "PDF", "evaluate", "wait_until networkidle",
+        "wait_until settled", "request options (UA+viewport+timezone+headers)", "POST")}, options["cells"]
+    assert cells >= {("xhr", "load"), ("xhr", "capture of 20 XHRs")}, options["cells"]
+    assert "## Job options: the cost of each" in stdout and "| job asks for | static: p50 ms |" in stdout
 
     # Nothing of the run is left: no daemon, Chromium or chromedriver (init reaps lazily).
     deadline = time.monotonic() + 30
