@@ -69,6 +69,12 @@ class DevToolsError(RuntimeError):
     """A DevTools command answered with an error."""
 
 
+class TabUnusable(Exception):
+    """The reset's session on the tab answers no page command (after a job that ended on
+    Chromium's own error page, the session is left on an inactive frame: "Not attached
+    to an active page"): the reset goes on in a fresh tab."""
+
+
 class DevTools:
     """A browser-level DevTools (CDP) connection: commands by id, events skipped."""
 
@@ -267,8 +273,10 @@ class Hygiene:
         while closing < CLOSE_ROUNDS:
             rounds += 1
             targets, history = results[-2], results[-1]
-            if isinstance(targets, DevToolsError) or isinstance(history, DevToolsError):
-                raise ResetUnproven(f"cannot read the targets: {targets if isinstance(targets, DevToolsError) else history}")
+            if isinstance(targets, DevToolsError):
+                raise ResetUnproven(f"cannot read the targets: {targets}")
+            if isinstance(history, DevToolsError):  # e.g. "Not attached to an active page"
+                raise TabUnusable(f"the tab's history cannot be read: {history}")
             others = [t for t in targets["targetInfos"] if t["targetId"] != self.tab and _closable(t)]
             committed = history["entries"][history["currentIndex"]]["url"] == "about:blank"
             if not any(_is_window(t) for t in others) and committed:
@@ -380,7 +388,8 @@ class Hygiene:
                 self.fresh_tab(restore_size)
             try:
                 timing["rounds"] = self._stop(deny_downloads)
-            except TimeoutError as exc:  # a hung renderer, a dialog that stays: a new tab
+            except (TimeoutError, TabUnusable) as exc:  # a hung renderer, a dialog that stays,
+                # a session left on the inactive frame of Chromium's error page: a new tab
                 logger.info("browser=%s tab does not answer (%s); a fresh tab replaces it", self.browser.id, exc)
                 self.fresh_tab(restore_size)
                 timing["rounds"] = self._stop()

@@ -222,6 +222,30 @@ def test_a_page_past_the_reply_limit_is_answered_too_large_by_the_daemon(daemon,
         assert c.fetch(honest.url("/static-ok")).status == 200
 
 
+def wait_whole(daemon, limit: float = 60.0) -> dict:
+    """The status once every browser is idle (a reset or a replacement may be running);
+    bounded by ``limit`` seconds."""
+    until = time.monotonic() + limit
+    while (s := daemon.status())["browsers"]["idle"] < s["browsers"]["size"]:
+        assert time.monotonic() < until, f"the pool is not whole: {s['browsers']}"
+    return s
+
+
+def test_a_job_ending_on_chromes_own_error_page_costs_no_browser(daemon, honest):
+    """A 404 without a body and an empty response leave the tab on Chromium's error page;
+    the reset goes on in a fresh tab of the same browser instead of replacing it."""
+    before = wait_whole(daemon)
+    with daemon.client() as c:
+        for _ in range(2):  # both browsers of the pool
+            assert c.fetch(honest.url("/status", code=404, body=0)).status == 404
+            with pytest.raises(LoadFailed):
+                c.fetch(honest.url("/empty"))
+    after = wait_whole(daemon)
+    pids = [{b["id"]: b["chromium_pid"] for b in s["browsers"]["browsers"]} for s in (before, after)]
+    assert pids[1] == pids[0]
+    assert after["reset"]["unproven"] == before["reset"]["unproven"]
+
+
 def test_navigation_in_onload_settles_on_the_new_document(daemon, honest):
     with daemon.client() as c:
         r = c.fetch(honest.url("/onload-redirect"), wait_for="#marker")
