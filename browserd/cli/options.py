@@ -134,7 +134,11 @@ def _screenshot(args):
         if args.full_page or args.jpeg_quality is not None:
             raise ValueError("--full-page and --jpeg-quality need --screenshot")
         return None
-    jpeg = args.jpeg_quality is not None or args.screenshot.lower().endswith((".jpg", ".jpeg"))
+    name = args.screenshot.lower()
+    if name and not name.endswith((".png", ".jpg", ".jpeg")):
+        raise ValueError(f"--screenshot {args.screenshot}: the file must end in .png, .jpg or .jpeg "
+                         "(the image's type)")
+    jpeg = args.jpeg_quality is not None or name.endswith((".jpg", ".jpeg"))
     shot: dict = {"type": "jpeg" if jpeg else "png"}
     if args.jpeg_quality is not None:
         shot["quality"] = args.jpeg_quality
@@ -177,6 +181,8 @@ def job_options_from_args(args: argparse.Namespace) -> dict:
         pdf=({"format": args.pdf_format} if args.pdf_format else True) if args.pdf is not None else None,
         cookies_out=True if args.cookies_out is not None else None,
     )
+    if args.settle_ms is not None and args.wait_until != "settled":
+        raise ValueError("--settle-ms is the quiet window of --wait-until settled, which is not given")
     if args.pdf_format and args.pdf is None:
         raise ValueError("--pdf-format needs --pdf")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}

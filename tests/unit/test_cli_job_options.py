@@ -81,6 +81,9 @@ BAD = [
     (["--data", "a", "--data-binary", "b"], "either --data or --data-binary"),
     (["--data", "a", "--method", "GET"], "a body needs a method other than GET"),
     (["--method", "B@D"], "option 'method'"),
+    (["--screenshot", "page.gif"], "must end in .png, .jpg or .jpeg"),
+    (["--settle-ms", "500"], "--settle-ms is the quiet window of --wait-until settled"),
+    (["--wait-until", "settled", "--settle-ms", "90000"], "settle_ms"),
 ]
 
 

@@ -281,7 +281,7 @@ def job_options(**kwargs) -> dict:
     if "wait_until" in given:
         out["wait_until"] = _choice("wait_until", given["wait_until"], WAIT_UNTIL)
     if "settle_ms" in given:
-        out["settle_ms"] = _int("settle_ms", given["settle_ms"], 0, 600_000)
+        out["settle_ms"] = _int("settle_ms", given["settle_ms"], 0, 60_000)  # the daemon's MAX_SETTLE_MS
     if "screenshot" in given:
         out["screenshot"] = _screenshot(given["screenshot"])
     if "pdf" in given:
