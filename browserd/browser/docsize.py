@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 
-from .hygiene import DevTools
+from .devtools import DevTools
 
 logger = logging.getLogger(__name__)
 

@@ -168,7 +168,7 @@ class MainRequest:
         """Open a DevTools connection of its own on the browser's tab (the job's thread's
         current window), enable ``Fetch`` for documents, and serve it from a thread.
         Raises what the connection or DevTools raise (the connection is closed then)."""
-        from ..browser.hygiene import DevTools
+        from ..browser.devtools import DevTools
 
         devtools = DevTools.connect(browser)
         try:

@@ -38,7 +38,7 @@ class _SlowCommit:
                 url = "about:blank" if self.reads <= 0 else "http://127.0.0.1/big"
                 out.append({"currentIndex": 0, "entries": [{"url": url}]})
             elif method == "Page.handleJavaScriptDialog":
-                from browserd.browser.hygiene import DevToolsError
+                from browserd.browser.devtools import DevToolsError
 
                 out.append(DevToolsError("No dialog is showing"))
             else:
