@@ -34,6 +34,7 @@ from .navigation import enable_network
 from .launch import LaunchSpec, DialogDriver, NamespaceConnection, chrome_options
 from .processes import pid_alive, kill_group_and_strays, processes_of, renderers_of, total_rss
 from .reset import deny_downloads, navigated_urls
+from .startlog import keep_start_output, log_tail
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Browser:
             navigated_urls(self.driver)  # start the first job with an empty log
         except BaseException as exc:
             self.kill()
-            self.keep_start_output()
+            keep_start_output(self.id, self.workdir)
             self.cleanup_workdir()
             if isinstance(exc, BrowserStartError):
                 raise
@@ -192,22 +193,13 @@ class Browser:
                 return self.port
             if self.popen.poll() is not None:
                 if b"port not available" in open(out_path, "rb").read():
-                    raise _PortTaken(self._log_tail(out_path))
+                    raise _PortTaken(log_tail(out_path))
                 raise BrowserStartError(
-                    f"chromedriver exited with status {self.popen.returncode}: {self._log_tail(out_path)}"
+                    f"chromedriver exited with status {self.popen.returncode}: {log_tail(out_path)}"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         raise BrowserStartError(f"chromedriver did not report its port within {self.spec.start_timeout:.0f}s")
-
-    @staticmethod
-    def _log_tail(path: str) -> str:
-        try:
-            with open(path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").strip().splitlines()
-            return lines[-1] if lines else "(no output)"
-        except OSError:
-            return "(no log)"
 
     def _find_chromium(self) -> None:
         if not self.driver_pid:
@@ -410,19 +402,6 @@ class Browser:
         self.close_namespace()
         self.cleanup_workdir()
         logger.debug("browser=%s stopped in %.3fs", self.id, time.monotonic() - t0)
-
-    def keep_start_output(self, max_bytes: int = 16384) -> None:
-        """A failed start: the tail of chromedriver's log and of its and Chromium's output
-        go to the daemon log (not the terminal) before the working dir is deleted."""
-        for name in ("chromedriver.out", "chromedriver.log") if self.workdir else ():
-            try:
-                with open(os.path.join(self.workdir, name), "rb") as f:
-                    f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
-                    text = f.read().decode("utf-8", "replace").strip()
-            except OSError:
-                continue
-            logger.error("browser=%s failed to start; its %s ends:\n%s", self.id, name, text or "(empty)",
-                         extra={"log_only": True})
 
     def cleanup_workdir(self) -> None:
         """Delete the browser's working directory (profile, logs, downloads); never raises."""
