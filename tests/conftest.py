@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -86,6 +87,22 @@ def state_dir():
         yield d
 
 
+@contextlib.contextmanager
+def running_daemon(state_dir: str, browsers: int = 2, *flags: str, env=None):
+    """``with running_daemon(dir) as d:`` a daemon of ``browsers`` started with ``flags``;
+    stopped on the way out, and it must leave no process behind."""
+    result = run_cli("start", "--browsers", str(browsers), *flags, state_dir=state_dir, env=env)
+    assert result.returncode == 0, f"start failed ({result.returncode}): {result.stderr}{result.stdout}"
+    daemon = Daemon(state_dir, result.stdout)
+    try:
+        yield daemon
+    finally:
+        pids = [p.pid for p in daemon.processes()]
+        result = daemon.stop()
+        assert result.returncode == 0, result.stderr
+        assert_nothing_left(state_dir, pids)
+
+
 @pytest.fixture
 def start_daemon():
     """Factory: ``start_daemon(browsers=2, *flags) -> Daemon``; every daemon is stopped at
@@ -116,16 +133,8 @@ def start_daemon():
 @pytest.fixture(scope="module")
 def shared_daemon(pages):
     """One daemon of 2 browsers for the tests of a module that only read from it."""
-    tmp = tempfile.TemporaryDirectory(prefix="browserd-shared-")
-    result = run_cli("start", "--browsers", "2", state_dir=tmp.name)
-    assert result.returncode == 0, result.stderr
-    daemon = Daemon(tmp.name, result.stdout)
-    yield daemon
-    pids = [p.pid for p in daemon.processes()]
-    result = daemon.stop()
-    assert result.returncode == 0, result.stderr
-    assert_nothing_left(tmp.name, pids)
-    tmp.cleanup()
+    with tempfile.TemporaryDirectory(prefix="browserd-shared-") as tmp, running_daemon(tmp) as daemon:
+        yield daemon
 
 
 def run_workers(daemon: Daemon, pages: PageServer, processes: int, each: int, path: str = "/static",

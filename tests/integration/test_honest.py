@@ -48,22 +48,16 @@ class Overruled(Generic):
 def daemon(honest, home, tmp_path_factory):
     """A daemon of 2 browsers whose user's HOME is an empty directory (no download may land
     there), with the site classes of :data:`DIALOG_SITES`."""
-    from tests.conftest import Daemon, assert_nothing_left
+    from tests.conftest import running_daemon
 
-    state = str(tmp_path_factory.mktemp("state"))
     conf = tmp_path_factory.mktemp("conf")
     (conf / "sites").mkdir()
     (conf / "sites" / "dialog_sites.py").write_text(DIALOG_SITES)
     (conf / "browserd.toml").write_text('site_dirs = ["sites"]\n\n'
                                         '[sites.overruled]\ndialogs = { confirm = "dismiss" }\n')
-    result = run_cli("start", "--browsers", "2", "--config", str(conf / "browserd.toml"),
-                     state_dir=state, env={"HOME": str(home)})
-    assert result.returncode == 0, result.stderr
-    d = Daemon(state, result.stdout)
-    yield d
-    pids = [p.pid for p in d.processes()]
-    assert d.stop().returncode == 0
-    assert_nothing_left(state, pids)
+    with running_daemon(str(tmp_path_factory.mktemp("state")), 2, "--config", str(conf / "browserd.toml"),
+                        env={"HOME": str(home)}) as d:
+        yield d
 
 
 def files_under(path) -> list:

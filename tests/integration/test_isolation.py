@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from browserd.pages import PageServer
-from tests.conftest import ROOT, Daemon, run_cli
+from tests.conftest import ROOT, running_daemon
 
 SITES_ENV = {"PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "clients", "python")]), "BROWSERD_SITE_MODULES": "tests.support.isolation_sites"}
 
@@ -29,13 +29,9 @@ def other_origin():
 
 @pytest.fixture(scope="module")
 def daemon(pages):
-    tmp = tempfile.TemporaryDirectory(prefix="browserd-isolation-")
-    result = run_cli("start", "--browsers", "2", state_dir=tmp.name, env=SITES_ENV)
-    assert result.returncode == 0, result.stderr
-    d = Daemon(tmp.name, result.stdout)
-    yield d
-    assert d.stop().returncode == 0
-    tmp.cleanup()
+    with tempfile.TemporaryDirectory(prefix="browserd-isolation-") as tmp, \
+            running_daemon(tmp, env=SITES_ENV) as d:
+        yield d
 
 
 def on_both(fetch, tries: int = 40) -> dict:

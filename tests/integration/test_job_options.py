@@ -17,7 +17,6 @@ import pytest
 
 from browserd_client import BadRequest, FrameTooLarge
 from browserd_client.errors import ScriptError
-from tests.conftest import run_cli
 from tests.support.option_pages import OptionPages
 
 
@@ -29,16 +28,10 @@ def pages():
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    from tests.conftest import Daemon, assert_nothing_left
+    from tests.conftest import running_daemon
 
-    state = str(tmp_path_factory.mktemp("state"))
-    result = run_cli("start", "--browsers", "2", state_dir=state)
-    assert result.returncode == 0, result.stderr
-    d = Daemon(state, result.stdout)
-    yield d
-    pids = [p.pid for p in d.processes()]
-    assert d.stop().returncode == 0
-    assert_nothing_left(state, pids)
+    with running_daemon(str(tmp_path_factory.mktemp("state"))) as d:
+        yield d
 
 
 def raw(c, url: str, params: dict | None = None, timeout: float = 30, **options) -> dict:
