@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from socketserver import TCPServer
 
 MARKER = "Hello-from-browserd"
 PATH = "/demo"
@@ -43,11 +44,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Server(HTTPServer):
+    def server_bind(self):
+        """Bind without ``HTTPServer.server_bind``'s ``socket.getfqdn``: this runs in the
+        daemon after its fork, where a resolver lock another thread of the parent held at
+        the fork stays held; the reverse lookup then blocked the daemon's start forever
+        (seen in CI: "daemon did not report ready within 60s")."""
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
 class DemoServer:
     """``DemoServer().start()``; ``.url``; ``.stop()``. One thread, started after the fork."""
 
     def __init__(self, host: str = "127.0.0.1"):
-        self.httpd = HTTPServer((host, 0), _Handler)
+        self.httpd = _Server((host, 0), _Handler)
         self.host, self.port = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-page", daemon=True)
 

@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 
+import psutil
+
 from browserd_client.state import PID_FILE
 
 from ..browser import kill_recorded
@@ -78,16 +80,27 @@ def run(config) -> ExitCode:
     return arbiter.serve(Readiness(None), foreground=True)
 
 
+#: Seconds a daemon that failed to report ready has to stop after SIGQUIT before it is killed.
+UNSERVED_GRACE = 10.0
+
+
 def _end_unserved_browsers(arbiter: Arbiter, config) -> None:
     """The daemon failed before serving: if it is gone, end the browsers this process
-    started for it; if it still holds the pidfile, ask it to stop (it cleans up)."""
+    started for it; if it still holds the pidfile, ask it to stop (it cleans up), and if it
+    has not within ``UNSERVED_GRACE`` seconds, kill it and end the browsers here."""
     pidfile = config.path_in_state(PID_FILE)
     if is_locked(pidfile):
         proc, why = daemon_identity(pidfile)
-        if proc is not None:
-            proc.send_signal(signal.SIGQUIT)
-        else:
+        if proc is None:
             print(f"browserd: not signalling: {why}", file=sys.stderr)
-        return
+            return
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(UNSERVED_GRACE)
+            return
+        except psutil.TimeoutExpired:  # stuck where no Python signal handler runs (a C call)
+            print(f"browserd: the daemon (pid {proc.pid}) did not stop within {UNSERVED_GRACE:.0f}s "
+                  "of SIGQUIT: killed", file=sys.stderr)
+            proc.kill()
     for browser in arbiter.pool.browsers():
         kill_recorded(browser.record())
