@@ -237,8 +237,10 @@ class Hygiene:
         :func:`browserd.browser.navigation.main_frame`), read over this connection: one
         DevTools round trip instead of a chromedriver command. None when the driver may be
         on another window than the reset's tab (a site switched windows), or the read
-        failed: the caller asks chromedriver."""
-        if getattr(self.browser.driver, "window_moved", True):
+        failed: the caller asks chromedriver. None at once when the tab's renderers were
+        killed (``Browser.tab_crashed``): a crashed tab answers no page command, and waiting
+        for it held the job's thread past the abort, which cost the browser."""
+        if getattr(self.browser.driver, "window_moved", True) or getattr(self.browser, "tab_crashed", False):
             return None
         try:
             self._ready()
