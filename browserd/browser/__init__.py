@@ -19,12 +19,12 @@ from .launch import DEFAULT_DIALOGS, HEADLESS_ARGS, LaunchSpec, chrome_options
 from .process import Browser, BrowserStartError
 from .processes import kill_recorded, processes_of, total_rss
 from .reset import (
-    allow_downloads, cancel_downloads, clear_session_state, deny_downloads, navigated_urls, recover_tab,
+    clear_session_state, deny_downloads, navigated_urls, recover_tab,
     reset_browser, set_blocking,
 )
 
 __all__ = [
-    "DEFAULT_DIALOGS", "HEADLESS_ARGS", "Browser", "BrowserStartError", "LaunchSpec", "allow_downloads",
-    "cancel_downloads", "chrome_options", "clear_session_state", "deny_downloads", "kill_recorded",
+    "DEFAULT_DIALOGS", "HEADLESS_ARGS", "Browser", "BrowserStartError", "LaunchSpec",
+    "chrome_options", "clear_session_state", "deny_downloads", "kill_recorded",
     "navigated_urls", "processes_of", "recover_tab", "reset_browser", "set_blocking", "total_rss",
 ]

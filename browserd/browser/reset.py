@@ -83,22 +83,6 @@ def deny_downloads(driver) -> None:
     driver.execute("executeCdpCommand", {"cmd": "Browser.setDownloadBehavior", "params": {"behavior": "deny"}})
 
 
-def allow_downloads(driver, directory: str) -> None:
-    """Downloads of this job go to ``directory``, each named by its guid."""
-    driver.execute("executeCdpCommand", {"cmd": "Browser.setDownloadBehavior",
-                                         "params": {"behavior": "allowAndName", "downloadPath": directory,
-                                                    "eventsEnabled": True}})
-
-
-def cancel_downloads(driver, guids) -> None:
-    """Cancel the downloads ``guids`` (``Browser.cancelDownload``); one already over is skipped."""
-    for guid in guids:
-        try:
-            driver.execute("executeCdpCommand", {"cmd": "Browser.cancelDownload", "params": {"guid": guid}})
-        except WebDriverException:
-            pass
-
-
 def recover_tab(browser: Browser) -> None:
     """After :meth:`Browser.kill_renderers`: the driver moves to a fresh tab (the crashed
     one closed) and downloads are denied again, so the job can wind down and the reset
