@@ -99,6 +99,7 @@ class Hygiene:
         self.fresh_tabs = 0               # fallbacks to a new tab (for status and tests)
         self.storm = False                # this reset met windows opening windows
         self.blanking = False             # begin_stop sent the tab to about:blank already
+        self.forgotten = False            # the stop sent _FORGET after the blank commit
 
     # -- connection ----------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class Hygiene:
         if self.devtools is not None:
             self.devtools.close()
         self.devtools = self.tab = self.session = None
-        self.blanking = False
+        self.blanking = self.forgotten = False
 
     def begin_stop(self) -> bool:
         """(The job's thread, its result read.) Send the tab to about:blank now without
@@ -181,8 +182,13 @@ class Hygiene:
             others = [t for t in targets["targetInfos"] if t["targetId"] != self.tab and _closable(t)]
             committed = history["entries"][history["currentIndex"]]["url"] == "about:blank"
             if not any(_is_window(t) for t in others) and committed:
-                if others:  # workers of closed documents: close them, do not wait for them
-                    devtools.batch([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others])
+                # Workers of closed documents are closed without waiting for them; the
+                # tab's name and history are forgotten now, not by the clear's batch, so
+                # that the renderer knows by the proof (read in the same batch as the
+                # prune, history.length was still 2: a 20 ms wait and a second read).
+                devtools.send([("Target.closeTarget", {"targetId": t["targetId"]}, None) for t in others]
+                              + _FORGET(s))
+                self.forgotten = True
                 return rounds
             if time.monotonic() > deadline:
                 break
@@ -320,8 +326,8 @@ class Hygiene:
         the stores, and read the state back. None when clean, else
         what is not. A storm's browser must also stay at one window for ``QUIET`` s."""
         s = self.session
-        calls = [("Runtime.evaluate", {"expression": "window.name = ''"}, s),
-                 ("Page.resetNavigationHistory", {}, s)]
+        calls = [] if self.forgotten else _FORGET(s)  # the stop sent them once about:blank committed
+        self.forgotten = False
         if clear_cache:
             calls.append(("Network.clearBrowserCache", {}, s))
         if clear_storage:
@@ -359,6 +365,13 @@ class Hygiene:
         if value != ["", 1, "about:blank"]:
             return f"tab state [name, history, url] = {value}"
         return None
+
+
+def _FORGET(session) -> list:
+    """The tab's name emptied and its session history pruned to the current entry (sent
+    once about:blank has committed: on the job's document they would be undone)."""
+    return [("Runtime.evaluate", {"expression": "window.name = ''"}, session),
+            ("Page.resetNavigationHistory", {}, session)]
 
 
 def _PROOF(session) -> list:

@@ -45,6 +45,9 @@ class _SlowCommit:
                 out.append({})
         return out
 
+    def send(self, calls):
+        self.sent += [method for method, _, _ in calls]
+
 
 def _hygiene(devtools):
     from browserd.browser.hygiene import Hygiene
@@ -72,3 +75,18 @@ def test_an_early_blank_navigation_is_not_sent_twice_when_it_commits():
     h._stop(deny_downloads=True)
     assert "Page.navigate" not in devtools.sent and devtools.sent[0] == "Browser.setDownloadBehavior"
     assert h.blanking is False
+
+
+def test_the_name_and_history_are_forgotten_once_after_the_commit_not_again_by_the_clear():
+    """Forgetting the tab's name and history before about:blank commits would be undone by
+    the commit; sent by the stop once it has, the clear's batch does not send them again."""
+    devtools = _SlowCommit(reads=3)
+    h = _hygiene(devtools)
+    h._stop()
+    last_read = max(i for i, m in enumerate(devtools.sent) if m == "Page.getNavigationHistory")
+    assert devtools.sent.index("Page.resetNavigationHistory") > last_read
+    assert devtools.sent.count("Runtime.evaluate") == 1 and h.forgotten
+    devtools.sent.clear()
+    h._unclean = lambda proof: None
+    assert h._clear_and_prove(["http://127.0.0.1:1"], clear_storage=True, clear_cache=True) is None
+    assert "Page.resetNavigationHistory" not in devtools.sent and not h.forgotten
