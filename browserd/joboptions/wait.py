@@ -8,7 +8,7 @@ job; :func:`remove` drops it):
 - ``domcontentloaded`` (:func:`get_until_dcl`): the navigation is not chromedriver's.
   ``Page.navigate`` goes over the browser's own DevTools connection (the reset's,
   :meth:`browserd.browser.hygiene.Hygiene.page_session`, a flat session on the driver's
-  tab), whose reply comes once the response is committed; then the new document (its
+  tab), whose reply comes with the document's response (or its failure); then the new document (its
   frame's ``loaderId`` is no longer the one before) is read every :data:`DCL_POLL` s
   until its ``DOMContentLoaded`` handlers have run (Navigation Timing's
   ``domContentLoadedEventEnd``, or ``readyState`` "complete"); then ``Page.stopLoading``:
@@ -16,15 +16,17 @@ job; :func:`remove` drops it):
   event never fires, so chromedriver's navigation tracker sees the load end and the
   site's next commands (page source, find element) do not wait for ``load``. The page is
   the page as it is at DOMContentLoaded. The main request's rewrite (``method``, a body),
-  headers, cookies and the performance log hold as for chromedriver's ``get`` (they act on
-  the tab, whoever navigates it). A failed navigation (``errorText``), a download or a
-  same-document one returns at once: the job's read path reports it as for ``get``.
-  Chromium's own error page, a page that does not answer a look within
-  :data:`LOOK_TIMEOUT` s (a dialog open while it loads) and a DevTools failure are left to
-  chromedriver, which waits for ``load`` (and handles the dialog by the site's policy);
-  without a DevTools session on the tab (a site moved to another window, a crashed tab,
-  no connection) the ``get`` is chromedriver's: ``load``. Either is noted in the job's
-  ``notes["wait_until"]``.
+  headers, cookies, the size watch and the performance log (status, headers, redirects,
+  net error) hold as for chromedriver's ``get``: they act on the tab, whoever navigates
+  it. A failed navigation (``errorText``; Chromium's error page), a download or a
+  same-document one returns at once: the job's read path reports it as for ``get``. An
+  abort (deadline, client gone) stops the load (:meth:`~browserd.pool.execution.Execution._interrupt`)
+  and ends the wait at its next look. A page that does not answer a look within
+  :data:`LOOK_TIMEOUT` s (a dialog open while it loads, a long script) or a failed
+  ``Page.stopLoading`` is left to chromedriver, which waits for ``load`` (and handles the
+  dialog by the site's policy); without a DevTools session on the tab (a site moved to
+  another window, a crashed tab, no connection: e.g. a Grid without ``se:cdp``) the ``get``
+  is chromedriver's: ``load``. Either is noted in the job's ``notes["wait_until"]``.
 - ``networkidle`` and ``settled``: chromedriver's ``get``, then a wait:
 
   - ``networkidle``: no request of the tab in flight for :data:`IDLE_MS` ms, from the
@@ -186,7 +188,8 @@ def get_until_dcl(browser, job, url: str) -> None:
     if reply.get("errorText") or reply.get("isDownload") or not reply.get("loaderId"):
         return  # an error page, a download, a same-document navigation: the read path tells
     if not _await_dcl(devtools, session, job, url, before.get("loaderId")):
-        _hand_over(driver, job, "the page did not answer", None)
+        _hand_over(driver, job, f"the page did not answer a look within {LOOK_TIMEOUT:.0f} s "
+                                "(a dialog, a long script, or Chromium's error page)", None)
         return
     try:
         devtools.call("Page.stopLoading", {}, session, timeout=LOOK_TIMEOUT)
