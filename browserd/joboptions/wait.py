@@ -160,8 +160,12 @@ def wait(driver, job, mode: str) -> None:
 #: The look at the loading document: [its readyState, whether its DOMContentLoaded
 #: handlers have run]. Navigation Timing's entry is the document's own.
 _DCL_LOOK = """(() => {
-  const entry = performance.getEntriesByType('navigation')[0];
-  return [document.readyState, !!(entry && entry.domContentLoadedEventEnd > 0)];
+  let done = false;
+  try {
+    const entry = performance.getEntriesByType('navigation')[0];
+    done = !!(entry && entry.domContentLoadedEventEnd > 0);
+  } catch (e) {}  // a page that replaced performance: readyState "complete" decides
+  return [document.readyState, done];
 })()"""
 
 
@@ -178,11 +182,15 @@ def get_until_dcl(browser, job, url: str) -> None:
     devtools, session = tab
     try:
         before = devtools.call("Page.getFrameTree", {}, session, timeout=LOOK_TIMEOUT)["frameTree"]["frame"]
+    except (DevToolsError, TimeoutError, KeyError, TypeError) as exc:  # nothing sent yet: chromedriver's get
+        _hand_over(driver, job, f"Page.getFrameTree: {exc}", url)
+        return
+    try:
         reply = devtools.call("Page.navigate", {"url": url}, session, timeout=max(job.remaining(), POLL))
     except TimeoutError:
         job.check()
         raise Timeout(f"{url}: wait_until domcontentloaded: no response within the job's {job.timeout:.1f}s")
-    except (DevToolsError, KeyError, TypeError) as exc:  # not sent (a URL DevTools refuses): chromedriver's
+    except DevToolsError as exc:  # refused (a URL DevTools will not navigate to): chromedriver's get
         _hand_over(driver, job, f"Page.navigate: {exc}", url)
         return
     if reply.get("errorText") or reply.get("isDownload") or not reply.get("loaderId"):
