@@ -255,6 +255,21 @@ class Hygiene:
             logger.debug("browser=%s frame tree over DevTools failed: %s", self.browser.id, exc)
             return None
 
+    def page_session(self) -> tuple[DevTools, str] | None:
+        """``(devtools, session)``: this connection and its flat session on the driver's
+        tab, for page commands that must not go through chromedriver (which waits for a
+        pending navigation before nearly every command). None when the driver may be on
+        another window than the reset's tab (a site switched windows), the tab's renderers
+        were killed, or the connection cannot be had (the caller uses chromedriver)."""
+        if getattr(self.browser.driver, "window_moved", True) or getattr(self.browser, "tab_crashed", False):
+            return None
+        try:
+            self._ready()
+        except Exception as exc:  # noqa: BLE001 - chromedriver's path remains
+            logger.debug("browser=%s no DevTools session on the tab: %s", self.browser.id, exc)
+            return None
+        return self.devtools, self.session
+
     def set_downloads(self, directory: str | None) -> None:
         """Downloads from now on go to ``directory``, each named by its guid
         (``Browser.setDownloadBehavior`` allowAndName, events on); None: denied. One

@@ -29,7 +29,7 @@ def begin(browser, job) -> None:
     if job.options is None:
         return
     job.option_state = apply(browser, job)
-    _install_wait(browser.driver, job)
+    _install_wait(browser, job)
 
 
 def collect(browser, job, page) -> dict:

@@ -1,15 +1,38 @@
 """``wait_until``: when a navigation of the job counts as done.
 
 chromedriver's ``get`` returns at the document's ``load`` event (the session's page-load
-strategy is "normal"), which already satisfies ``load`` and ``domcontentloaded``. For
-``networkidle`` and ``settled`` every ``driver.get`` of the job's site is followed by a
-wait (an instance attribute wraps the driver's ``get`` for the job; :func:`remove` drops
-it), before the site reads the page:
+strategy is "normal"), which satisfies ``load``. For the other modes every ``driver.get``
+of the job's site is replaced (an instance attribute wraps the driver's ``get`` for the
+job; :func:`remove` drops it):
 
-- ``networkidle``: no request of the tab in flight for :data:`IDLE_MS` ms, from the
-  ``Network.*`` events of chromedriver's performance log (the job's ``NetLog``);
-- ``settled``: that, and no DOM mutation (a ``MutationObserver`` put in the page) for
-  ``settle_ms``.
+- ``domcontentloaded`` (:func:`get_until_dcl`): the navigation is not chromedriver's.
+  ``Page.navigate`` goes over the browser's own DevTools connection (the reset's,
+  :meth:`browserd.browser.hygiene.Hygiene.page_session`, a flat session on the driver's
+  tab), whose reply comes with the document's response (or its failure); then the new document (its
+  frame's ``loaderId`` is no longer the one before) is read every :data:`DCL_POLL` s
+  until its ``DOMContentLoaded`` handlers have run (Navigation Timing's
+  ``domContentLoadedEventEnd``, or ``readyState`` "complete"); then ``Page.stopLoading``:
+  what was still loading (images, frames, later requests) is cancelled and the ``load``
+  event never fires, so chromedriver's navigation tracker sees the load end and the
+  site's next commands (page source, find element) do not wait for ``load``. The page is
+  the page as it is at DOMContentLoaded. The main request's rewrite (``method``, a body),
+  headers, cookies, the size watch and the performance log (status, headers, redirects,
+  net error) hold as for chromedriver's ``get``: they act on the tab, whoever navigates
+  it. A failed navigation (``errorText``; Chromium's error page), a download or a
+  same-document one returns at once: the job's read path reports it as for ``get``. An
+  abort (deadline, client gone) stops the load (:meth:`~browserd.pool.execution.Execution._interrupt`)
+  and ends the wait at its next look. A page that does not answer a look within
+  :data:`LOOK_TIMEOUT` s (a dialog open while it loads, a long script) or a failed
+  ``Page.stopLoading`` is left to chromedriver, which waits for ``load`` (and handles the
+  dialog by the site's policy); without a DevTools session on the tab (a site moved to
+  another window, a crashed tab, no connection: e.g. a Grid without ``se:cdp``) the ``get``
+  is chromedriver's: ``load``. Either is noted in the job's ``notes["wait_until"]``.
+- ``networkidle`` and ``settled``: chromedriver's ``get``, then a wait:
+
+  - ``networkidle``: no request of the tab in flight for :data:`IDLE_MS` ms, from the
+    ``Network.*`` events of chromedriver's performance log (the job's ``NetLog``);
+  - ``settled``: that, and no DOM mutation (a ``MutationObserver`` put in the page) for
+    ``settle_ms``.
 
 Each wait is bounded by the job's deadline: past it, ``timeout`` naming what was still
 busy.
@@ -17,27 +40,42 @@ busy.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 
 from browserd_client.errors import Timeout
 
+from ..browser.devtools import DevToolsError
+from ..browser.hygiene import hygiene_of
 from .apply import cdp
+
+logger = logging.getLogger(__name__)
 
 #: networkidle: no request in flight for this many milliseconds.
 IDLE_MS = 500
 #: Seconds between two looks at the network and the DOM.
 POLL = 0.05
+#: domcontentloaded: seconds between two looks at the loading document.
+DCL_POLL = 0.02
+#: domcontentloaded: seconds a look may take; past it the page is left to chromedriver (a
+#: dialog open while it loads blocks the page's script).
+LOOK_TIMEOUT = 1.0
 
 
-def install(driver, job) -> None:
-    """Make the job's ``driver.get`` calls wait for ``job.options.wait_until``."""
+def install(browser, job) -> None:
+    """Make the job's ``driver.get`` calls wait for ``job.options.wait_until`` (nothing
+    for ``load``: chromedriver's own ``get``)."""
     mode = job.options.wait_until
-    if mode not in ("networkidle", "settled"):
+    if mode not in ("domcontentloaded", "networkidle", "settled"):
         return
+    driver = browser.driver
     plain_get = type(driver).get
 
     def get(url):
+        if mode == "domcontentloaded":
+            get_until_dcl(browser, job, url)
+            return
         plain_get(driver, url)
         wait(driver, job, mode)
 
@@ -117,3 +155,94 @@ def wait(driver, job, mode: str) -> None:
             raise Timeout(f"{job.url}: wait_until {mode} not reached within the job's "
                           f"{job.timeout:.1f}s ({what})")
         time.sleep(POLL)
+
+
+#: The look at the loading document: [its readyState, whether its DOMContentLoaded
+#: handlers have run]. Navigation Timing's entry is the document's own.
+_DCL_LOOK = """(() => {
+  let done = false;
+  try {
+    const entry = performance.getEntriesByType('navigation')[0];
+    done = !!(entry && entry.domContentLoadedEventEnd > 0);
+  } catch (e) {}  // a page that replaced performance: readyState "complete" decides
+  return [document.readyState, done];
+})()"""
+
+
+def get_until_dcl(browser, job, url: str) -> None:
+    """Navigate the driver's tab to ``url`` and return at the new document's
+    DOMContentLoaded, its pending loads stopped (see the module's docstring). Raises
+    ``Timeout`` past the job's deadline, ``JobAborted`` once the job is aborted, and what
+    chromedriver's ``get`` raises where it is used instead."""
+    driver = browser.driver
+    tab = hygiene_of(browser).page_session()
+    if tab is None:
+        _hand_over(driver, job, "no DevTools session on the tab", url)
+        return
+    devtools, session = tab
+    try:
+        before = devtools.call("Page.getFrameTree", {}, session, timeout=LOOK_TIMEOUT)["frameTree"]["frame"]
+    except (DevToolsError, TimeoutError, KeyError, TypeError) as exc:  # nothing sent yet: chromedriver's get
+        _hand_over(driver, job, f"Page.getFrameTree: {exc}", url)
+        return
+    try:
+        reply = devtools.call("Page.navigate", {"url": url}, session, timeout=max(job.remaining(), POLL))
+    except TimeoutError:
+        job.check()
+        raise Timeout(f"{url}: wait_until domcontentloaded: no response within the job's {job.timeout:.1f}s")
+    except DevToolsError as exc:  # refused (a URL DevTools will not navigate to): chromedriver's get
+        _hand_over(driver, job, f"Page.navigate: {exc}", url)
+        return
+    if reply.get("errorText") or reply.get("isDownload") or not reply.get("loaderId"):
+        return  # an error page, a download, a same-document navigation: the read path tells
+    if not _await_dcl(devtools, session, job, url, before.get("loaderId")):
+        _hand_over(driver, job, f"the page did not answer a look within {LOOK_TIMEOUT:.0f} s "
+                                "(a dialog, a long script, or Chromium's error page)", None)
+        return
+    try:
+        devtools.call("Page.stopLoading", {}, session, timeout=LOOK_TIMEOUT)
+    except (DevToolsError, TimeoutError) as exc:
+        _hand_over(driver, job, f"Page.stopLoading: {exc}", None)
+
+
+def _await_dcl(devtools, session: str, job, url: str, old_loader: str | None) -> bool:
+    """Look at the tab every :data:`DCL_POLL` s until a document newer than
+    ``old_loader`` (the frame's ``loaderId`` before the navigation) has run its
+    DOMContentLoaded handlers: True. False when a look failed or took more than
+    :data:`LOOK_TIMEOUT` s (Chromium's error page, a dialog). Raises ``Timeout`` past the
+    job's deadline, ``JobAborted`` once it is aborted."""
+    while True:
+        job.check()
+        try:
+            tree, look = devtools.batch([
+                ("Page.getFrameTree", {}, session),
+                ("Runtime.evaluate", {"expression": _DCL_LOOK, "returnByValue": True}, session),
+            ], timeout=LOOK_TIMEOUT)
+        except TimeoutError:
+            job.check()
+            return False
+        if isinstance(tree, DevToolsError) or isinstance(look, DevToolsError):
+            job.check()
+            return False
+        frame = tree["frameTree"]["frame"]
+        value = (look.get("result") or {}).get("value")
+        if frame.get("loaderId") != old_loader:  # the new document is committed
+            if frame.get("unreachableUrl"):
+                return True  # Chromium's error page (a failure after the commit): the read path tells
+            if isinstance(value, list) and len(value) == 2 and (value[1] or value[0] == "complete"):
+                return True
+        if job.remaining() <= DCL_POLL:
+            raise Timeout(f"{url}: wait_until domcontentloaded not reached within the job's "
+                          f"{job.timeout:.1f}s")
+        time.sleep(DCL_POLL)
+
+
+def _hand_over(driver, job, why: str, url: str | None) -> None:
+    """Leave the navigation to chromedriver, which returns at ``load``: its ``get`` of
+    ``url``, or (None) a command that waits for the navigation under way."""
+    logger.info("job=%s wait_until domcontentloaded falls back to load: %s", getattr(job, "id", "?"), why)
+    job.notes["wait_until"] = f"domcontentloaded fell back to load ({why})"
+    if url is not None:
+        type(driver).get(driver, url)
+    else:
+        driver.execute("getCurrentUrl")

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import struct
+import threading
 from urllib.parse import parse_qs
 
 import pytest
@@ -320,6 +321,105 @@ def test_a_wait_that_never_ends_is_a_timeout_within_the_job_deadline(daemon, pag
         with pytest.raises(Timeout) as info:
             c.fetch(pages.url("/mutating"), timeout=3, wait_until="settled", settle_ms=5000)
     print(info.value)
+
+
+def _fetch_in_thread(daemon, pages, url: str, k: str, **options):
+    """Start ``client.fetch(url, **options)`` on a thread; ``pages.note("returned", k)``
+    once it returned. Returns the thread and a dict that gets the result or the error."""
+    out = {}
+
+    def run():
+        try:
+            with daemon.client() as c:
+                out["result"] = c.fetch(url, **options)
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            out["error"] = exc
+        pages.note("returned", k)
+
+    thread = threading.Thread(target=run, name=f"fetch-{k}", daemon=True)
+    thread.start()
+    return thread, out
+
+
+def fetch_before_release(daemon, pages, url: str, k: str, **options):
+    """The result of ``fetch(url, **options)`` for a page whose load /held.gif?k=K holds,
+    asserting it returned before the image was released (a bounded join, then the release)."""
+    thread, out = _fetch_in_thread(daemon, pages, url, k, **options)
+    thread.join(timeout=15)
+    returned_before_release = not thread.is_alive()
+    pages.release(k)
+    thread.join(timeout=30)
+    assert returned_before_release, out
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+def test_domcontentloaded_returns_the_dom_while_an_image_still_holds_load(daemon, pages):
+    """The server holds the page's image until the test releases it, which the test does
+    only once the dcl fetch returned (bounded join): the old code's ``get`` returned at
+    ``load``, so it never returned before the release. A ``load`` job of the same page
+    returns only after the image was sent (the order of events, no timing)."""
+    k = "dcl-held"
+    dcl = fetch_before_release(daemon, pages, pages.url("/held-image", k=k), k,
+                               timeout=20, wait_until="domcontentloaded")
+    assert "HELD-DOM" in dcl.source and dcl.status == 200 and dcl.url.endswith(f"/held-image?k={k}")
+    assert pages.requests(f"/held.gif?k={k}"), "the image was asked for before DOMContentLoaded"
+
+    k2 = "load-held"
+    thread, out2 = _fetch_in_thread(daemon, pages, pages.url("/held-image", k=k2), k2, timeout=20)
+    assert pages.wait_request(f"/held.gif?k={k2}", timeout=15)
+    pages.release(k2)
+    thread.join(timeout=30)
+    load = out2["result"]
+    print("dcl timing", dcl.timing, "load timing", load.timing)
+    mine = [e for e in pages.order if e[1] in (k, k2)]
+    assert mine.index(("returned", k)) < mine.index(("image-sent", k))
+    assert mine.index(("image-sent", k2)) < mine.index(("returned", k2))
+    assert "HELD-DOM" in load.source and load.status == 200
+
+
+def test_domcontentloaded_reports_the_documents_status_and_url(daemon, pages):
+    ok = fetch_before_release(daemon, pages, pages.url("/echo", k="dcl-ok", held="dcl-ok"), "dcl-ok",
+                              timeout=20, wait_until="domcontentloaded")
+    missing = fetch_before_release(daemon, pages, pages.url("/no-such-page", k="dcl-404", held="dcl-404"),
+                                   "dcl-404", timeout=20, wait_until="domcontentloaded")
+    with daemon.client() as c:
+        empty = c.fetch(pages.url("/empty-404"), wait_until="domcontentloaded")
+    print(ok.status, missing.status, empty.status, missing.url)
+    assert (ok.status, ok.ok) == (200, True) and "METHOD-GET" in ok.source
+    assert ok.url == pages.url("/echo", k="dcl-ok", held="dcl-ok")
+    assert (missing.status, missing.ok) == (404, False) and "not found" in missing.source
+    assert missing.url == pages.url("/no-such-page", k="dcl-404", held="dcl-404")
+    assert empty.status == 404 and empty.source == ""
+
+
+def test_domcontentloaded_with_post_sends_the_body(daemon, pages):
+    url = pages.url("/echo", k="dcl-post", held="dcl-post")
+    r = fetch_before_release(daemon, pages, url, "dcl-post", timeout=20, method="POST", data=b"q=dcl&n=1",
+                             headers={"X-Job": "dcl"}, cookies=[{"name": "sid", "value": "d1"}],
+                             wait_until="domcontentloaded")
+    (seen,) = pages.requests("/echo?k=dcl-post&held=dcl-post")
+    assert "METHOD-POST" in r.source and r.status == 200 and "main_request" not in r.notes
+    assert (seen["method"], seen["body"], seen["headers"]["x-job"], seen["headers"]["cookie"]) == \
+        ("POST", b"q=dcl&n=1", "dcl", "sid=d1")
+
+
+def test_the_browser_after_a_domcontentloaded_job_serves_a_plain_job(daemon, pages):
+    """The dcl job's stopped image does not reach the next job on its browser."""
+    k = "dcl-next"
+    with daemon.client() as c:
+        replaced = c.status()["events"].get("replaced", 0)
+        dcl = c.fetch(pages.url("/held-image", k=k), timeout=20, wait_until="domcontentloaded")
+        for n in range(6):
+            after = c.fetch(pages.url("/probe", k=f"after-dcl{n}"))
+            assert after.ok and after.title == "probe" and "wait_until" not in after.notes
+            if after.browser == dcl.browser:
+                break
+        pages.release(k)
+        assert after.browser == dcl.browser
+        assert "HELD-DOM" in dcl.source and "wait_until" not in dcl.notes
+        assert c.status()["events"].get("replaced", 0) == replaced
 
 
 # -- site classes -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 what each request carried: method, path, headers, body.
 
     /echo?k=K          any method: records the request, answers a page with the method
+                       (with &held=H: and an <img> of /held.gif?k=H, as /held-image)
     /probe?k=K         a page that shows what it sees: innerWidth, navigator.userAgent,
                        navigator.language, the Intl locale and time zone (<pre id=probe>, JSON)
     /late-xhr          an XHR begun 100 ms after load, answered 700 ms later (#late: LATE-DONE)
@@ -14,6 +15,10 @@ what each request carried: method, path, headers, body.
     /set-cookie        sets cookie srv=from-server; Path=/
     /slow?ms=N         a plain page answered after N ms
     /empty-404         a 404 without a body (Chromium shows its own error page)
+    /held-image?k=K    a page whose DOM is whole at once (#held: HELD-DOM) but whose load
+                       waits for /held.gif?k=K, which the server holds until
+                       ``release(K)`` (at most HOLD_LIMIT s); ``order`` records
+                       ("image-sent", K) when it is answered
 
 Threads per request; nothing waits unbounded.
 """
@@ -21,6 +26,7 @@ Threads per request; nothing waits unbounded.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +42,10 @@ document.getElementById('probe').textContent = JSON.stringify({
 
 
 _html = html_page
+
+#: Seconds /held.gif waits for its release at most.
+HOLD_LIMIT = 25.0
+GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
 
 PAGES = {
@@ -72,14 +82,16 @@ class _Handler(PageHandler):
             self.server.seen.append({"method": self.command, "path": self.path,
                                      "headers": {k.lower(): v for k, v in self.headers.items()},
                                      "body": body})
+            self.server.pages.changed.notify_all()
 
     def _serve(self):
         self._record()
         parts = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         path = parts.path
+        held = f"<img src='/held.gif?k={q['held']}'>" if "held" in q else ""
         if path == "/echo":
-            return self._reply(200, _html("echo", f"<p id='method'>METHOD-{self.command}</p>"))
+            return self._reply(200, _html("echo", f"<p id='method'>METHOD-{self.command}</p>{held}"))
         if path in PAGES:
             return self._reply(200, PAGES[path])
         if path == "/api/item":
@@ -88,12 +100,27 @@ class _Handler(PageHandler):
                                "application/json")
         if path == "/set-cookie":
             return self._reply(200, _html("cookie", "<p>set</p>"), headers=[("Set-Cookie", "srv=from-server; Path=/")])
+        if path == "/held-image":
+            k = q.get("k", "")
+            return self._reply(200, _html("held", f"<p id='held'>HELD-DOM</p><img src='/held.gif?k={k}'>"))
+        if path == "/held.gif":
+            return self._send_held(q.get("k", ""))
         if path == "/empty-404":
             return self._reply(404, b"")
         if path == "/slow":
             time.sleep(min(int(q.get("ms", "0")), 5000) / 1000)
             return self._reply(200, b"slow", "text/plain")
-        return self._reply(404, _html("not found", "<p>not found</p>"))
+        return self._reply(404, _html("not found", f"<p>not found</p>{held}"))  # &held=H as /echo
+
+    def _send_held(self, k: str):
+        pages = self.server.pages
+        pages.release_event(k).wait(HOLD_LIMIT)
+        with pages.lock:
+            pages.order.append(("image-sent", k))
+        try:
+            self._reply(200, GIF, "image/gif")
+        except OSError:
+            pass  # the browser stopped loading it
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -106,6 +133,28 @@ class OptionPages(LoopbackHTTP):
     def __init__(self):
         super().__init__()
         self.httpd.seen = []
+        self.changed = threading.Condition(self.lock)  # notified on each request
+        self.order: list[tuple] = []  # ("image-sent", k) and what a test appends
+        self._released: dict[str, threading.Event] = {}
+
+    def release_event(self, k: str) -> threading.Event:
+        """The event that lets /held.gif?k=K be answered."""
+        with self.lock:
+            return self._released.setdefault(k, threading.Event())
+
+    def release(self, k: str) -> None:
+        """Answer /held.gif?k=K (now, or at once when it comes)."""
+        self.release_event(k).set()
+
+    def note(self, what: str, k: str) -> None:
+        """Append ``(what, k)`` to ``order`` (a test's own event, beside the server's)."""
+        with self.lock:
+            self.order.append((what, k))
+
+    def wait_request(self, path: str, timeout: float) -> bool:
+        """Whether a request for ``path`` (with its query) came within ``timeout`` s."""
+        with self.changed:
+            return self.changed.wait_for(lambda: any(r["path"] == path for r in self.httpd.seen), timeout)
 
     def requests(self, path: str) -> list[dict]:
         """Every request whose path (with its query) is ``path``, in order."""

@@ -265,3 +265,76 @@ def test_a_full_page_screenshot_past_the_pixel_budget_is_too_large_before_it_is_
         with pytest.raises(FrameTooLarge, match="Mpx"):
             outputs.screenshot(refused, spec)
         assert "Page.captureScreenshot" not in [name for name, _ in refused.calls]
+
+
+class _LoadingTab:
+    """A tab's DevTools session as :func:`browserd.joboptions.wait.get_until_dcl` sees it:
+    ``looks`` answers, in order, ``(loaderId, readyState, dcl_done)`` of the frame's
+    document per look; the document before the navigation has loaderId "old"."""
+
+    def __init__(self, looks):
+
+        self.looks = list(looks)
+        self.sent = []
+
+    def call(self, method, params=None, session=None, timeout=None):
+        self.sent.append(method)
+        if method == "Page.getFrameTree":
+            return {"frameTree": {"frame": {"id": "T", "loaderId": "old"}}}
+        if method == "Page.navigate":
+            return {"frameId": "T", "loaderId": "new"}
+        return {}
+
+    def batch(self, calls, timeout=None):
+        self.sent.append("look")
+        loader, state, done = self.looks.pop(0)
+        return [{"frameTree": {"frame": {"id": "T", "loaderId": loader}}},
+                {"result": {"value": [state, done]}}]
+
+
+def _dcl_job():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id="j1", url=URL, timeout=60.0, notes={}, check=lambda: None,
+                           remaining=lambda: 60.0, options=validate({"wait_until": "domcontentloaded"}, URL))
+
+
+def test_domcontentloaded_waits_for_the_new_documents_dcl_not_the_old_documents_state(monkeypatch):
+    """Before the commit the tab still shows the old document, "complete": not done. The
+    new one is done once its DOMContentLoaded handlers ran; then its loads are stopped."""
+    from types import SimpleNamespace
+
+    from browserd.joboptions import wait
+
+    tab = _LoadingTab([("old", "complete", True), ("old", "complete", True), ("new", "loading", False),
+                       ("new", "interactive", False), ("new", "interactive", True)])
+    hygiene = SimpleNamespace(page_session=lambda: (tab, "S"))
+    monkeypatch.setattr(wait, "hygiene_of", lambda browser: hygiene)
+    monkeypatch.setattr(wait, "DCL_POLL", 0.0)
+    browser = SimpleNamespace(driver=SimpleNamespace())
+    job = _dcl_job()
+    wait.get_until_dcl(browser, job, URL)
+    assert tab.looks == [] and tab.sent[-1] == "Page.stopLoading"
+    assert tab.sent.count("look") == 5 and "wait_until" not in job.notes
+
+
+def test_domcontentloaded_without_a_devtools_session_is_chromedrivers_get_and_noted(monkeypatch):
+    from types import SimpleNamespace
+
+    from browserd.joboptions import wait
+
+    class Driver:
+        got = []
+
+        def get(self, url):
+            self.got.append(url)
+
+    monkeypatch.setattr(wait, "hygiene_of", lambda browser: SimpleNamespace(page_session=lambda: None))
+    browser = SimpleNamespace(driver=Driver())
+    job = _dcl_job()
+    wait.install(browser, job)
+    browser.driver.get(URL)
+    assert Driver.got == [URL]
+    assert "fell back to load" in job.notes["wait_until"]
+    wait.remove(browser.driver)
+    assert "get" not in browser.driver.__dict__
