@@ -28,6 +28,7 @@ EGRESS_PROXY = "browserd, via a local SOCKS5 proxy"
 ISO_POOL = "in-process pool, no reset"
 ISO_BROWSERD = "browserd (isolation)"
 ISO_BASELINE = "browserd, baseline checkout"
+ISO_POOL_RESET = "in-process pool + browserd's reset"
 
 
 def percentile(values, q: float) -> float | None:
@@ -66,6 +67,7 @@ def summarize(run: dict, system: str, page: str, n: int, m: int, warm: float = 0
         "job_p50": _r(percentile([r[2] - r[3] for r in timed], 50)),
         "ipc_p50": _r(percentile([r[1] - r[2] for r in timed], 50)), "lat_ms": lat,
         "cpu_ms_per_request": _per_request(run.get("cpu_s"), len(run["ok"]) + len(run["fail"])),
+        "cpu_ms_by_kind": _per_request(run.get("cpu_kinds_s"), len(run["ok"]) + len(run["fail"])),
     }
 
 
@@ -107,7 +109,7 @@ def ratio(row: dict, rows: list) -> str:
         return "—"
     if row["system"] == ISO_POOL:
         return f"ref (isolation, round {row.get('round', 1)})"
-    if row["system"] in (ISO_BROWSERD, ISO_BASELINE):
+    if row["system"] in (ISO_BROWSERD, ISO_BASELINE, ISO_POOL_RESET):
         ref = next((r for r in rows if r["system"] == ISO_POOL and r["page"] == row["page"]
                     and r.get("round") == row.get("round")), None)
         return f"thr ×{row['rps'] / ref['rps']:.2f} (round {row.get('round', 1)})" if ref and ref["rps"] else "—"
@@ -376,6 +378,11 @@ def extras_text(rows: list, extra: dict) -> str:
                              f"{reset['p99'] * 1000:.1f} ms of {reset['samples']}; browsers replaced because a "
                              f"reset was unproven: {reset.get('unproven', '—')}; events "
                              f"{(iso.get('events') or {}).get(system) or 'none'}")
+        for page, systems in (iso.get("cpu_by_kind") or {}).items():
+            lines.append(f"CPU ms per job by process, {page} page (median of the rounds; what isolation "
+                         f"costs and where): " + "; ".join(
+                             f"{system}: " + ", ".join(f"{k} {v:.1f}" for k, v in kinds.items() if v >= 0.5)
+                             + f" = {sum(kinds.values()):.0f}" for system, kinds in systems.items()))
         for page, steps in (iso.get("reset_steps_ms") or {}).items():
             lines.append(f"Reset steps in-process after a {page} page (median ms): "
                          + "; ".join(f"{k} {v:.1f}" for k, v in steps.items()))

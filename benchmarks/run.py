@@ -15,14 +15,17 @@ fetch -i URLS -o DIR -j K`` on the same daemon, a list of local pages, its wall 
 
 isolation: the cost of the per-job reset: browserd against a warm in-process pool that never
 resets (N=2, M=16; static, js and 1 MB pages), in interleaved rounds, one ratio per round;
-``--baseline DIR`` adds a daemon of another checkout to the same rounds (before/after). Also
-the reset's step medians and the daemon's ``status`` reset p50/p99 and unproven count.
+the same pool resetting each browser after each page as browserd does (the reset's own
+share, without the daemon); ``--baseline DIR`` adds a daemon of another checkout to the
+same rounds (before/after). CPU ms per job by process kind (Chromium's browser process,
+renderer, GPU process, chromedriver, the daemon, the clients) for each of them, the reset's
+step medians, and the daemon's ``status`` reset p50/p99 and unproven count.
 
 options: what each job option costs (issue 14): on one daemon with N=2 browsers, one client
 goes round-robin over (page, variant) cells, a bounded number of rounds (each round in a
 shuffled order, so no cell always follows the same one), so a drift of the machine's load
 hits every variant alike: plain ``load``, a viewport and a full-page
-screenshot, a PDF, an ``evaluate``, ``wait_until`` networkidle and settled, request options
+screenshot, a PDF, an ``evaluate``, ``wait_until`` domcontentloaded, networkidle and settled, request options
 (user agent, viewport, time zone, headers) and a POST, each on the static page and on a
 heavy page (``/large`` with a DOM of ``options_heavy_kb`` KB); and the capture of the 20 XHR
 JSON responses of ``/xhr`` against that page's plain load (both wait for ``#xhr-done``).
@@ -53,7 +56,8 @@ from dataclasses import asdict, dataclass
 
 from . import report
 from .report import (BROWSERD, DRIVER, EGRESS_DIRECT, EGRESS_OFF, EGRESS_ON, EGRESS_PROXY, GRID, GRID_LOCAL,
-                     IMAGES, IMAGES_BLOCKED, ISO_BASELINE, ISO_BROWSERD, ISO_POOL, NAIVE, PING, POOL, POOL_RESET)
+                     IMAGES, IMAGES_BLOCKED, ISO_BASELINE, ISO_BROWSERD, ISO_POOL, ISO_POOL_RESET, NAIVE, PING,
+                     POOL, POOL_RESET)
 from .systems import (Daemon, GridProcess, cli, InProcess, PageProcess, chromium_version, compare_breakdown,
                       grid_unavailable, launch_spec, run_naive)
 
@@ -75,6 +79,7 @@ OPTION_VARIANTS = (
     ("screenshot, full page", {"screenshot": {"type": "png", "full_page": True}}, {"screenshot": 0}),
     ("PDF", {"pdf": True}, {"pdf": 0}),
     ("evaluate", {"evaluate": "document.querySelectorAll('*').length"}, {"value": 0}),
+    ("wait_until domcontentloaded", {"wait_until": "domcontentloaded"}, {}),
     ("wait_until networkidle", {"wait_until": "networkidle"}, {}),
     ("wait_until settled", {"wait_until": "settled"}, {}),
     ("request options (UA+viewport+timezone+headers)",
@@ -142,6 +147,14 @@ QUICK = Sizes(ns=(1, 2), ms=(1, 4), window=2.0, warm=0.5, driver_window=3.0, bre
               batch_urls=20, egress_window=2.0, egress_pages=("static", "js"),
               grid_window=3.0, grid_breakdown=5, iso_pages=("static", "js"), iso_window=2.0, iso_repeats=1,
               iso_resets=3, options_rounds=1, options_warm_rounds=0, options_limit=60.0, options_heavy_kb=32)
+
+
+def _median_kinds(rows: list) -> dict:
+    """Per process kind, the median over the rounds of CPU ms per job (a kind missing from a
+    round counts 0 there)."""
+    rows = [r or {} for r in rows]
+    kinds = sorted({k for r in rows for k in r}, key=lambda k: -max(r.get(k, 0.0) for r in rows))
+    return {k: sorted(r.get(k, 0.0) for r in rows)[len(rows) // 2] for k in kinds}
 
 
 def log(message: str) -> None:
@@ -343,7 +356,7 @@ class Bench:
         if self.baseline:
             daemons[ISO_BASELINE] = Daemon(s.iso_n, root=self.baseline)
         info = self.extra["isolation"] = {"n": s.iso_n, "m": s.iso_m, "repeats": s.iso_repeats,
-                                          "baseline": self.baseline, "ratios": {}}
+                                          "baseline": self.baseline, "ratios": {}, "cpu_kinds": {}}
         log(f"isolation: starting {s.iso_n} in-process browsers and {len(daemons)} daemon(s) of {s.iso_n}")
         with InProcess(spec, s.iso_n) as inproc:
             try:
@@ -356,6 +369,19 @@ class Bench:
                         ref = report.summarize(run, ISO_POOL, page, s.iso_n, s.iso_m, s.warm, inproc.rss_mb(s.iso_n))
                         ref["round"] = r + 1
                         self.add(ref)
+                        kinds = info["cpu_kinds"].setdefault(page, {})
+                        kinds.setdefault(ISO_POOL, []).append(ref["cpu_ms_by_kind"])
+                        # The reset alone: the same pool, each browser reset after each page
+                        # as browserd does it (reset_browser), no daemon, no egress proxy.
+                        run = inproc.run(s.iso_n, s.iso_m, self.url(page), s.iso_window, wait_for=wait_for,
+                                         reset=True)
+                        row = report.summarize(run, ISO_POOL_RESET, page, s.iso_n, s.iso_m, s.warm,
+                                               inproc.rss_mb(s.iso_n))
+                        row["round"] = r + 1
+                        self.add(row)
+                        kinds.setdefault(ISO_POOL_RESET, []).append(row["cpu_ms_by_kind"])
+                        info["ratios"].setdefault(ISO_POOL_RESET, {}).setdefault(page, []).append(
+                            round(row["rps"] / ref["rps"], 3) if ref["rps"] else None)
                         order = list(daemons.items())
                         for system, daemon in order[r % 2:] + order[:r % 2]:  # alternate who goes first
                             daemon.settle()
@@ -364,6 +390,7 @@ class Bench:
                             row = report.summarize(run, system, page, s.iso_n, s.iso_m, s.warm, daemon.rss_mb())
                             row["round"] = r + 1
                             self.add(row)
+                            kinds.setdefault(system, []).append(row["cpu_ms_by_kind"])
                             ratio = round(row["rps"] / ref["rps"], 3) if ref["rps"] else None
                             info["ratios"].setdefault(system, {}).setdefault(page, []).append(ratio)
                             log(f"  round {r + 1} {page} {system}: ×{ratio}")
@@ -375,6 +402,8 @@ class Bench:
                 for system, daemon in daemons.items():
                     log(f"isolation: stopping the daemon ({system})")
                     daemon.stop()
+            info["cpu_by_kind"] = {page: {system: _median_kinds(rows) for system, rows in systems.items()}
+                                   for page, systems in info.pop("cpu_kinds").items()}
             info["reset_steps_ms"] = {page: inproc.reset_steps(self.url(page), s.iso_resets, PAGES[page][1])
                                       for page in s.iso_pages}
 
@@ -572,7 +601,7 @@ def main(argv=None) -> int:
 
     order = {DRIVER: 0, POOL: 1, POOL_RESET: 1.5, NAIVE: 2, BROWSERD: 3, BROWSERD + " (memory run)": 4, IMAGES: 5, IMAGES_BLOCKED: 6,
              EGRESS_OFF: 6.1, EGRESS_ON: 6.2, EGRESS_DIRECT: 6.3, EGRESS_PROXY: 6.4,
-             ISO_POOL: 6.5, ISO_BASELINE: 6.6, ISO_BROWSERD: 6.7,
+             ISO_POOL: 6.5, ISO_POOL_RESET: 6.55, ISO_BASELINE: 6.6, ISO_BROWSERD: 6.7,
              GRID_LOCAL: 7, GRID: 8, PING: 9}
     pages_order = {p: i for i, p in enumerate(PAGES)}
     rows = sorted(bench.rows, key=lambda r: (pages_order.get(r["page"], 9), order[r["system"]], r["n"], r["m"],

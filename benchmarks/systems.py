@@ -85,6 +85,57 @@ def cpu_seconds(procs, children: bool = True) -> float:
     return total
 
 
+def process_kind(proc: psutil.Process, daemon_pid: int = 0) -> str | None:
+    """What a process is, for the CPU by kind: ``daemon`` (``daemon_pid``), ``chromedriver``,
+    ``browser`` (Chromium's main process), Chromium's ``--type`` (``renderer``,
+    ``gpu-process``, ``utility``, ``zygote``, ``crashpad-handler``), else ``python`` (the
+    in-process pool's own process). None once it is gone."""
+    if proc.pid == daemon_pid:
+        return "daemon"
+    try:
+        cmdline = proc.cmdline()
+    except psutil.Error:
+        return None
+    name = os.path.basename(cmdline[0]) if cmdline else ""
+    if "chromedriver" in name:
+        return "chromedriver"
+    if "chrom" in name or "crashpad" in name:
+        kinds = [a.split("=", 1)[1] for a in cmdline if a.startswith("--type=")]
+        return kinds[0] if kinds else "browser"
+    return "python"
+
+
+class CpuByKind:
+    """CPU seconds of a set of processes by :func:`process_kind`, between :meth:`__init__`
+    and :meth:`done`: processes found at either end (``find()``, called at both) are
+    counted; one that ended between the two counts in its reaper's children times
+    (Chromium's zygote reaps its renderers)."""
+
+    def __init__(self, find, daemon_pid: int = 0):
+        self.find, self.daemon_pid = find, daemon_pid
+        self.start = self._read()
+
+    def _read(self) -> dict:
+        out = {}
+        for proc in self.find():
+            kind = process_kind(proc, self.daemon_pid)
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            reaped = t.children_user + t.children_system if kind not in ("python", "daemon") else 0.0
+            out[proc.pid] = (kind, t.user + t.system + reaped)
+        return out
+
+    def done(self) -> dict:
+        """``{kind: CPU seconds}`` since the start."""
+        end, total = self._read(), {}
+        for pid, (kind, seconds) in end.items():
+            if kind:
+                total[kind] = total.get(kind, 0.0) + seconds - self.start.get(pid, (kind, 0.0))[1]
+        return total
+
+
 def rss_mb(procs) -> float:
     return round(total_rss(procs) / MB, 1)
 
@@ -214,6 +265,7 @@ class InProcess:
                     pool.put(b)
 
         me = psutil.Process()
+        kinds = CpuByKind(lambda: [me] + [p for b in self.browsers[:n] for p in processes_of(b.pgid, b.workdir)])
         before = cpu_seconds([me], children=False), self.browser_cpu(n)
         try:
             run = run_threads(call, m, duration, count)
@@ -222,6 +274,7 @@ class InProcess:
                 resetter.shutdown(wait=True)
         run["cpu_s"] = {"python": cpu_seconds([me], children=False) - before[0],
                         "browsers": self.browser_cpu(n) - before[1]}
+        run["cpu_kinds_s"] = kinds.done()
         return run
 
     def reset_steps(self, url: str, count: int, wait_for: str | None = None) -> dict:
@@ -449,6 +502,7 @@ class Daemon:
             start = time.time() + 0.05
             end = start + duration
             cpu0 = self.cpu()
+            kinds = CpuByKind(self.processes, self.pid)
             for proc in procs:  # flushed, not closed: communicate() closes it
                 proc.stdin.write(f"GO {start} {end}\n".encode())
                 proc.stdin.flush()
@@ -465,7 +519,8 @@ class Daemon:
                     fail.append([time.time(), "client_process_failed"])
             cpu1 = self.cpu()
             cpu = {k: cpu1[k] - cpu0[k] for k in cpu1}
-            return {"ok": ok, "fail": fail, "start": start, "end": end, "cpu_s": {**cpu, "clients": clients_cpu}}
+            return {"ok": ok, "fail": fail, "start": start, "end": end, "cpu_s": {**cpu, "clients": clients_cpu},
+                    "cpu_kinds_s": {**kinds.done(), "clients": clients_cpu}}
         finally:
             for proc in procs:
                 if proc.poll() is None:

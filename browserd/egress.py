@@ -33,7 +33,7 @@ from python_socks.async_.asyncio import Proxy as AsyncProxy
 
 from .socks5 import (
     CHUNK, REP_FAILURE, REP_HOST_UNREACHABLE, REP_NOT_ALLOWED, REP_OK, REP_REFUSED, SocksError, pipe,
-    read_connect, reply,
+    read_connect, reply, tls_or_plain,
 )
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,8 @@ class EgressProxy:
         self._failures: dict[str, dict[tuple, tuple[str, str]]] = {}  # browser -> (host, port) -> why
         self._refused: dict[str, list[str]] = {}  # browser -> "host:port" refused by the policy, this job
         self._upstreams: dict = {}  # browser -> the Upstream its current job goes through
-        self._contacted: dict[str, set] = {}  # browser -> (host, port) asked for since begin_job
+        # browser -> {(host, port): schemes its tunnels showed} asked for since begin_job
+        self._contacted: dict[str, dict[tuple[str, int], set]] = {}
         self._lock = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------
@@ -169,12 +170,18 @@ class EgressProxy:
         if changed and loop is not None:
             self._call(loop, self._drop_tunnels(browser_id))
 
-    def contacted(self, browser_id: str) -> list[tuple[str, int]]:
-        """Every ``(host, port)`` the browser asked to connect to since :meth:`begin_job`
-        (allowed or not), whichever window, frame or worker asked: the origins a job's
-        documents may have stored data for, seen from the network side."""
+    def contacted(self, browser_id: str) -> list[tuple[str, int, str | None]]:
+        """Every ``(host, port, scheme)`` the browser asked to connect to since
+        :meth:`begin_job` (allowed or not), whichever window, frame or worker asked: the
+        origins a job's documents may have stored data for, seen from the network side.
+        ``scheme`` is "http" or "https" as the tunnel's first bytes showed (a TLS record or
+        an HTTP request line; :func:`~browserd.socks5.tls_or_plain`), a pair for each when
+        both were seen, None when no tunnel showed either (refused, nothing sent yet)."""
         with self._lock:
-            return sorted(self._contacted.get(browser_id, ()))
+            found = []
+            for (host, port), schemes in self._contacted.get(browser_id, {}).items():
+                found += [(host, port, scheme) for scheme in sorted(schemes)] or [(host, port, None)]
+            return sorted(found, key=lambda c: (c[0], c[1], c[2] or ""))
 
     def refused(self, browser_id: str) -> list[str]:
         """``host:port`` destinations refused by the policy since :meth:`begin_job`."""
@@ -247,14 +254,22 @@ class EgressProxy:
         try:
             host, port = await asyncio.wait_for(read_connect(reader, writer), HANDSHAKE_TIMEOUT)
             with self._lock:
-                contacted = self._contacted.setdefault(browser_id, set())
-                if len(contacted) < CONTACTS_KEPT:
-                    contacted.add((host, port))
+                contacted = self._contacted.setdefault(browser_id, {})
+                schemes = contacted.get((host, port))
+                if schemes is None and len(contacted) < CONTACTS_KEPT:
+                    schemes = contacted[(host, port)] = set()
+
+            def seen(first: bytes) -> None:  # the scheme of the origin the tunnel serves
+                scheme = tls_or_plain(first)
+                if scheme and schemes is not None:
+                    with self._lock:
+                        schemes.add(scheme)
+
             rep, upstream = await self._connect(browser_id, host, port)
             writer.write(reply(rep))
             await writer.drain()
             if upstream is not None:
-                await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer))
+                await asyncio.gather(pipe(reader, upstream[1], seen), pipe(upstream[0], writer))
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, SocksError, ConnectionError, OSError):
             pass
         except asyncio.CancelledError:

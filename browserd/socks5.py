@@ -56,13 +56,29 @@ async def read_connect(reader, writer) -> tuple[str, int]:
     return host, port
 
 
-async def pipe(reader, writer) -> None:
-    """Copy ``reader`` to ``writer`` until EOF or a connection error, then half-close."""
+def tls_or_plain(first: bytes) -> str | None:
+    """The scheme a tunnel's first client bytes show: ``"https"`` for a TLS handshake
+    record (content type 22, RFC 8446 section 5.1), ``"http"`` for an HTTP/1 request line
+    (an upper-case method token, RFC 9112 section 3), else None (unknown)."""
+    if first[:1] == b"\x16":
+        return "https"
+    method = first.split(b" ", 1)[0]
+    if 0 < len(method) <= 16 and method.isalpha() and method.isupper() and b" " in first:
+        return "http"
+    return None
+
+
+async def pipe(reader, writer, on_first=None) -> None:
+    """Copy ``reader`` to ``writer`` until EOF or a connection error, then half-close.
+    ``on_first(data)``: called with the first bytes read, before they are written."""
     try:
         while True:
             data = await reader.read(CHUNK)
             if not data:
                 break
+            if on_first is not None:
+                on_first(data)
+                on_first = None
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

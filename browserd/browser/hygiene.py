@@ -65,8 +65,10 @@ class TabUnusable(Exception):
 
 def origins_of(urls=(), contacted=()) -> list[str]:
     """The origins whose storage a job may have written: those of ``urls`` (http/https
-    only, without credentials), and for each ``(host, port)`` the browser connected to,
-    both its http and https origin (a default port is left out, as in an origin)."""
+    only, without credentials), and for each ``(host, port, scheme)`` the browser
+    connected to (:meth:`browserd.egress.EgressProxy.contacted`), the origin of that
+    scheme; both the http and the https origin when the scheme is None or left out
+    (``(host, port)``). A default port is left out, as in an origin."""
     found = set()
     for url in urls:
         try:
@@ -77,12 +79,13 @@ def origins_of(urls=(), contacted=()) -> list[str]:
         if parts.scheme in ("http", "https") and host:
             default = {"http": ":80", "https": ":443"}[parts.scheme]
             found.add(f"{parts.scheme}://{host[:-len(default)] if host.endswith(default) else host}")
-    for host, port in contacted:
+    defaults = {"http": 80, "https": 443}
+    for host, port, *scheme in contacted:
         host = str(host).lower()
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 address
-        for scheme, default in (("http", 80), ("https", 443)):
-            found.add(f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}")
+        for name in [scheme[0]] if scheme and scheme[0] in defaults else defaults:
+            found.add(f"{name}://{host}" if port == defaults[name] else f"{name}://{host}:{port}")
     return sorted(found)
 
 

@@ -106,6 +106,8 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
     log, the egress proxy's ``contacted`` host:ports); ``clear_cache``: the HTTP cache
     too. ``read_log``: read the frame navigations since the job's last read of the
     performance log (False: the caller read it to its end and ``urls`` holds them).
+    ``contacted``: a list, or a callable returning one, called once the documents are
+    stopped (so that what they connected to while being stopped is in it).
     Raises if the browser cannot be proven clean (the pool then replaces it).
     Returns the milliseconds of each step."""
     hygiene = hygiene_of(browser)
@@ -116,7 +118,7 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
         seen, running = read_log_end(browser.driver) if read_log else ([], [])
         if running:  # begun after the job's own read; new ones are denied since the stop
             hygiene.cancel_downloads(running)
-        found = origins_of(list(urls) + seen, contacted)
+        found = origins_of(list(urls) + seen, contacted() if callable(contacted) else contacted)
         if not clear_session:  # the session stays; so does the list of what a later wipe must clear
             browser.session_urls.update(found)
         return found

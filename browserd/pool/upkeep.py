@@ -34,9 +34,11 @@ class Upkeep:
         if clear_session and browser.session_urls:
             urls = list(urls) + sorted(browser.session_urls)
             browser.session_urls = set()
-        # Every host:port any window, frame or worker of the job asked for (read before
-        # the next job's begin_job forgets it): the origins its documents may have written.
-        contacted = self.egress.contacted(browser.id) if self.egress is not None else []
+        # Every host:port any window, frame or worker of the job asked for: the origins its
+        # documents may have written. Read by the reset once they are stopped (what they
+        # reached while being stopped counts too), before the next job's begin_job forgets it.
+        egress = self.egress
+        contacted = (lambda: egress.contacted(browser.id)) if egress is not None else []
         with self._lock:
             if self._table.state(browser) is not S.LEASED:
                 return

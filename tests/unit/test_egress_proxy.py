@@ -120,3 +120,65 @@ def test_refused_connection_is_named_like_chromium(servers):
     finally:
         proxy.stop()
     assert code == 0x05
+
+
+class _Reader(_Listener):
+    """A TCP server that reads the client's first bytes, then answers b"ok"."""
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.recv(64)
+            conn.sendall(b"ok")
+            conn.close()
+
+
+def _tunnel(port: int, host: str, dest_port: int, first: bytes | None) -> bytes:
+    """A SOCKS5 CONNECT, then ``first`` sent through the tunnel; the server's answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"\x05\x01\x00")
+        assert s.recv(2) == b"\x05\x00"
+        name = host.encode()
+        s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", dest_port))
+        assert s.recv(10)[1] == 0
+        if first is None:
+            return b""
+        s.sendall(first)
+        return s.recv(16)
+
+
+def test_contacted_names_the_scheme_each_tunnel_showed():
+    """The reset clears the storage of the origins a job's tunnels served: the https one
+    for a TLS handshake, the http one for a request line, both when nothing showed which
+    (so a plain-http host costs one origin cleared, not two)."""
+    plain, tls, silent = _Reader("127.0.0.1"), _Reader("127.0.0.1"), _Reader("127.0.0.1")
+
+    async def local(host, port):
+        return [(socket.AF_INET, ("127.0.0.1", port))]
+
+    proxy, port = _proxy(local)
+    try:
+        assert _tunnel(port, "plain.test", plain.port, b"GET / HTTP/1.1\r\nHost: plain.test\r\n\r\n") == b"ok"
+        assert _tunnel(port, "tls.test", tls.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") == b"ok"
+        _tunnel(port, "silent.test", silent.port, None)
+        contacted = proxy.contacted("b1")
+    finally:
+        proxy.stop()
+        for server in (plain, tls, silent):
+            server.close()
+    assert ("plain.test", plain.port, "http") in contacted
+    assert ("tls.test", tls.port, "https") in contacted
+    assert ("silent.test", silent.port, None) in contacted
+    assert len(contacted) == 3
+
+
+def test_first_bytes_classified():
+    from browserd.socks5 import tls_or_plain
+
+    assert tls_or_plain(b"\x16\x03\x01") == "https"
+    assert tls_or_plain(b"POST /x HTTP/1.1\r\n") == "http"
+    assert tls_or_plain(b"GET") is None  # no request line yet: unknown
+    assert tls_or_plain(b"\x00\x01") is None and tls_or_plain(b"get / HTTP/1.1") is None

@@ -90,3 +90,10 @@ def test_the_name_and_history_are_forgotten_once_after_the_commit_not_again_by_t
     h._unclean = lambda proof: None
     assert h._clear_and_prove(["http://127.0.0.1:1"], clear_storage=True, clear_cache=True) is None
     assert "Page.resetNavigationHistory" not in devtools.sent and not h.forgotten
+
+
+def test_a_contacted_scheme_gives_that_origin_only():
+    assert origins_of(contacted=[("127.0.0.1", 8000, "http")]) == ["http://127.0.0.1:8000"]
+    assert origins_of(contacted=[("example.org", 443, "https"), ("example.org", 443, None)]) == [
+        "http://example.org:443", "https://example.org"]
+    assert origins_of(contacted=[("h", 80, "https")]) == ["https://h:80"]
