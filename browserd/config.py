@@ -163,7 +163,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("site_dirs", list, [], "Directories whose *.py files hold site classes (reloaded by "
             "`browserd reload`)."),
     Setting("log_file", str, "", "Daemon log file (default STATE_DIR/browserd.log)."),
-    Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR.", _choice(*LOG_LEVELS)),
+    Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR (any case).",
+            lambda v: None if str(v).upper() in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

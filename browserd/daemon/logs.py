@@ -60,6 +60,6 @@ def configure_logging(config, mode: str) -> None:
         handlers.append(console)
     for handler in handlers:
         root.addHandler(handler)
-    root.setLevel(config.log_level)
+    root.setLevel(config.log_level.upper())
     for noisy in ("urllib3", "selenium"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

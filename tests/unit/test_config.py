@@ -151,3 +151,21 @@ def test_record_repeats_flags_env_and_file(tmp_path, monkeypatch):
     again = config_from_record(config_record(first), first.state_dir)
     assert again.as_dict() == first.as_dict() and dict(again.sources) == dict(first.sources)
     assert again.path == str(f) and again.log_file == str(tmp_path / "x.log")
+
+
+def test_log_level_in_any_case_is_taken_and_sets_the_root_logger(tmp_path):
+    """`--log-level debug` was refused ('must be one of DEBUG, ...'): the level is taken in
+    any case and the root logger gets it."""
+    import logging
+
+    from browserd.daemon.logs import close_logging, configure_logging
+
+    c = cfg.load(env={"BROWSERD_STATE_DIR": str(tmp_path)}, flags={"log_level": "debug"})
+    root = logging.getLogger()
+    level = root.level
+    try:
+        configure_logging(c, "foreground")
+        assert root.level == logging.DEBUG
+    finally:
+        close_logging()
+        root.setLevel(level)
