@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
@@ -220,7 +221,15 @@ class MainRequest:
                 return
 
     def close(self) -> None:
-        """Stop serving and wait up to 1 s for the thread (its connection closes with it)."""
+        """Stop serving: the connection is shut at once (the thread's ``recv`` fails and it
+        returns, instead of noticing the stop at its next 0.2 s receive timeout, which
+        cost every POST job ~100 ms), then the thread is waited for (up to 1 s)."""
         self._stop.set()
+        sock = getattr(self.devtools.ws, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked recv (a close would not)
+            except OSError:
+                pass
         self._thread.join(timeout=1.0)
         self.devtools.close()

@@ -338,3 +338,42 @@ def test_domcontentloaded_without_a_devtools_session_is_chromedrivers_get_and_no
     assert "fell back to load" in job.notes["wait_until"]
     wait.remove(browser.driver)
     assert "get" not in browser.driver.__dict__
+
+
+def test_the_main_request_rewriter_stops_at_once_when_closed():
+    """MainRequest.close shuts its connection so that the serving thread's blocked receive
+    ends now: it used to notice the stop only at its next receive timeout (0.2 s), which
+    every POST job paid (~100 ms of the +130 ms a POST cost over a GET)."""
+    import socket
+    import threading
+
+    from browserd.joboptions.apply import MainRequest
+
+    ours, theirs = socket.socketpair()
+
+    class BlockingWs:  # a websocket whose receive blocks until the socket is shut
+        sock = ours
+
+        def settimeout(self, seconds):
+            pass
+
+        def recv(self):
+            data = self.sock.recv(1024)
+            if not data:
+                raise ConnectionError("closed")
+            return data
+
+    class Conn:
+        ws = BlockingWs()
+
+        def close(self):
+            pass
+
+    main = MainRequest(Conn(), "s1", "tab", job=type("Job", (), {"id": "j1"})())
+    main._thread.start()
+    try:
+        main.close()
+        assert not main._thread.is_alive()
+    finally:
+        ours.close()
+        theirs.close()
