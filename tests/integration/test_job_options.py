@@ -467,3 +467,20 @@ def test_a_cookie_chromium_refuses_is_a_bad_request_naming_the_option(daemon, pa
         assert info.value.code == "bad_request"
         assert "option 'cookies'" in str(info.value) and "'..'" in str(info.value)
         assert c.fetch(pages.url("/probe")).title == "probe"
+
+
+def test_a_page_cannot_hold_its_browser_past_the_deadline_through_the_dcl_look(pages, tmp_path):
+    """The dcl look reads ``document.readyState`` in the page's own world, where the page
+    can make it a 128 MB string: the look's reply must not hold the daemon (its DevTools
+    client reads the whole reply in Python) nor the browser past the job's deadline. On a
+    daemon of one browser, the next job is served within its own deadline."""
+    from browserd_client.errors import Timeout
+    from tests.conftest import running_daemon
+
+    with running_daemon(str(tmp_path), 1) as d, d.client() as c:
+        try:
+            c.fetch(pages.url("/huge-readystate"), wait_until="domcontentloaded", timeout=5)
+        except Timeout:
+            pass  # its own job may time out; the next tenant's must not
+        after = c.fetch(pages.url("/echo", k="after-huge"), timeout=10)
+    assert after.status == 200

@@ -64,6 +64,10 @@ PAGES = {
                    "<style>html,body{margin:0;padding:0}</style>"),
     "/towering": _html("towering", "<div style='height:200000px;background:#eee'>towering</div>",
                        "<style>html,body{margin:0;padding:0}</style>"),
+    # readyState, as the page's own script reads it, is a 128 MB string (a hostile page)
+    "/huge-readystate": _html("huge", "<p id='huge'>HUGE</p><script>const s = 'x'.repeat(1 << 27);"
+                              "Object.defineProperty(Document.prototype, 'readyState', {get() { return s; }});"
+                              "</script>"),
     "/three-pages": _html("three", "".join(f"<div style='page-break-after:always'>PAGE {n}</div>" for n in (1, 2))
                           + "<div>PAGE 3</div>"),
     "/xhr3": _html("xhr3", "<p id='count'>0</p><script>"
