@@ -484,3 +484,16 @@ def test_a_page_cannot_hold_its_browser_past_the_deadline_through_the_dcl_look(p
             pass  # its own job may time out; the next tenant's must not
         after = c.fetch(pages.url("/echo", k="after-huge"), timeout=10)
     assert after.status == 200
+
+
+def test_domcontentloaded_follows_a_script_redirect_like_load(daemon, pages):
+    """A page that redirects by script before its DOMContentLoaded: ``load`` returns the
+    target page; ``domcontentloaded`` must not return an empty page (the target's parse
+    stopped) nor ``load_failed: net::ERR_ABORTED`` (the redirect stopped). Several tries:
+    which of the two it was depended on the race."""
+    with daemon.client() as c:
+        load = c.fetch(pages.url("/js-redirect"), timeout=20)
+        assert "JS-TARGET" in load.source
+        for _ in range(4):
+            dcl = c.fetch(pages.url("/js-redirect"), wait_until="domcontentloaded", timeout=20)
+            assert dcl.url.endswith("/js-target") and "JS-TARGET" in dcl.source, (dcl.url, dcl.source[:200])
