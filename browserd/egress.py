@@ -253,17 +253,19 @@ class EgressProxy:
         upstream = None
         try:
             host, port = await asyncio.wait_for(read_connect(reader, writer), HANDSHAKE_TIMEOUT)
-            with self._lock:
-                contacted = self._contacted.setdefault(browser_id, {})
-                schemes = contacted.get((host, port))
-                if schemes is None and len(contacted) < CONTACTS_KEPT:
-                    schemes = contacted[(host, port)] = set()
+            scheme, first, recorded_in = None, True, self._record(browser_id, host, port, None)
 
-            def seen(first: bytes) -> None:  # the scheme of the origin the tunnel serves
-                scheme = tls_or_plain(first)
-                if scheme and schemes is not None:
-                    with self._lock:
-                        schemes.add(scheme)
+            def seen(data: bytes) -> None:
+                # The scheme of the origin the tunnel serves, from its first bytes; recorded
+                # again in the contacted list of each later job the tunnel carries a request
+                # of (a keep-alive connection outlives the reset: without this, a job that
+                # reuses it contacts the host:port without the reset knowing).
+                nonlocal scheme, first, recorded_in
+                if first:
+                    scheme, first = tls_or_plain(data), False
+                elif recorded_in is self._contacted.get(browser_id):
+                    return  # recorded for this job already
+                recorded_in = self._record(browser_id, host, port, scheme)
 
             rep, upstream = await self._connect(browser_id, host, port)
             writer.write(reply(rep))
@@ -281,6 +283,18 @@ class EgressProxy:
             writer.transport.abort()
             if upstream is not None:
                 upstream[1].transport.abort()
+
+    def _record(self, browser_id: str, host: str, port: int, scheme: str | None):
+        """Note ``(host, port)`` (and ``scheme``, when known) as contacted by the browser's
+        current job; returns that job's contacted dict (any thread)."""
+        with self._lock:
+            contacted = self._contacted.setdefault(browser_id, {})
+            schemes = contacted.get((host, port))
+            if schemes is None and len(contacted) < CONTACTS_KEPT:
+                schemes = contacted[(host, port)] = set()
+            if scheme and schemes is not None:
+                schemes.add(scheme)
+            return contacted
 
     async def _connect(self, browser_id: str, host: str, port: int):
         """Open the tunnel's far end: straight to a checked address of ``host``, or

@@ -68,17 +68,16 @@ def tls_or_plain(first: bytes) -> str | None:
     return None
 
 
-async def pipe(reader, writer, on_first=None) -> None:
+async def pipe(reader, writer, on_data=None) -> None:
     """Copy ``reader`` to ``writer`` until EOF or a connection error, then half-close.
-    ``on_first(data)``: called with the first bytes read, before they are written."""
+    ``on_data(data)``: called with each chunk read, before it is written."""
     try:
         while True:
             data = await reader.read(CHUNK)
             if not data:
                 break
-            if on_first is not None:
-                on_first(data)
-                on_first = None
+            if on_data is not None:
+                on_data(data)
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

@@ -165,7 +165,11 @@ _DCL_LOOK = """(() => {
     const entry = performance.getEntriesByType('navigation')[0];
     done = !!(entry && entry.domContentLoadedEventEnd > 0);
   } catch (e) {}  // a page that replaced performance: readyState "complete" decides
-  return [document.readyState, done];
+  // the page can redefine readyState: only a short string comes back (typeof and a
+  // primitive's length are not the page's to redefine), never a value of its size
+  let state = '';
+  try { state = document.readyState; } catch (e) {}  // nor an exception's message
+  return [typeof state === 'string' && state.length <= 16 ? state : '', done];
 })()"""
 
 

@@ -152,3 +152,24 @@ def test_status_reports_reset_cost_and_unproven_resets(daemon, pages):
     print("reset:", status.get("reset"), "events:", status["events"])
     assert status["reset"]["samples"] >= 1 and 0 < status["reset"]["p50"] <= status["reset"]["p99"]
     assert "reset_unproven" not in status["events"] or status["events"]["reset_unproven"] >= 0
+
+
+def test_storage_of_an_origin_reached_over_a_kept_alive_connection_is_cleared(pages, other_origin):
+    """A job whose popup on origin B (http) goes over a keep-alive connection the browser
+    kept from the job before (no new tunnel), while the page also opens a TLS tunnel to
+    B's host:port: the tunnels of the job showed only https for B, yet B's http origin
+    wrote storage. The next job on B must not read it."""
+    b_http = other_origin.url("/static", m="warm")
+    b_tls = b_http.replace("http://", "https://")
+    writer = other_origin.url("/storage/set", v="EVIL", next=pages.url("/static", m="back"))
+    script = ("await fetch(%r, {mode: 'no-cors'}).catch(() => 0);"
+              " const w = window.open(%r);"
+              " await new Promise(r => { const t = setInterval(() => { try {"
+              " if (w.location.href.includes('m=back')) { clearInterval(t); r(); } } catch (e) {} }, 20); });"
+              " return 1" % (b_tls, writer))
+    with tempfile.TemporaryDirectory(prefix="browserd-keepalive-") as tmp, \
+            running_daemon(tmp, 1, env=SITES_ENV) as d, d.client() as c:
+        c.fetch(b_http, timeout=20)  # the browser keeps its connection to B open
+        assert c.fetch(pages.url("/static", m="a"), evaluate=script, timeout=20).value == 1
+        got = c.fetch(other_origin.url("/storage/get"), wait_for="#idb", timeout=20)
+    assert "storage=null" in got.source and "idb=null" in got.source, got.source[-300:]

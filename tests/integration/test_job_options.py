@@ -467,3 +467,33 @@ def test_a_cookie_chromium_refuses_is_a_bad_request_naming_the_option(daemon, pa
         assert info.value.code == "bad_request"
         assert "option 'cookies'" in str(info.value) and "'..'" in str(info.value)
         assert c.fetch(pages.url("/probe")).title == "probe"
+
+
+def test_a_page_cannot_hold_its_browser_past_the_deadline_through_the_dcl_look(pages, tmp_path):
+    """The dcl look reads ``document.readyState`` in the page's own world, where the page
+    can make it a 128 MB string: the look's reply must not hold the daemon (its DevTools
+    client reads the whole reply in Python) nor the browser past the job's deadline. On a
+    daemon of one browser, the next job is served within its own deadline."""
+    from browserd_client.errors import Timeout
+    from tests.conftest import running_daemon
+
+    with running_daemon(str(tmp_path), 1) as d, d.client() as c:
+        try:
+            c.fetch(pages.url("/huge-readystate"), wait_until="domcontentloaded", timeout=5)
+        except Timeout:
+            pass  # its own job may time out; the next tenant's must not
+        after = c.fetch(pages.url("/echo", k="after-huge"), timeout=10)
+    assert after.status == 200
+
+
+def test_domcontentloaded_follows_a_script_redirect_like_load(daemon, pages):
+    """A page that redirects by script before its DOMContentLoaded: ``load`` returns the
+    target page; ``domcontentloaded`` must not return an empty page (the target's parse
+    stopped) nor ``load_failed: net::ERR_ABORTED`` (the redirect stopped). Several tries:
+    which of the two it was depended on the race."""
+    with daemon.client() as c:
+        load = c.fetch(pages.url("/js-redirect"), timeout=20)
+        assert "JS-TARGET" in load.source
+        for _ in range(4):
+            dcl = c.fetch(pages.url("/js-redirect"), wait_until="domcontentloaded", timeout=20)
+            assert dcl.url.endswith("/js-target") and "JS-TARGET" in dcl.source, (dcl.url, dcl.source[:200])

@@ -64,6 +64,13 @@ PAGES = {
                    "<style>html,body{margin:0;padding:0}</style>"),
     "/towering": _html("towering", "<div style='height:200000px;background:#eee'>towering</div>",
                        "<style>html,body{margin:0;padding:0}</style>"),
+    # readyState, as the page's own script reads it, is a 128 MB string (a hostile page)
+    "/huge-readystate": _html("huge", "<p id='huge'>HUGE</p><script>const s = 'x'.repeat(1 << 27);"
+                              "Object.defineProperty(Document.prototype, 'readyState', {get() { return s; }});"
+                              "</script>"),
+    # a script redirect before DOMContentLoaded (common on real sites), to a page of ~400 KB
+    "/js-redirect": _html("js-redirect", "<script>location.replace('/js-target');</script><p>REDIRECTING</p>"),
+    "/js-target": _html("js-target", "<p id='target'>JS-TARGET</p>" + "<p>filler</p>" * 20000),
     "/three-pages": _html("three", "".join(f"<div style='page-break-after:always'>PAGE {n}</div>" for n in (1, 2))
                           + "<div>PAGE 3</div>"),
     "/xhr3": _html("xhr3", "<p id='count'>0</p><script>"

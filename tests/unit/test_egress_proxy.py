@@ -182,3 +182,45 @@ def test_first_bytes_classified():
     assert tls_or_plain(b"POST /x HTTP/1.1\r\n") == "http"
     assert tls_or_plain(b"GET") is None  # no request line yet: unknown
     assert tls_or_plain(b"\x00\x01") is None and tls_or_plain(b"get / HTTP/1.1") is None
+
+
+class _KeepAlive(_Listener):
+    """A TCP server that answers b"ok" to every chunk it reads, on one connection."""
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            while conn.recv(64):
+                conn.sendall(b"ok")
+            conn.close()
+
+
+def test_a_tunnel_kept_alive_into_the_next_job_is_contacted_by_it():
+    """A keep-alive tunnel opened in one job and carrying a request of the next (begin_job
+    in between) is in the next job's contacted list, with the scheme its first bytes showed."""
+    server = _KeepAlive("127.0.0.1")
+
+    async def local(host, port):
+        return [(socket.AF_INET, ("127.0.0.1", port))]
+
+    proxy, port = _proxy(local)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"\x05\x01\x00")
+            assert s.recv(2) == b"\x05\x00"
+            s.sendall(b"\x05\x01\x00\x03\x07keep.me" + struct.pack("!H", server.port))
+            assert s.recv(10)[1] == 0
+            s.sendall(b"GET / HTTP/1.1\r\nHost: keep.me\r\n\r\n")
+            assert s.recv(16) == b"ok"
+            proxy.begin_job("b1")
+            assert proxy.contacted("b1") == []
+            s.sendall(b"GET /again HTTP/1.1\r\nHost: keep.me\r\n\r\n")
+            assert s.recv(16) == b"ok"
+            contacted = proxy.contacted("b1")
+    finally:
+        proxy.stop()
+        server.close()
+    assert contacted == [("keep.me", server.port, "http")]
