@@ -24,11 +24,15 @@ class DevToolsError(RuntimeError):
 
 
 class DevTools:
-    """A browser-level DevTools (CDP) connection: commands by id, events skipped."""
+    """A browser-level DevTools (CDP) connection: commands by id; events skipped, except
+    those named in :attr:`keep`, which :meth:`batch` appends to :attr:`events` as it reads
+    (the caller sets both and clears them)."""
 
     def __init__(self, ws):
         self.ws = ws
         self._ids = itertools.count(1)
+        self.keep: frozenset = frozenset()  # event methods to keep
+        self.events: list[dict] = []        # kept events: {"method", "params", "sessionId"}
 
     @classmethod
     def connect(cls, browser, timeout: float = 5.0) -> "DevTools":
@@ -78,6 +82,10 @@ class DevTools:
                 if "timed out" in str(exc).lower() or type(exc).__name__.endswith("TimeoutException"):
                     continue
                 raise
+            if "id" not in reply:
+                if reply.get("method") in self.keep:
+                    self.events.append(reply)
+                continue
             if reply.get("id") in pending:
                 pending.discard(reply["id"])
                 error = reply.get("error")

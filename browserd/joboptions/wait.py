@@ -11,7 +11,10 @@ job; :func:`remove` drops it):
   tab), whose reply comes with the document's response (or its failure); then the new document (its
   frame's ``loaderId`` is no longer the one before) is read every :data:`DCL_POLL` s
   until its ``DOMContentLoaded`` handlers have run (Navigation Timing's
-  ``domContentLoadedEventEnd``, or ``readyState`` "complete"); then ``Page.stopLoading``:
+  ``domContentLoadedEventEnd``, or ``readyState`` "complete") and no navigation of the
+  tab's top frame is under way (its ``Page`` events, kept on our session meanwhile: a
+  script redirect before DOMContentLoaded is followed to the document it loads, as
+  chromedriver's ``get`` does); then ``Page.stopLoading``:
   what was still loading (images, frames, later requests) is cancelled and the ``load``
   event never fires, so chromedriver's navigation tracker sees the load end and the
   site's next commands (page source, find element) do not wait for ``load``. The page is
@@ -189,17 +192,25 @@ def get_until_dcl(browser, job, url: str) -> None:
     except (DevToolsError, TimeoutError, KeyError, TypeError) as exc:  # nothing sent yet: chromedriver's get
         _hand_over(driver, job, f"Page.getFrameTree: {exc}", url)
         return
+    _start_tracking(devtools, session)
     try:
         reply = devtools.call("Page.navigate", {"url": url}, session, timeout=max(job.remaining(), POLL))
     except TimeoutError:
+        _stop_tracking(devtools, session)
         job.check()
         raise Timeout(f"{url}: wait_until domcontentloaded: no response within the job's {job.timeout:.1f}s")
     except DevToolsError as exc:  # refused (a URL DevTools will not navigate to): chromedriver's get
+        _stop_tracking(devtools, session)
         _hand_over(driver, job, f"Page.navigate: {exc}", url)
         return
     if reply.get("errorText") or reply.get("isDownload") or not reply.get("loaderId"):
+        _stop_tracking(devtools, session)
         return  # an error page, a download, a same-document navigation: the read path tells
-    if not _await_dcl(devtools, session, job, url, before.get("loaderId")):
+    try:
+        done = _await_dcl(devtools, session, job, url, before.get("loaderId"), before.get("id"))
+    finally:
+        _stop_tracking(devtools, session)
+    if not done:
         _hand_over(driver, job, f"the page did not answer a look within {LOOK_TIMEOUT:.0f} s "
                                 "(a dialog, a long script, or Chromium's error page)", None)
         return
@@ -209,12 +220,63 @@ def get_until_dcl(browser, job, url: str) -> None:
         _hand_over(driver, job, f"Page.stopLoading: {exc}", None)
 
 
-def _await_dcl(devtools, session: str, job, url: str, old_loader: str | None) -> bool:
+#: The page events that tell whether the tab's top frame has a navigation under way.
+_NAVIGATION_EVENTS = frozenset({"Page.frameRequestedNavigation", "Page.frameStartedNavigating",
+                                "Page.frameNavigated", "Page.frameStoppedLoading"})
+_SAME_DOCUMENT = ("sameDocument", "historySameDocument")
+
+
+def _start_tracking(devtools, session: str) -> None:
+    """Keep the session's navigation events from now on (``Page.enable`` on our own session:
+    chromedriver's is its own)."""
+    devtools.keep, devtools.events = _NAVIGATION_EVENTS, []
+    devtools.send([("Page.enable", {}, session)])
+
+
+def _stop_tracking(devtools, session: str) -> None:
+    """Stop keeping events; ``Page.disable`` sent without waiting (never raises)."""
+    devtools.keep, devtools.events = frozenset(), []
+    try:
+        devtools.send([("Page.disable", {}, session)])
+    except Exception as exc:  # noqa: BLE001 - the connection is gone: so are its events
+        logger.debug("Page.disable: %s", exc)
+
+
+def navigation_pending(events, session: str, frame_id: str | None) -> bool:
+    """Whether, after ``events`` (kept DevTools events, in order), the top frame
+    ``frame_id`` has a navigation to another document under way: one was requested in the
+    tab (a script's ``location.replace``, a form, a meta refresh) or started, and has
+    neither committed (``frameNavigated``) nor ended without a commit
+    (``frameStoppedLoading``: a 204, a download). Same-document navigations do not count."""
+    pending = False
+    for event in events:
+        if event.get("sessionId") != session:
+            continue
+        method, p = event.get("method"), event.get("params") or {}
+        if method == "Page.frameNavigated":
+            frame = p.get("frame") or {}
+            if frame.get("id") == frame_id and not frame.get("parentId"):
+                pending = False
+        elif p.get("frameId") != frame_id:
+            continue
+        elif method == "Page.frameRequestedNavigation":
+            pending = pending or p.get("disposition", "currentTab") == "currentTab"
+        elif method == "Page.frameStartedNavigating":
+            pending = pending or p.get("navigationType") not in _SAME_DOCUMENT
+        elif method == "Page.frameStoppedLoading":
+            pending = False
+    return pending
+
+
+def _await_dcl(devtools, session: str, job, url: str, old_loader: str | None, frame_id: str | None) -> bool:
     """Look at the tab every :data:`DCL_POLL` s until a document newer than
     ``old_loader`` (the frame's ``loaderId`` before the navigation) has run its
-    DOMContentLoaded handlers: True. False when a look failed or took more than
-    :data:`LOOK_TIMEOUT` s (Chromium's error page, a dialog). Raises ``Timeout`` past the
-    job's deadline, ``JobAborted`` once it is aborted."""
+    DOMContentLoaded handlers and no navigation of the top frame ``frame_id`` is under
+    way (a script redirect before DOMContentLoaded: the wait goes on to the document it
+    loads, as chromedriver's ``get`` does): True. False when a look failed or took more
+    than :data:`LOOK_TIMEOUT` s (Chromium's error page, a dialog). Raises ``Timeout`` past
+    the job's deadline, ``JobAborted`` once it is aborted."""
+    confirmed = False
     while True:
         job.check()
         try:
@@ -233,8 +295,15 @@ def _await_dcl(devtools, session: str, job, url: str, old_loader: str | None) ->
         if frame.get("loaderId") != old_loader:  # the new document is committed
             if frame.get("unreachableUrl"):
                 return True  # Chromium's error page (a failure after the commit): the read path tells
-            if isinstance(value, list) and len(value) == 2 and (value[1] or value[0] == "complete"):
-                return True
+            if isinstance(value, list) and len(value) == 2 and (value[1] or value[0] == "complete") \
+                    and not navigation_pending(devtools.events, session, frame_id):
+                if confirmed:
+                    return True
+                # One more look first: a navigation the page asked for just before is
+                # announced on another of the renderer's channels than the look's answer.
+                confirmed = True
+                continue
+        confirmed = False
         if job.remaining() <= DCL_POLL:
             raise Timeout(f"{url}: wait_until domcontentloaded not reached within the job's "
                           f"{job.timeout:.1f}s")

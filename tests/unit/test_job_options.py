@@ -273,9 +273,12 @@ class _LoadingTab:
     document per look; the document before the navigation has loaderId "old"."""
 
     def __init__(self, looks):
-
         self.looks = list(looks)
         self.sent = []
+        self.keep, self.events = frozenset(), []
+
+    def send(self, calls):
+        self.sent += [method for method, _, _ in calls]
 
     def call(self, method, params=None, session=None, timeout=None):
         self.sent.append(method)
@@ -307,7 +310,7 @@ def test_domcontentloaded_waits_for_the_new_documents_dcl_not_the_old_documents_
     from browserd.joboptions import wait
 
     tab = _LoadingTab([("old", "complete", True), ("old", "complete", True), ("new", "loading", False),
-                       ("new", "interactive", False), ("new", "interactive", True)])
+                       ("new", "interactive", False), ("new", "interactive", True), ("new", "complete", True)])
     hygiene = SimpleNamespace(page_session=lambda: (tab, "S"))
     monkeypatch.setattr(wait, "hygiene_of", lambda browser: hygiene)
     monkeypatch.setattr(wait, "DCL_POLL", 0.0)
@@ -315,7 +318,7 @@ def test_domcontentloaded_waits_for_the_new_documents_dcl_not_the_old_documents_
     job = _dcl_job()
     wait.get_until_dcl(browser, job, URL)
     assert tab.looks == [] and tab.sent[-1] == "Page.stopLoading"
-    assert tab.sent.count("look") == 5 and "wait_until" not in job.notes
+    assert tab.sent.count("look") == 6 and "wait_until" not in job.notes  # the last: a confirmation
 
 
 def test_domcontentloaded_without_a_devtools_session_is_chromedrivers_get_and_noted(monkeypatch):
@@ -377,3 +380,31 @@ def test_the_main_request_rewriter_stops_at_once_when_closed():
     finally:
         ours.close()
         theirs.close()
+
+
+def _event(method, session="s1", **params):
+    return {"method": method, "params": params, "sessionId": session}
+
+
+def test_a_navigation_is_pending_from_its_request_to_its_commit_or_its_end():
+    """domcontentloaded waits on past a document whose script asked for another one (a
+    script redirect), until that one commits or ends without a commit (a 204, a download);
+    same-document navigations, other frames, other tabs and other sessions do not count."""
+    from browserd.joboptions.wait import navigation_pending as pending
+
+    asked = _event("Page.frameRequestedNavigation", frameId="top", disposition="currentTab", url="/b")
+    committed = _event("Page.frameNavigated", frame={"id": "top", "loaderId": "L2"})
+    assert not pending([], "s1", "top")
+    assert pending([asked], "s1", "top")
+    assert not pending([asked, committed], "s1", "top")
+    assert not pending([asked, _event("Page.frameStoppedLoading", frameId="top")], "s1", "top")
+    assert pending([_event("Page.frameStartedNavigating", frameId="top", navigationType="differentDocument")],
+                   "s1", "top")
+    assert not pending([_event("Page.frameStartedNavigating", frameId="top", navigationType="sameDocument")],
+                       "s1", "top")
+    assert not pending([_event("Page.frameRequestedNavigation", frameId="top", disposition="newTab")], "s1", "top")
+    assert not pending([_event("Page.frameRequestedNavigation", frameId="child", disposition="currentTab")],
+                       "s1", "top")
+    assert not pending([_event("Page.frameRequestedNavigation", "other", frameId="top")], "s1", "top")
+    child_commit = _event("Page.frameNavigated", frame={"id": "top", "parentId": "x"})
+    assert pending([asked, child_commit], "s1", "top")
