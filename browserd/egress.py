@@ -90,6 +90,7 @@ class EgressProxy:
         self._upstreams: dict = {}  # browser -> the Upstream its current job goes through
         # browser -> {(host, port): schemes its tunnels showed} asked for since begin_job
         self._contacted: dict[str, dict[tuple[str, int], set]] = {}
+        self._overflowed: set[str] = set()  # browsers whose job asked for more than CONTACTS_KEPT
         self._lock = threading.Lock()
 
     # -- life ----------------------------------------------------------------------------
@@ -139,6 +140,7 @@ class EgressProxy:
         """Stop accepting for ``browser_id``, close its listener and tunnels. Idempotent."""
         with self._lock:
             sock = self._listeners.pop(browser_id, None)
+            self._overflowed.discard(browser_id)
             for per_browser in (self._failures, self._refused, self._upstreams, self._contacted):
                 per_browser.pop(browser_id, None)
             loop = self._loop
@@ -161,6 +163,7 @@ class EgressProxy:
             self._failures.pop(browser_id, None)
             self._refused.pop(browser_id, None)
             self._contacted.pop(browser_id, None)
+            self._overflowed.discard(browser_id)
             changed = self._upstreams.get(browser_id) != upstream
             if upstream is None:
                 self._upstreams.pop(browser_id, None)
@@ -182,6 +185,13 @@ class EgressProxy:
             for (host, port), schemes in self._contacted.get(browser_id, {}).items():
                 found += [(host, port, scheme) for scheme in sorted(schemes)] or [(host, port, None)]
             return sorted(found, key=lambda c: (c[0], c[1], c[2] or ""))
+
+    def contacts_complete(self, browser_id: str) -> bool:
+        """False when the browser's job asked for more than ``CONTACTS_KEPT`` distinct
+        host:ports since :meth:`begin_job`: :meth:`contacted` does not hold them all, so
+        the storage of every origin it touched cannot be cleared by name."""
+        with self._lock:
+            return browser_id not in self._overflowed
 
     def refused(self, browser_id: str) -> list[str]:
         """``host:port`` destinations refused by the policy since :meth:`begin_job`."""
@@ -292,6 +302,8 @@ class EgressProxy:
             schemes = contacted.get((host, port))
             if schemes is None and len(contacted) < CONTACTS_KEPT:
                 schemes = contacted[(host, port)] = set()
+            elif schemes is None:
+                self._overflowed.add(browser_id)
             if scheme and schemes is not None:
                 schemes.add(scheme)
             return contacted

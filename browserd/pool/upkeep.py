@@ -10,6 +10,7 @@ import time
 
 from ..browser import Browser, BrowserStartError, reset_browser
 from ..browser.hygiene import ResetUnproven
+from ..egress import CONTACTS_KEPT
 from ..outcome import first_line as _first_line
 from .states import IN_SERVICE, BrowserState
 
@@ -38,15 +39,22 @@ class Upkeep:
         # documents may have written. Read by the reset once they are stopped (what they
         # reached while being stopped counts too), before the next job's begin_job forgets it.
         egress = self.egress
-        contacted = (lambda: egress.contacted(browser.id)) if egress is not None else []
+
+        def contacted() -> list:
+            if not egress.contacts_complete(browser.id):  # a browser that cannot be cleared by name
+                raise ResetUnproven(f"the job asked for more than {CONTACTS_KEPT} host:ports: their "
+                                    f"origins cannot all be cleared")
+            return egress.contacted(browser.id)
+
         with self._lock:
             if self._table.state(browser) is not S.LEASED:
                 return
             self._change(browser, S.RESETTING, "job over")
         if self._resetter is None:  # foreground use without threads (tests, tools)
-            self._reset(browser, clear_session, urls, contacted, clear_cache, undo, read_log)
+            self._reset(browser, clear_session, urls, contacted if egress else [], clear_cache, undo, read_log)
             return
-        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache, undo, read_log)
+        self._resetter.submit(self._reset, browser, clear_session, urls, contacted if egress else [], clear_cache,
+                              undo, read_log)
 
     def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True,
                undo=(), read_log: bool = True) -> None:

@@ -224,3 +224,30 @@ def test_a_tunnel_kept_alive_into_the_next_job_is_contacted_by_it():
         proxy.stop()
         server.close()
     assert contacted == [("keep.me", server.port, "http")]
+
+
+def test_a_job_past_the_contacts_kept_is_not_complete(monkeypatch):
+    """A job that asks for more distinct host:ports than are kept cannot have every origin
+    it touched cleared by name: the proxy says so (the reset then replaces the browser),
+    until the next job begins."""
+    import browserd.egress as egress
+
+    monkeypatch.setattr(egress, "CONTACTS_KEPT", 2)
+    servers = [_Reader("127.0.0.1") for _ in range(3)]
+
+    async def local(host, port):
+        return [(socket.AF_INET, ("127.0.0.1", port))]
+
+    proxy, port = _proxy(local)
+    try:
+        for k, server in enumerate(servers[:2]):
+            assert _tunnel(port, f"h{k}.test", server.port, b"GET / HTTP/1.1\r\n\r\n") == b"ok"
+        assert proxy.contacts_complete("b1")
+        assert _tunnel(port, "h2.test", servers[2].port, b"GET / HTTP/1.1\r\n\r\n") == b"ok"
+        assert not proxy.contacts_complete("b1") and len(proxy.contacted("b1")) == 2
+        proxy.begin_job("b1")
+        assert proxy.contacts_complete("b1")
+    finally:
+        proxy.stop()
+        for server in servers:
+            server.close()
