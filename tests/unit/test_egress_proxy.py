@@ -30,8 +30,11 @@ class _Listener:
             except OSError:
                 return
             self.accepted += 1
-            conn.sendall(b"hello")
+            self._serve(conn)
             conn.close()
+
+    def _serve(self, conn):
+        conn.sendall(b"hello")
 
     def close(self):
         self.sock.close()
@@ -55,6 +58,11 @@ def servers():
     yield allowed, victim
     allowed.close()
     victim.close()
+
+
+async def _loopback(host, port):
+    """A resolver that sends every name to 127.0.0.1."""
+    return [(socket.AF_INET, ("127.0.0.1", port))]
 
 
 def _proxy(resolve):
@@ -110,10 +118,7 @@ def test_refused_connection_is_named_like_chromium(servers):
     dead_port = dead.getsockname()[1]
     dead.close()
 
-    async def local(host, port):
-        return [(socket.AF_INET, ("127.0.0.1", port))]
-
-    proxy, port = _proxy(local)
+    proxy, port = _proxy(_loopback)
     try:
         code, _ = _socks_connect(port, "nothing.test", dead_port)
         assert proxy.failure("b1", "nothing.test", dead_port)[0] == "ERR_CONNECTION_REFUSED"
@@ -122,18 +127,13 @@ def test_refused_connection_is_named_like_chromium(servers):
     assert code == 0x05
 
 
-class _Reader(_Listener):
-    """A TCP server that reads the client's first bytes, then answers b"ok"."""
+class _KeepAlive(_Listener):
+    """A TCP server that answers b"ok" to every chunk it reads, on one connection."""
 
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.recv(64)
+    def _serve(self, conn):
+        while conn.recv(64):
             conn.sendall(b"ok")
-            conn.close()
+
 
 
 def _tunnel(port: int, host: str, dest_port: int, first: bytes | None) -> bytes:
@@ -154,12 +154,9 @@ def test_contacted_names_the_scheme_each_tunnel_showed():
     """The reset clears the storage of the origins a job's tunnels served: the https one
     for a TLS handshake, the http one for a request line, both when nothing showed which
     (so a plain-http host costs one origin cleared, not two)."""
-    plain, tls, silent = _Reader("127.0.0.1"), _Reader("127.0.0.1"), _Reader("127.0.0.1")
+    plain, tls, silent = _KeepAlive("127.0.0.1"), _KeepAlive("127.0.0.1"), _KeepAlive("127.0.0.1")
 
-    async def local(host, port):
-        return [(socket.AF_INET, ("127.0.0.1", port))]
-
-    proxy, port = _proxy(local)
+    proxy, port = _proxy(_loopback)
     try:
         assert _tunnel(port, "plain.test", plain.port, b"GET / HTTP/1.1\r\nHost: plain.test\r\n\r\n") == b"ok"
         assert _tunnel(port, "tls.test", tls.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") == b"ok"
@@ -184,29 +181,13 @@ def test_first_bytes_classified():
     assert tls_or_plain(b"\x00\x01") is None and tls_or_plain(b"get / HTTP/1.1") is None
 
 
-class _KeepAlive(_Listener):
-    """A TCP server that answers b"ok" to every chunk it reads, on one connection."""
-
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            while conn.recv(64):
-                conn.sendall(b"ok")
-            conn.close()
-
 
 def test_a_tunnel_kept_alive_into_the_next_job_is_contacted_by_it():
     """A keep-alive tunnel opened in one job and carrying a request of the next (begin_job
     in between) is in the next job's contacted list, with the scheme its first bytes showed."""
     server = _KeepAlive("127.0.0.1")
 
-    async def local(host, port):
-        return [(socket.AF_INET, ("127.0.0.1", port))]
-
-    proxy, port = _proxy(local)
+    proxy, port = _proxy(_loopback)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(b"\x05\x01\x00")
@@ -233,12 +214,9 @@ def test_a_job_past_the_contacts_kept_is_not_complete(monkeypatch):
     import browserd.egress as egress
 
     monkeypatch.setattr(egress, "CONTACTS_KEPT", 2)
-    servers = [_Reader("127.0.0.1") for _ in range(3)]
+    servers = [_KeepAlive("127.0.0.1") for _ in range(3)]
 
-    async def local(host, port):
-        return [(socket.AF_INET, ("127.0.0.1", port))]
-
-    proxy, port = _proxy(local)
+    proxy, port = _proxy(_loopback)
     try:
         for k, server in enumerate(servers[:2]):
             assert _tunnel(port, f"h{k}.test", server.port, b"GET / HTTP/1.1\r\n\r\n") == b"ok"
