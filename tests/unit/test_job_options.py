@@ -348,7 +348,6 @@ def test_the_main_request_rewriter_stops_at_once_when_closed():
     ends now: it used to notice the stop only at its next receive timeout (0.2 s), which
     every POST job paid (~100 ms of the +130 ms a POST cost over a GET)."""
     import socket
-    import threading
 
     from browserd.joboptions.apply import MainRequest
 
