@@ -25,6 +25,7 @@ A reset, in order:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from urllib.parse import urlsplit
@@ -89,6 +90,44 @@ def origins_of(urls=(), contacted=()) -> list[str]:
     return sorted(found)
 
 
+def _site_candidates(scheme: str, host: str) -> list[str]:
+    """Every schemeful site ``host`` may belong to: the host itself for an IP address or a
+    single label, else each of its dot suffixes of two labels or more (the registrable
+    domain is one of them; without the public suffix list, all are tried: clearing a key
+    that holds nothing costs ~0.2 ms)."""
+    host = host.lower().strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        return [f"{scheme}://[{host}]" if ":" in host else f"{scheme}://{host}"]
+    except ValueError:
+        pass
+    labels = host.split(".")
+    return [f"{scheme}://" + ".".join(labels[i:]) for i in range(max(1, len(labels) - 1))]
+
+
+def partition_keys(origins, top_urls) -> list[str]:
+    """The storage keys a job's third-party frames and workers may have written: each of
+    ``origins`` under each top-level site of ``top_urls`` (the job's top-level documents)
+    that is not its own site. Chromium partitions third-party storage by the top-level
+    site, and ``Storage.clearDataForOrigin`` clears only the first-party key; the
+    serialization is Chromium's ``StorageKey``: ``"<origin>/^0<top-level site>"``
+    (third_party/blink/common/storage_key/storage_key.cc)."""
+    tops = set()
+    for url in top_urls:
+        try:
+            parts = urlsplit(url)
+        except (ValueError, AttributeError):
+            continue
+        if parts.scheme in ("http", "https") and parts.hostname:
+            tops.update(_site_candidates(parts.scheme, parts.hostname))
+    keys = []
+    for origin in origins:
+        parts = urlsplit(origin)
+        own = set(_site_candidates(parts.scheme, parts.hostname or ""))
+        keys += [f"{origin}/^0{site}" for site in sorted(tops - own)]
+    return keys
+
+
 class Hygiene:
     """The reset of one browser. Used only by the thread holding the browser (the job's
     or the reset's, as the pool's states say); :meth:`close` is safe from any thread."""
@@ -103,6 +142,7 @@ class Hygiene:
         self.storm = False                # this reset met windows opening windows
         self.blanking = False             # begin_stop sent the tab to about:blank already
         self.forgotten = False            # the stop sent _FORGET after the blank commit
+        self.windows_seen: list[str] = []  # URLs of other windows this reset's stop closed
 
     # -- connection ----------------------------------------------------------------------
 
@@ -183,6 +223,7 @@ class Hygiene:
             if isinstance(history, DevToolsError):  # e.g. "Not attached to an active page"
                 raise TabUnusable(f"the tab's history cannot be read: {history}")
             others = [t for t in targets["targetInfos"] if t["targetId"] != self.tab and _closable(t)]
+            self.windows_seen += [t.get("url", "") for t in others if _is_window(t)]
             committed = history["entries"][history["currentIndex"]]["url"] == "about:blank"
             if not any(_is_window(t) for t in others) and committed:
                 # Workers of closed documents are closed without waiting for them; the
@@ -309,7 +350,7 @@ class Hygiene:
         timing = {}
         t0 = time.perf_counter()
         self._ready()
-        self.storm = False
+        self.storm, self.windows_seen = False, []
         try:
             if fresh:
                 self.fresh_tab(restore_size)
@@ -322,16 +363,19 @@ class Hygiene:
                 timing["rounds"] = self._stop()
             t1 = time.perf_counter()
             timing["stop"] = (t1 - t0) * 1000
+            keys = ()
             if callable(origins):  # read once the documents are stopped (see reset_browser)
                 origins = origins()
+                if isinstance(origins, tuple):  # (origins, third-party storage keys)
+                    origins, keys = origins
                 timing["log"] = (time.perf_counter() - t1) * 1000
                 t1 = time.perf_counter()
-            problem = self._clear_and_prove(origins, clear_storage, clear_cache)
+            problem = self._clear_and_prove(origins, clear_storage, clear_cache, keys)
             if problem:
                 logger.info("browser=%s reset not proven (%s); once more in a fresh tab", self.browser.id, problem)
                 self.fresh_tab(restore_size)
                 self._stop()
-                problem = self._clear_and_prove(origins, clear_storage, clear_cache)
+                problem = self._clear_and_prove(origins, clear_storage, clear_cache, keys)
                 if problem:
                     raise ResetUnproven(problem)
             timing["clear+prove"] = (time.perf_counter() - t1) * 1000
@@ -339,10 +383,11 @@ class Hygiene:
             raise ResetUnproven(f"the browser does not answer: {exc}") from exc
         return timing
 
-    def _clear_and_prove(self, origins, clear_storage: bool, clear_cache: bool) -> str | None:
+    def _clear_and_prove(self, origins, clear_storage: bool, clear_cache: bool, keys=()) -> str | None:
         """One batch: forget the tab's name and history (about:blank is committed), clear
-        the stores, and read the state back. None when clean, else
-        what is not. A storm's browser must also stay at one window for ``QUIET`` s."""
+        the stores (of ``origins``, and of the third-party storage ``keys``), and read the
+        state back. None when clean, else what is not. A storm's browser must also stay at
+        one window for ``QUIET`` s."""
         s = self.session
         calls = [] if self.forgotten else _FORGET(s)  # the stop sent them once about:blank committed
         self.forgotten = False
@@ -352,6 +397,8 @@ class Hygiene:
             calls += [("Storage.clearCookies", {}, None), ("Browser.resetPermissions", {}, None)]
             calls += [("Storage.clearDataForOrigin", {"origin": o, "storageTypes": STORAGE_TYPES}, s)
                       for o in origins]
+            calls += [("Storage.clearDataForStorageKey", {"storageKey": k, "storageTypes": STORAGE_TYPES}, s)
+                      for k in keys]
         n = len(calls)
         calls += _PROOF(s)
         results = self.devtools.batch(calls, timeout=STEP_TIMEOUT * 2)

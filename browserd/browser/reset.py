@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from selenium.common.exceptions import WebDriverException
 
-from .hygiene import hygiene_of, origins_of
+from .hygiene import hygiene_of, origins_of, partition_keys
 from .navigation import enable_network
 
 if TYPE_CHECKING:
@@ -37,23 +37,25 @@ def navigated_urls(driver) -> list[str]:
     return read_log_end(driver)[0]
 
 
-def read_log_end(driver) -> tuple[list[str], list[str]]:
-    """``(urls, running)`` since the last read of chromedriver's performance log (read and
-    emptied): the URLs of the frame navigations (see :func:`navigated_urls`) and the guids
-    of downloads seen begun or progressing and not over. ``([], [])`` if the log cannot
-    be read."""
+def read_log_end(driver) -> tuple[list[str], list[str], list[str]]:
+    """``(urls, running, tops)`` since the last read of chromedriver's performance log
+    (read and emptied): the URLs of the frame navigations (see :func:`navigated_urls`), the
+    guids of downloads seen begun or progressing and not over, and the URLs the top frame
+    committed. ``([], [], [])`` if the log cannot be read."""
     try:
         entries = driver.execute("getLog", {"type": "performance"})["value"]
     except WebDriverException as exc:
         logger.debug("performance log unavailable: %s", str(exc).strip().splitlines()[:1])
-        return [], []
-    urls, downloads = [], {}
+        return [], [], []
+    urls, downloads, tops = [], {}, []
     for entry in entries:
         try:
             message = json.loads(entry["message"])["message"]
             method, params = message.get("method"), message.get("params") or {}
             pick = _NAVIGATION_EVENTS.get(method)
             url = pick(params) if pick else None
+            if method == "Page.frameNavigated" and url and not (params.get("frame") or {}).get("parentId"):
+                tops.append(url)
             if method == "Page.downloadWillBegin" and params.get("guid"):
                 downloads.setdefault(params["guid"], "inProgress")
             elif method == "Page.downloadProgress" and params.get("guid"):
@@ -62,7 +64,7 @@ def read_log_end(driver) -> tuple[list[str], list[str]]:
             continue
         if url:
             urls.append(url)
-    return urls, [g for g, state in downloads.items() if state == "inProgress"]
+    return urls, [g for g, state in downloads.items() if state == "inProgress"], tops
 
 
 def set_blocking(browser: Browser, patterns: tuple) -> None:
@@ -115,13 +117,21 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
     def origins() -> list[str]:
         # Read once the documents are stopped (the tab's blank navigation committed):
         # chromedriver makes a log read wait for a navigation under way.
-        seen, running = read_log_end(browser.driver) if read_log else ([], [])
+        seen, running, tops = read_log_end(browser.driver) if read_log else ([], [], [])
         if running:  # begun after the job's own read; new ones are denied since the stop
             hygiene.cancel_downloads(running)
-        found = origins_of(list(urls) + seen, contacted() if callable(contacted) else contacted)
+        reached = contacted() if callable(contacted) else contacted
+        found = origins_of(list(urls) + seen, reached)
         if not clear_session:  # the session stays; so does the list of what a later wipe must clear
             browser.session_urls.update(found)
-        return found
+        # Third-party frames' storage is keyed by the top-level site too: the sites of the
+        # job's top-level documents (its URLs, as the top frame or not: the job's own read
+        # of the log does not tell; the top frame's later commits; the popups the stop
+        # closed, and, if there were any, every host they may have gone through).
+        top_urls = list(urls) + tops + hygiene.windows_seen
+        if hygiene.windows_seen:
+            top_urls += origins_of(contacted=reached)
+        return found, partition_keys(found, top_urls)
 
     # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
     # (browser.dressed_by) are dropped before another site's job (Pool._before).
@@ -148,5 +158,7 @@ def remove_job_downloads(browser: Browser) -> None:
 def clear_session_state(browser: Browser, urls) -> None:
     """Drop every cookie, the permissions, and all storage of the origins of ``urls``
     (a session site's, before another site's job): the tab is reset too."""
-    hygiene_of(browser).reset(origins_of(urls), clear_storage=True, clear_cache=False)
+    found = origins_of(urls)
+    # The session's top-level sites are not kept: every pair of its origins is tried.
+    hygiene_of(browser).reset(lambda: (found, partition_keys(found, found)), clear_storage=True, clear_cache=False)
 

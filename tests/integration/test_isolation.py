@@ -10,12 +10,13 @@ import os
 import re
 import tempfile
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
 from browserd.pages import PageServer
 from tests.conftest import ROOT, running_daemon
+from tests.support.loopback_http import LoopbackHTTP, PageHandler, html_page
 
 SITES_ENV = {"PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "clients", "python")]), "BROWSERD_SITE_MODULES": "tests.support.isolation_sites"}
 
@@ -173,3 +174,48 @@ def test_storage_of_an_origin_reached_over_a_kept_alive_connection_is_cleared(pa
         assert c.fetch(pages.url("/static", m="a"), evaluate=script, timeout=20).value == 1
         got = c.fetch(other_origin.url("/storage/get"), wait_for="#idb", timeout=20)
     assert "storage=null" in got.source and "idb=null" in got.source, got.source[-300:]
+
+
+class _Embeds(PageHandler):
+    """``/top?frame=URL``: a page that embeds ``URL`` and shows the message it posts;
+    ``/set``: writes localStorage and IndexedDB, then posts "set"; ``/get``: posts what it
+    reads (a third-party frame's storage is partitioned by the top-level site)."""
+
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        pages = {
+            "/top": f"<iframe src='{unquote(query.partition('=')[2])}'></iframe><p id='o'>waiting</p>"
+                    "<script>addEventListener('message', e => {"
+                    " document.getElementById('o').textContent = 'got:' + e.data; });</script>",
+            "/set": "<script>localStorage.setItem('k', 'EVIL'); const o = indexedDB.open('d', 1);"
+                    " o.onupgradeneeded = () => o.result.createObjectStore('o');"
+                    " o.onsuccess = () => { const t = o.result.transaction('o', 'readwrite');"
+                    " t.objectStore('o').put('EVIL', 'k'); t.oncomplete = () => parent.postMessage('set', '*'); };"
+                    "</script>",
+            "/get": "<script>const ls = localStorage.getItem('k'); const o = indexedDB.open('d', 1);"
+                    " o.onupgradeneeded = () => o.result.createObjectStore('o');"
+                    " o.onsuccess = () => { const r = o.result.transaction('o').objectStore('o').get('k');"
+                    " r.onsuccess = () => parent.postMessage('ls=' + ls + ' idb=' + (r.result ?? null), '*'); };"
+                    "</script>",
+        }
+        self._reply(200, html_page(path, pages.get(path, "")))
+
+
+class _EmbedServer(LoopbackHTTP):
+    handler = _Embeds
+
+
+def test_a_third_party_frames_partitioned_storage_is_cleared():
+    """A cross-site iframe's storage is keyed by (its origin, the top-level site): clearing
+    its origin leaves it. The next job of the same top-level site embedding the same frame
+    must read nothing."""
+    with _EmbedServer("127.0.0.1") as top, _EmbedServer("127.0.0.2") as third, \
+            tempfile.TemporaryDirectory(prefix="browserd-partition-") as tmp, \
+            running_daemon(tmp, 1, env={**SITES_ENV, "BROWSERD_ALLOW_NETWORKS": "127.0.0.1/32,127.0.0.2/32"}) as d, \
+            d.client() as c:
+        wrote = c.fetch(top.url("/top", frame=quote(third.url("/set"), safe="")),
+                        wait_js="document.getElementById('o').textContent !== 'waiting'", timeout=20)
+        assert "got:set" in wrote.source
+        read = c.fetch(top.url("/top", frame=quote(third.url("/get"), safe="")),
+                       wait_js="document.getElementById('o').textContent !== 'waiting'", timeout=20)
+    assert "got:ls=null idb=null" in read.source, read.source[-300:]

@@ -97,3 +97,18 @@ def test_a_contacted_scheme_gives_that_origin_only():
     assert origins_of(contacted=[("example.org", 443, "https"), ("example.org", 443, None)]) == [
         "http://example.org:443", "https://example.org"]
     assert origins_of(contacted=[("h", 80, "https")]) == ["https://h:80"]
+
+
+def test_third_party_storage_keys_pair_each_origin_with_the_other_top_level_sites():
+    from browserd.browser.hygiene import partition_keys
+
+    assert partition_keys(["http://127.0.0.2:81", "http://127.0.0.1:80"], ["http://127.0.0.1/page"]) == [
+        "http://127.0.0.2:81/^0http://127.0.0.1"]
+    keys = partition_keys(["https://cdn.other.org", "https://www.shop.example.co.uk"],
+                          ["https://www.shop.example.co.uk/x"])
+    # the registrable domain is not known without the public suffix list: every suffix is tried
+    assert keys == ["https://cdn.other.org/^0https://co.uk", "https://cdn.other.org/^0https://example.co.uk",
+                    "https://cdn.other.org/^0https://shop.example.co.uk",
+                    "https://cdn.other.org/^0https://www.shop.example.co.uk"]
+    assert partition_keys(["http://[::1]:8080"], ["http://localhost/"]) == ["http://[::1]:8080/^0http://localhost"]
+    assert partition_keys(["http://a.test"], ["data:text/html,x", "not a url"]) == []
