@@ -105,13 +105,19 @@ def _site_candidates(scheme: str, host: str) -> list[str]:
     return [f"{scheme}://" + ".".join(labels[i:]) for i in range(max(1, len(labels) - 1))]
 
 
+#: Third-party storage keys a reset clears at most (~0.2 ms each); a job with more (a page
+#: whose popups reached many hosts) is not proven: the browser is replaced instead.
+MAX_PARTITION_KEYS = 2000
+
+
 def partition_keys(origins, top_urls) -> list[str]:
     """The storage keys a job's third-party frames and workers may have written: each of
     ``origins`` under each top-level site of ``top_urls`` (the job's top-level documents)
     that is not its own site. Chromium partitions third-party storage by the top-level
     site, and ``Storage.clearDataForOrigin`` clears only the first-party key; the
     serialization is Chromium's ``StorageKey``: ``"<origin>/^0<top-level site>"``
-    (third_party/blink/common/storage_key/storage_key.cc)."""
+    (third_party/blink/common/storage_key/storage_key.cc). Raises ``ResetUnproven`` past
+    :data:`MAX_PARTITION_KEYS` pairs (checked before any key is built)."""
     tops = set()
     for url in top_urls:
         try:
@@ -120,6 +126,9 @@ def partition_keys(origins, top_urls) -> list[str]:
             continue
         if parts.scheme in ("http", "https") and parts.hostname:
             tops.update(_site_candidates(parts.scheme, parts.hostname))
+    if len(origins) * len(tops) > MAX_PARTITION_KEYS:
+        raise ResetUnproven(f"{len(origins)} origins under {len(tops)} top-level sites: more third-party "
+                            f"storage keys than the {MAX_PARTITION_KEYS} a reset clears")
     keys = []
     for origin in origins:
         parts = urlsplit(origin)

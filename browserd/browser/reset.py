@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from selenium.common.exceptions import WebDriverException
 
+from .devtools import ResetUnproven
 from .hygiene import hygiene_of, origins_of, partition_keys
 from .navigation import enable_network
 
@@ -159,6 +160,10 @@ def clear_session_state(browser: Browser, urls) -> None:
     """Drop every cookie, the permissions, and all storage of the origins of ``urls``
     (a session site's, before another site's job): the tab is reset too."""
     found = origins_of(urls)
-    # The session's top-level sites are not kept: every pair of its origins is tried.
-    hygiene_of(browser).reset(lambda: (found, partition_keys(found, found)), clear_storage=True, clear_cache=False)
+    try:  # the session's top-level sites are not kept: every pair of its origins is tried
+        keys = partition_keys(found, found)
+    except ResetUnproven:  # too many to clear: its storage goes with its processes
+        browser.kill()     # (the job then fails as a browser failure: replaced, retried elsewhere)
+        raise
+    hygiene_of(browser).reset(lambda: (found, keys), clear_storage=True, clear_cache=False)
 

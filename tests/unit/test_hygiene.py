@@ -112,3 +112,18 @@ def test_third_party_storage_keys_pair_each_origin_with_the_other_top_level_site
                     "https://cdn.other.org/^0https://www.shop.example.co.uk"]
     assert partition_keys(["http://[::1]:8080"], ["http://localhost/"]) == ["http://[::1]:8080/^0http://localhost"]
     assert partition_keys(["http://a.test"], ["data:text/html,x", "not a url"]) == []
+
+
+def test_past_the_bound_of_third_party_keys_the_reset_is_not_proven():
+    """A page whose popups reached thousands of hosts must not make the reset build and
+    send millions of keys: past the bound the browser is replaced instead."""
+    import pytest
+
+    from browserd.browser.devtools import ResetUnproven
+    from browserd.browser.hygiene import MAX_PARTITION_KEYS, partition_keys
+
+    hosts = [f"http://h{k}.test" for k in range(100)]
+    assert len(hosts) * len(hosts) > MAX_PARTITION_KEYS
+    with pytest.raises(ResetUnproven, match="third-party"):
+        partition_keys(hosts, hosts)
+    assert len(partition_keys(hosts[:40], hosts[:40])) == 40 * 39  # each under every other site
