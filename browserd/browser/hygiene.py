@@ -299,11 +299,12 @@ class Hygiene:
         failed: the caller asks chromedriver. None at once when the tab's renderers were
         killed (``Browser.tab_crashed``): a crashed tab answers no page command, and waiting
         for it held the job's thread past the abort, which cost the browser."""
-        if getattr(self.browser.driver, "window_moved", True) or getattr(self.browser, "tab_crashed", False):
+        tab = self.page_session()
+        if tab is None:
             return None
+        devtools, session = tab
         try:
-            self._ready()
-            return dict(self.devtools.call("Page.getFrameTree", {}, self.session)["frameTree"]["frame"])
+            return dict(devtools.call("Page.getFrameTree", {}, session)["frameTree"]["frame"])
         except Exception as exc:  # noqa: BLE001 - chromedriver's path decides
             logger.debug("browser=%s frame tree over DevTools failed: %s", self.browser.id, exc)
             return None
@@ -344,7 +345,7 @@ class Hygiene:
         self._ready()
         self.devtools.call("Network.clearBrowserCache", {}, self.session)
 
-    def reset(self, origins=(), *, clear_storage: bool = True, clear_cache: bool = True,
+    def reset(self, stores=None, *, clear_storage: bool = True, clear_cache: bool = True,
               fresh: bool = False, restore_size: bool = True, deny_downloads: bool = False) -> dict:
         """Stop every document of the job, clear what it stored (``clear_storage``: cookies,
         permissions and the storage of ``origins``; ``clear_cache``: the HTTP cache), and
@@ -352,8 +353,9 @@ class Hygiene:
         steps: stop (dialog, about:blank, other windows closed until none is left), then
         one batch that clears ``window.name``, the session history and the stores and reads
         the state back (the proof). A reset that does not prove clean is tried once more
-        in a fresh tab; then :class:`ResetUnproven`. ``origins``: a list, or a callable
-        returning one, called once the documents are stopped. ``deny_downloads``: no download may
+        in a fresh tab; then :class:`ResetUnproven`. ``stores``: a callable returning
+        ``(origins, third-party storage keys)`` to clear, called once the documents are
+        stopped (None: none by name). ``deny_downloads``: no download may
         start from the stop on (after a job; its own are cancelled by the pool). Returns
         milliseconds per step."""
         timing = {}
@@ -372,11 +374,9 @@ class Hygiene:
                 timing["rounds"] = self._stop()
             t1 = time.perf_counter()
             timing["stop"] = (t1 - t0) * 1000
-            keys = ()
-            if callable(origins):  # read once the documents are stopped (see reset_browser)
-                origins = origins()
-                if isinstance(origins, tuple):  # (origins, third-party storage keys)
-                    origins, keys = origins
+            origins, keys = (), ()
+            if stores is not None:  # read once the documents are stopped (see reset_browser)
+                origins, keys = stores()
                 timing["log"] = (time.perf_counter() - t1) * 1000
                 t1 = time.perf_counter()
             problem = self._clear_and_prove(origins, clear_storage, clear_cache, keys)

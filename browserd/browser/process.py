@@ -129,7 +129,7 @@ class Browser:
             self.driver.get("about:blank")  # committed when get returns: the reset need not wait
             # The first job starts as every later one does: after a reset (one blank tab,
             # its history and window.name cleared; the warm-up left 3 history entries).
-            hygiene_of(self).reset((), clear_storage=True, clear_cache=False)
+            hygiene_of(self).reset(clear_storage=True, clear_cache=False)
             navigated_urls(self.driver)  # start the first job with an empty log
         except BaseException as exc:
             self.kill()

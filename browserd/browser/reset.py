@@ -115,7 +115,7 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
     Returns the milliseconds of each step."""
     hygiene = hygiene_of(browser)
 
-    def origins() -> list[str]:
+    def stores() -> tuple[list[str], list[str]]:
         # Read once the documents are stopped (the tab's blank navigation committed):
         # chromedriver makes a log read wait for a navigation under way.
         seen, running, tops = read_log_end(browser.driver) if read_log else ([], [], [])
@@ -136,7 +136,7 @@ def reset_browser(browser: Browser, clear_session: bool, urls=(), contacted=(), 
 
     # The same tab, blanked (a new tab only as the fallback): a hook's overrides on it
     # (browser.dressed_by) are dropped before another site's job (Pool._before).
-    timing = hygiene.reset(origins, clear_storage=clear_session, clear_cache=clear_cache, deny_downloads=True)
+    timing = hygiene.reset(stores, clear_storage=clear_session, clear_cache=clear_cache, deny_downloads=True)
     remove_job_downloads(browser)
     return timing
 

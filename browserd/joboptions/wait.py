@@ -46,6 +46,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from contextlib import contextmanager
 
 from browserd_client.errors import Timeout
 
@@ -192,27 +193,22 @@ def get_until_dcl(browser, job, url: str) -> None:
     except (DevToolsError, TimeoutError, KeyError, TypeError) as exc:  # nothing sent yet: chromedriver's get
         _hand_over(driver, job, f"Page.getFrameTree: {exc}", url)
         return
-    _start_tracking(devtools, session)
-    try:
-        reply = devtools.call("Page.navigate", {"url": url}, session, timeout=max(job.remaining(), POLL))
-    except TimeoutError:
-        _stop_tracking(devtools, session)
-        job.check()
-        raise Timeout(f"{url}: wait_until domcontentloaded: no response within the job's {job.timeout:.1f}s")
-    except DevToolsError as exc:  # refused (a URL DevTools will not navigate to): chromedriver's get
-        _stop_tracking(devtools, session)
-        _hand_over(driver, job, f"Page.navigate: {exc}", url)
-        return
-    if reply.get("errorText") or reply.get("isDownload") or not reply.get("loaderId"):
-        _stop_tracking(devtools, session)
-        return  # an error page, a download, a same-document navigation: the read path tells
-    try:
-        done = _await_dcl(devtools, session, job, url, before.get("loaderId"), before.get("id"))
-    finally:
-        _stop_tracking(devtools, session)
-    if not done:
-        _hand_over(driver, job, f"the page did not answer a look within {LOOK_TIMEOUT:.0f} s "
-                                "(a dialog, a long script, or Chromium's error page)", None)
+    with _tracking(devtools, session):
+        try:
+            reply = devtools.call("Page.navigate", {"url": url}, session, timeout=max(job.remaining(), POLL))
+        except TimeoutError:
+            job.check()
+            raise Timeout(f"{url}: wait_until domcontentloaded: no response within the job's {job.timeout:.1f}s")
+        except DevToolsError as exc:  # refused (a URL DevTools will not navigate to): chromedriver's get
+            fallback = (f"Page.navigate: {exc}", url)
+        else:
+            if reply.get("errorText") or reply.get("isDownload") or not reply.get("loaderId"):
+                return  # an error page, a download, a same-document navigation: the read path tells
+            done = _await_dcl(devtools, session, job, url, before.get("loaderId"), before.get("id"))
+            fallback = None if done else (f"the page did not answer a look within {LOOK_TIMEOUT:.0f} s "
+                                          "(a dialog, a long script, or Chromium's error page)", None)
+    if fallback:
+        _hand_over(driver, job, *fallback)
         return
     try:
         devtools.call("Page.stopLoading", {}, session, timeout=LOOK_TIMEOUT)
@@ -226,20 +222,21 @@ _NAVIGATION_EVENTS = frozenset({"Page.frameRequestedNavigation", "Page.frameStar
 _SAME_DOCUMENT = ("sameDocument", "historySameDocument")
 
 
-def _start_tracking(devtools, session: str) -> None:
-    """Keep the session's navigation events from now on (``Page.enable`` on our own session:
-    chromedriver's is its own)."""
+@contextmanager
+def _tracking(devtools, session: str):
+    """Keep the session's navigation events meanwhile (``Page.enable`` on our own session:
+    chromedriver's is its own); then stop keeping them, ``Page.disable`` sent without
+    waiting (a connection gone meanwhile took its events with it)."""
     devtools.keep, devtools.events = _NAVIGATION_EVENTS, []
     devtools.send([("Page.enable", {}, session)])
-
-
-def _stop_tracking(devtools, session: str) -> None:
-    """Stop keeping events; ``Page.disable`` sent without waiting (never raises)."""
-    devtools.keep, devtools.events = frozenset(), []
     try:
-        devtools.send([("Page.disable", {}, session)])
-    except Exception as exc:  # noqa: BLE001 - the connection is gone: so are its events
-        logger.debug("Page.disable: %s", exc)
+        yield
+    finally:
+        devtools.keep, devtools.events = frozenset(), []
+        try:
+            devtools.send([("Page.disable", {}, session)])
+        except Exception as exc:  # noqa: BLE001
+            logger.debug("Page.disable: %s", exc)
 
 
 def navigation_pending(events, session: str, frame_id: str | None) -> bool:

@@ -35,26 +35,32 @@ class Upkeep:
         if clear_session and browser.session_urls:
             urls = list(urls) + sorted(browser.session_urls)
             browser.session_urls = set()
-        # Every host:port any window, frame or worker of the job asked for: the origins its
-        # documents may have written. Read by the reset once they are stopped (what they
-        # reached while being stopped counts too), before the next job's begin_job forgets it.
-        egress = self.egress
-
-        def contacted() -> list:
-            if not egress.contacts_complete(browser.id):  # a browser that cannot be cleared by name
-                raise ResetUnproven(f"the job asked for more than {CONTACTS_KEPT} host:ports: their "
-                                    f"origins cannot all be cleared")
-            return egress.contacted(browser.id)
-
+        contacted = self._contacts_of(browser)
         with self._lock:
             if self._table.state(browser) is not S.LEASED:
                 return
             self._change(browser, S.RESETTING, "job over")
         if self._resetter is None:  # foreground use without threads (tests, tools)
-            self._reset(browser, clear_session, urls, contacted if egress else [], clear_cache, undo, read_log)
+            self._reset(browser, clear_session, urls, contacted, clear_cache, undo, read_log)
             return
-        self._resetter.submit(self._reset, browser, clear_session, urls, contacted if egress else [], clear_cache,
-                              undo, read_log)
+        self._resetter.submit(self._reset, browser, clear_session, urls, contacted, clear_cache, undo, read_log)
+
+    def _contacts_of(self, browser: Browser):
+        """Every host:port any window, frame or worker of the browser's job asked for (the
+        origins its documents may have written), as a callable the reset calls once they
+        are stopped (what they reached while being stopped counts too), before the next
+        job's begin_job forgets it; ``[]`` without an egress proxy. The call raises
+        ``ResetUnproven`` past ``CONTACTS_KEPT`` host:ports (not all can be cleared by name)."""
+        egress = self.egress
+        if egress is None:
+            return []
+
+        def contacted() -> list:
+            if not egress.contacts_complete(browser.id):
+                raise ResetUnproven(f"the job asked for more than {CONTACTS_KEPT} host:ports: their "
+                                    f"origins cannot all be cleared")
+            return egress.contacted(browser.id)
+        return contacted
 
     def _reset(self, browser: Browser, clear_session: bool, urls, contacted=(), clear_cache: bool = True,
                undo=(), read_log: bool = True) -> None:
